@@ -1,0 +1,32 @@
+"""Components that ship with the core: the fakes (for tests and the 'fake' profile)."""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+from .testing import fakes
+
+
+@hookimpl
+def register_generators(register):
+    register(fakes.FakeGenerator)
+
+
+@hookimpl
+def register_critics(register):
+    register(fakes.FakeCritic)
+    register(fakes.ScriptedCritic)
+
+
+@hookimpl
+def register_embedders(register):
+    register(fakes.FakeEmbedder)
+
+
+@hookimpl
+def register_retrievers(register):
+    register(fakes.FakeRetriever)
+
+
+@hookimpl
+def register_rerankers(register):
+    register(fakes.FakeReranker)

@@ -1,0 +1,267 @@
+"""The chain-of-thought critic protocol, written once for every vision-language model.
+
+A provider plugin subclasses :class:`VLMCritic` and implements only :meth:`VLMCritic.ask`
+("send text + images, get text or a JSON object back"). This module asks the questions, parses
+the answers tolerantly, and retries with a rising temperature (or, for models that take no
+temperature, a recorded prompt/seed variant) when an answer is unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Literal
+
+from PIL import Image
+from pydantic import Field
+
+from . import parsing
+from .images import fit_within, to_rgb
+from .roles import Critic, Options
+from .types import Critique, Exchange, MissingConcept
+
+
+@dataclass(frozen=True)
+class VLMRequest:
+    """What a provider sends: text, images, and sampling settings."""
+
+    text: str
+    images: tuple[Image.Image, ...] = ()
+    temperature: float | None = None
+    """``None`` means: do not send a temperature (the model takes none)."""
+    json_schema: dict[str, Any] | None = None
+    """When set, ask for a JSON object of this schema (structured output) if the provider can."""
+    seed: int | None = None
+    max_tokens: int = 600
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class VLMAnswer:
+    text: str
+    data: Any = None
+    """The parsed JSON object when the provider returned structured output."""
+    usage: dict[str, Any] | None = None
+    model: str | None = None
+
+
+FUSED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "matches": {"type": "boolean"},
+        "missing": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"concept": {"type": "string"}, "caption": {"type": "string"}},
+                "required": ["concept", "caption"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["matches", "missing"],
+    "additionalProperties": False,
+}
+
+EXAMPLE = ('For example, if the prompt is "an oil painting of a sheep and a car" and the image shows '
+           'a car but is not an oil painting, the missing concepts are:\n- oil painting style\n- a sheep')
+
+DECIDE = ('This image was generated from the prompt: "{prompt}".\n'
+          "Does the image match the prompt, in content and in style? Answer yes or no.")
+CONCEPTS = ('This image was generated from the prompt: "{prompt}", but it does not match it.\n'
+            "Which concepts of the prompt (objects, attributes, styles) are missing or wrong in the "
+            "image? Name at most {n}, each as a short generic concept on its own line starting with "
+            '"- ".\n' + EXAMPLE)
+CAPTIONS = ("For each concept below, write a detailed caption of an image that shows only that "
+            "concept. The captions will be used on their own to search an image database, so each "
+            "must describe what such an image looks like and must not refer to any prompt or other "
+            'image. Answer one line per concept, as "<concept>: <caption>".\n{concepts}')
+FUSED = ('This image was generated from the prompt: "{prompt}".\n'
+         "1. Decide whether the image matches the prompt, in content and in style.\n"
+         "2. If it does not, name the concepts of the prompt that are missing or wrong (at most {n}, "
+         "each short and generic).\n"
+         "3. For each, write a detailed caption of an image showing only that concept, usable on "
+         "its own to search an image database (no reference to the prompt or this image).\n"
+         + EXAMPLE + "\n"
+         'Answer only with JSON: {{"matches": true|false, "missing": [{{"concept": "...", '
+         '"caption": "..."}}]}}')
+REPHRASE = ('Rewrite this text-to-image prompt so that an image generator renders every concept in '
+            'it faithfully. Keep its meaning; answer with the new prompt only.\nPrompt: "{prompt}"')
+VARIANTS = ("", "\nPlease answer carefully and exactly in the format asked.",
+            "\nLook at the image again and answer in the format asked.",
+            "\nThink about each part of the prompt, then answer in the format asked.")
+
+
+class VLMCriticOptions(Options):
+    mode: Literal["auto", "fused", "three_step"] = Field(
+        "auto", description="fused: one structured call; three_step: the paper's decide → concepts → "
+        "captions; auto: fused where the provider has structured output")
+    temperature: float = Field(0.0, ge=0, description="Temperature of the first call (the paper: 0)")
+    retries: int = Field(3, ge=0, le=10, description="Extra asks when an answer is unusable")
+    temperature_step: float = Field(0.3, gt=0, description="Added to the temperature on each retry")
+    max_temperature: float = Field(1.5, gt=0, description="Ceiling of the retry ladder")
+    max_image_side: int = Field(768, ge=64, description="Images are downscaled to this side before upload")
+
+
+class VLMCritic(Critic):
+    """Critic over any vision-language model; subclasses implement :meth:`ask`."""
+
+    Options: ClassVar[type[Options]] = VLMCriticOptions
+    provider: ClassVar[str] = "vlm"
+    structured_output: ClassVar[bool] = False
+    """Whether :meth:`ask` honours ``json_schema`` natively (fused mode becomes the default)."""
+
+    def takes_temperature(self) -> bool:
+        """Whether the configured model accepts a temperature; override per model family."""
+        return True
+
+    @abstractmethod
+    def ask(self, request: VLMRequest) -> VLMAnswer:
+        """Send one request; raise a :class:`~imagerag_sdk.errors.ProviderError` on failure."""
+
+    async def aask(self, request: VLMRequest) -> VLMAnswer:
+        """Async variant; providers with an async client override it."""
+        return await asyncio.to_thread(self.ask, request)
+
+    async def acritique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3) -> Critique:
+        return await asyncio.to_thread(self.critique, prompt, image, max_concepts=max_concepts)
+
+    # -- protocol ------------------------------------------------------------------------------
+    @property
+    def effective_mode(self) -> str:
+        mode = self.options.mode
+        if mode == "auto":
+            return "fused" if self.structured_output else "three_step"
+        return mode
+
+    def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3) -> Critique:
+        self.load()
+        run = _Run(self, fit_within(to_rgb(image), self.options.max_image_side))
+        if self.effective_mode == "fused":
+            return run.fused(prompt, max_concepts)
+        return run.three_step(prompt, max_concepts)
+
+    def rephrase(self, prompt: str) -> tuple[str, list[Exchange]]:
+        self.load()
+        run = _Run(self, None)
+        text = run.ladder("rephrase", REPHRASE.format(prompt=prompt), with_image=False,
+                          parse=lambda a: parsing.strip_fences(a.text).strip().strip('"') or None)
+        return (text or prompt), run.exchanges
+
+    def ladder(self, attempt: int) -> tuple[float | None, str | None, int | None]:
+        """(temperature, alternative, seed) for the 0-based attempt."""
+        o = self.options
+        if self.takes_temperature():
+            return min(o.temperature + attempt * o.temperature_step, o.max_temperature), None, None
+        if attempt == 0:
+            return None, None, None
+        return None, f"no temperature: prompt variant {attempt % len(VARIANTS)}, seed {attempt}", attempt
+
+
+class _Run:
+    """State of one critique: the image and every exchange made."""
+
+    def __init__(self, critic: VLMCritic, image: Image.Image | None) -> None:
+        self.critic = critic
+        self.image = image
+        self.exchanges: list[Exchange] = []
+        self.notes: list[str] = []
+        self.max_attempt = 1
+
+    def ladder(self, stage: str, text: str, *, with_image: bool, parse: Callable[[VLMAnswer], Any],
+               schema: dict | None = None) -> Any:
+        """Ask until ``parse`` returns something not ``None``; ``None`` after all retries."""
+        critic = self.critic
+        for attempt in range(critic.options.retries + 1):
+            temperature, alternative, seed = critic.ladder(attempt)
+            body = text + (VARIANTS[attempt % len(VARIANTS)] if alternative else "")
+            images = (self.image,) if with_image and self.image is not None else ()
+            req = VLMRequest(text=body, images=images, temperature=temperature,
+                             json_schema=schema, seed=seed)
+            start = time.perf_counter()
+            answer = critic.ask(req)
+            try:
+                value = parse(answer)
+                error = None if value is not None else "unusable answer"
+            except Exception as exc:  # a parser bug must not lose the run; record it
+                value, error = None, f"parse failed: {type(exc).__name__}: {exc}"
+            self.exchanges.append(Exchange(
+                stage=stage, prompt=body, answer=answer.text, attempt=attempt + 1,
+                temperature=temperature, alternative=alternative, images=len(images),
+                parsed=_jsonable(value), error=error, usage=answer.usage,
+                seconds=round(time.perf_counter() - start, 4)))
+            self.max_attempt = max(self.max_attempt, attempt + 1)
+            if value is not None:
+                return value
+        return None
+
+    def result(self, matches: bool, missing: list[MissingConcept], gave_up: bool = False) -> Critique:
+        return Critique(matches=matches, missing=tuple(missing), attempts=self.max_attempt,
+                        gave_up=gave_up, exchanges=tuple(self.exchanges), notes=tuple(self.notes))
+
+    def three_step(self, prompt: str, n: int) -> Critique:
+        verdict = self.ladder("decide", DECIDE.format(prompt=prompt), with_image=True,
+                              parse=lambda a: parsing.parse_yes_no(a.text))
+        if verdict is None:
+            self.notes.append("no yes/no answer after retries: treated as not matching")
+        elif verdict:
+            return self.result(True, [])
+        concepts = self.ladder("concepts", CONCEPTS.format(prompt=prompt, n=n), with_image=True,
+                               parse=lambda a: parsing.parse_list(a.text, limit=n) or None)
+        if not concepts:
+            self.notes.append("the critic named no missing concept after retries")
+            return self.result(False, [], gave_up=True)
+        captions = self._captions(concepts)
+        return self.result(False, [MissingConcept(c, captions[c]) for c in concepts])
+
+    def _captions(self, concepts: list[str]) -> dict[str, str]:
+        listing = "\n".join(f"- {c}" for c in concepts)
+
+        def parse(answer: VLMAnswer) -> dict[str, str] | None:
+            got = parsing.parse_captions(answer.text, concepts)
+            return got if len(got) == len(concepts) else None
+
+        captions = self.ladder("captions", CAPTIONS.format(concepts=listing), with_image=False,
+                               parse=parse)
+        if captions is None:
+            # keep whatever the last answer did give, and fall back to the concept for the rest
+            last = self.exchanges[-1].answer if self.exchanges else ""
+            captions = parsing.parse_captions(last, concepts)
+            for c in concepts:
+                if c not in captions:
+                    captions[c] = c
+                    self.notes.append(f"no caption for '{c}': the concept itself is the query")
+        return captions
+
+    def fused(self, prompt: str, n: int) -> Critique:
+        def parse(answer: VLMAnswer):
+            matches, pairs = parsing.parse_fused(answer.data if answer.data is not None else answer.text)
+            if matches is None or (not matches and not pairs):
+                return None
+            return {"matches": matches, "missing": pairs[:n]}
+
+        got = self.ladder("fused", FUSED.format(prompt=prompt, n=n), with_image=True, parse=parse,
+                          schema=FUSED_SCHEMA)
+        if got is None:
+            self.notes.append("no usable structured answer after retries: treated as not matching")
+            return self.result(False, [], gave_up=True)
+        if got["matches"]:
+            return self.result(True, [])
+        missing = []
+        for concept, caption in got["missing"]:
+            if not caption:
+                self.notes.append(f"no caption for '{concept}': the concept itself is the query")
+            missing.append(MissingConcept(concept, caption or concept))
+        return self.result(False, missing)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return repr(value)

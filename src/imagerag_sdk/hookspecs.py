@@ -1,0 +1,53 @@
+"""Plugin hooks (pluggy, project name ``imagerag``).
+
+A plugin is a module with functions marked ``@hookimpl``, found through the entry-point group
+``imagerag``. Each ``register_<role>s`` hook receives ``register``; call it once per component
+class: ``register(MyGenerator)`` (the class's ``name`` is the name profiles use) or
+``register(MyGenerator, name="alias")``. Specs only ever gain arguments.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("imagerag")
+hookimpl = pluggy.HookimplMarker("imagerag")
+
+
+@hookspec
+def register_generators(register):
+    """Register :class:`~imagerag_sdk.roles.Generator` subclasses (text-to-image models)."""
+
+
+@hookspec
+def register_critics(register):
+    """Register :class:`~imagerag_sdk.roles.Critic` subclasses (image–prompt judges)."""
+
+
+@hookspec
+def register_embedders(register):
+    """Register :class:`~imagerag_sdk.roles.Embedder` subclasses (text/image encoders)."""
+
+
+@hookspec
+def register_retrievers(register):
+    """Register :class:`~imagerag_sdk.roles.Retriever` subclasses (corpus search)."""
+
+
+@hookspec
+def register_rerankers(register):
+    """Register :class:`~imagerag_sdk.roles.Reranker` subclasses (reorder candidate hits)."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add subcommands to the ``imagerag`` CLI; ``cli`` is the root ``click.Group``."""
+
+
+REGISTRATION_HOOKS = {
+    "generator": "register_generators",
+    "critic": "register_critics",
+    "embedder": "register_embedders",
+    "retriever": "register_retrievers",
+    "reranker": "register_rerankers",
+}

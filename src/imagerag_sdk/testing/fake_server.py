@@ -1,0 +1,218 @@
+"""A local HTTP server that plays OpenAI, Anthropic and Gemini for tests of the real clients.
+
+The provider SDKs send through their own HTTP stacks (respx cannot intercept them), so tests point
+the real client at this server instead::
+
+    with FakeAPIServer() as server:
+        server.reply(text="Yes")                       # queue scripted replies
+        server.reply(status=429, headers={"retry-after-ms": "1"})
+        client = OpenAI(base_url=server.url + "/v1", api_key="sk-test")
+        ...
+        server.requests[0].json["temperature"]         # what the client really sent
+
+Routing is on the path suffix: ``/chat/completions``, ``/responses``, ``/images/generations``,
+``/images/edits``, ``/messages``, ``:generateContent``. Each queued reply is rendered in the
+shape of the provider the request was addressed to. With the queue empty the server answers 500.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    text: str | None = None
+    json_data: Any = None
+    """Structured answer: sent as the provider's JSON text / tool call input."""
+    body: Any = None
+    """A raw body, sent as is (overrides text/json_data)."""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    usage: dict[str, int] | None = None
+    images_b64: list[str] | None = None
+    """For image endpoints: base64 PNGs to return."""
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            return None
+
+    @property
+    def provider(self) -> str:
+        return _provider(self.path)
+
+
+def _provider(path: str) -> str:
+    p = path.split("?")[0]
+    if p.endswith("/messages"):
+        return "anthropic"
+    if ":generateContent" in p or ":streamGenerateContent" in p or ":predict" in p:
+        return "gemini"
+    return "openai"
+
+
+class FakeAPIServer:
+    """Threaded fake of the three provider APIs on 127.0.0.1, a free port."""
+
+    def __init__(self, *, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.replies: deque[Reply] = deque()
+        self.requests: list[Request] = []
+        self.default: Reply | None = None
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                with server._lock:
+                    server.requests.append(req)
+                    reply = server.replies.popleft() if server.replies else server.default
+                if server.latency:
+                    time.sleep(server.latency)
+                if reply is None:
+                    self._send(500, {"error": {"message": "fake server: no reply queued"}}, {})
+                    return
+                if reply.delay:
+                    time.sleep(reply.delay)
+                self._send(reply.status, render(req, reply), reply.headers)
+
+            def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test); nothing to deliver
+
+            do_POST = do_GET = _handle
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeAPIServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "FakeAPIServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- scripting ---------------------------------------------------------------------------
+    def reply(self, text: str | None = None, **kwargs: Any) -> "FakeAPIServer":
+        """Queue one reply; ``status`` ≥ 400 sends the provider's error shape."""
+        self.replies.append(Reply(text=text, **kwargs))
+        return self
+
+    def error(self, status: int, message: str = "fake error", **kwargs: Any) -> "FakeAPIServer":
+        headers = kwargs.pop("headers", {})
+        if status == 429:
+            headers = {"retry-after-ms": "1", "retry-after": "0", **headers}
+        return self.reply(message, status=status, headers=headers, **kwargs)
+
+    def set_default(self, text: str | None = None, **kwargs: Any) -> None:
+        """The reply used whenever the queue is empty."""
+        self.default = Reply(text=text, **kwargs)
+
+
+def render(req: Request, reply: Reply) -> Any:
+    """The body of ``reply`` in the shape the addressed provider uses."""
+    if reply.body is not None:
+        return reply.body
+    provider = req.provider
+    if reply.status >= 400:
+        return _error_body(provider, reply)
+    path = req.path.split("?")[0]
+    text = reply.text if reply.text is not None else json.dumps(reply.json_data)
+    if provider == "anthropic":
+        content: list[dict[str, Any]]
+        body = req.json or {}
+        if reply.json_data is not None and body.get("tool_choice", {}).get("type") == "tool":
+            content = [{"type": "tool_use", "id": "toolu_fake", "name": body["tool_choice"]["name"],
+                        "input": reply.json_data}]
+        else:
+            content = [{"type": "text", "text": text}]
+        out: dict[str, Any] = {"id": "msg_fake", "type": "message", "role": "assistant",
+                               "model": body.get("model", "fake"), "content": content,
+                               "stop_reason": "end_turn"}
+        out["usage"] = reply.usage or {"input_tokens": 10, "output_tokens": 5}
+        return out
+    if provider == "gemini":
+        parts: list[dict[str, Any]] = []
+        if reply.images_b64:
+            parts += [{"inlineData": {"mimeType": "image/png", "data": b}} for b in reply.images_b64]
+        if reply.text is not None or reply.json_data is not None or not parts:
+            parts.insert(0, {"text": text})
+        usage = reply.usage or {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
+        return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP",
+                                "index": 0}], "usageMetadata": usage}
+    if path.endswith("/images/generations") or path.endswith("/images/edits"):
+        return {"created": 0, "data": [{"b64_json": b} for b in (reply.images_b64 or [])],
+                "usage": reply.usage or {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}}
+    if path.endswith("/responses"):
+        return {"id": "resp_fake", "object": "response", "created_at": 0, "model": "fake",
+                "status": "completed",
+                "output": [{"type": "message", "id": "msg_fake", "role": "assistant", "status": "completed",
+                            "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+                "usage": reply.usage or {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}}
+    usage = reply.usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": usage}
+
+
+def _error_body(provider: str, reply: Reply) -> Any:
+    message = reply.text or "fake error"
+    if provider == "anthropic":
+        kind = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error",
+                529: "overloaded_error"}.get(reply.status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    if provider == "gemini":
+        status = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}.get(reply.status, "UNKNOWN")
+        return {"error": {"code": reply.status, "message": message, "status": status}}
+    return {"error": {"message": message, "type": "invalid_request_error", "code": None}}

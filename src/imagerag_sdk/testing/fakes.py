@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, PngImagePlugin
 from pydantic import Field
 
 from ..critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
+from ..paths import cache_dir
 from ..roles import Embedder, Generator, Options, Reranker, Retriever, normalize_rows
 from ..types import GeneratorCapabilities, Hit, Reference
 
@@ -266,7 +267,7 @@ class FakeRetriever(Retriever):
 
     def _load(self) -> None:
         root = self.options.corpus_dir or os.path.join(
-            os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "imagerag", "fake-corpus")
+            str(cache_dir()), "fake-corpus")
         self.root = fake_corpus(root)
         self.items = []
         for png in sorted(self.root.glob("*.png")):

@@ -1,0 +1,258 @@
+"""YAML profiles: which components a pipeline uses, with their options and the loop settings.
+
+A profile is validated in two steps. The shape (sections, ``use:`` names, loop settings) is checked
+always, so built-in profiles validate on any install. Component options are checked against each
+component's own ``Options`` model when its plugin is installed; otherwise the profile says what to
+install. ``{$env: NAME}`` values are read from the environment only when the pipeline is built.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from .errors import (ComponentNotFoundError, ConfigError, MissingDependencyError, ProfileError,
+                     install_hint)
+from .paths import profiles_dir
+from .roles import ROLES
+from .settings import LoopSettings
+from .specs import ComponentSpec
+
+SECTIONS = ("generator", "critic", "retriever", "reranker")
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(..., min_length=1, description="Profile name (what --profile takes)")
+    description: str = Field("", description="One line shown by 'imagerag profiles list'")
+    requires: list[str] = Field(default_factory=list, description="Plugin distributions it needs")
+    generator: ComponentSpec = Field(..., description="The text-to-image model")
+    critic: ComponentSpec | None = Field(None, description="The image–prompt judge")
+    retriever: ComponentSpec | None = Field(None, description="Corpus search")
+    reranker: ComponentSpec | None = Field(None, description="Optional reordering of hits")
+    loop: LoopSettings = Field(default_factory=LoopSettings, description="Loop settings")
+    _source: str = PrivateAttr("<memory>")
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    name: str
+    origin: str  # built-in | user | file
+    path: Path
+
+
+# -- discovery ---------------------------------------------------------------------------------
+def builtin_dir() -> Path:
+    return Path(str(resources.files("imagerag_sdk") / "profiles"))
+
+
+def list_profiles() -> list[ProfileEntry]:
+    """Every profile found: user directory first (it shadows built-ins of the same name)."""
+    found: dict[str, ProfileEntry] = {}
+    for origin, folder in (("user", profiles_dir()), ("built-in", builtin_dir())):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.y*ml")):
+                found.setdefault(path.stem, ProfileEntry(path.stem, origin, path))
+    return sorted(found.values(), key=lambda e: e.name)
+
+
+def find_profile(name_or_path: str | Path) -> Path:
+    """An explicit path, else ``<user dir>/<name>.yaml``, else the built-in of that name."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.suffix in (".yaml", ".yml") or os.sep in text or path.is_file():
+        if not path.is_file():
+            raise ProfileError(f"profile file {path} does not exist", hint="check the path")
+        return path.resolve()
+    for entry in list_profiles():
+        if entry.name == text:
+            return entry.path
+    names = ", ".join(e.name for e in list_profiles())
+    raise ProfileError(f"no profile named '{text}'",
+                       hint=f"available: {names}; or pass a path to a .yaml file "
+                            f"(user profiles live in {profiles_dir()})")
+
+
+# -- reading and validation --------------------------------------------------------------------
+def load_profile(name_or_path: str | Path | Profile) -> Profile:
+    """Read and validate the shape of a profile (component options are checked by :func:`check`)."""
+    if isinstance(name_or_path, Profile):
+        return name_or_path
+    path = find_profile(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProfileError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}",
+                           hint="fix the YAML syntax") from None
+    except OSError as exc:
+        raise ProfileError(f"cannot read {path}: {exc}") from None
+    return parse_profile(data, source=str(path))
+
+
+def parse_profile(data: Any, *, source: str = "<memory>") -> Profile:
+    if not isinstance(data, dict):
+        raise ProfileError(f"{source}: a profile is a mapping with keys name, generator, critic, "
+                           f"retriever, … (got {type(data).__name__})")
+    data.setdefault("name", Path(source).stem if source != "<memory>" else "profile")
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        raise profile_error(source, exc) from None
+    profile._source = source
+    return profile
+
+
+def profile_error(source: str, exc: ValidationError, prefix: str = "") -> ProfileError:
+    problems = [format_problem(source, err, prefix) for err in exc.errors()]
+    error = ProfileError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                         hint="see docs/profiles.md for the fields")
+    error.problems = problems  # type: ignore[attr-defined]
+    return error
+
+
+def format_problem(source: str, err: dict[str, Any], prefix: str = "") -> str:
+    loc = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err.get("loc", ()))
+    loc = ".".join(x for x in (prefix, loc) if x).replace(".[", "[")
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key"
+    elif err.get("type") == "missing":
+        msg = "required field is missing"
+    shown = repr(err.get("input"))
+    got = "" if err.get("type") == "missing" else f" (got {shown[:60]})"
+    return f"{source}: {loc or '<top>'}: {msg}{got}"
+
+
+def check(profile: Profile, *, registry=None) -> list[str]:
+    """Problems that stop this profile from being built here (missing plugins, unknown components,
+    invalid options); ``[]`` when it can be built."""
+    from .plugins import get_registry
+
+    registry = registry or get_registry()
+    problems = [f"{profile.source}: requires {dist}, which is not installed — {install_hint(dist)}"
+                for dist in missing_distributions(profile)]
+    if problems:  # its components come from those plugins; naming each as unknown adds nothing
+        return problems
+    for role in SECTIONS:
+        spec = getattr(profile, role)
+        if spec is not None:
+            problems += _check_spec(profile.source, role, role, spec, registry)
+    return problems
+
+
+def _check_spec(source: str, role: str, where: str, spec: ComponentSpec, registry) -> list[str]:
+    try:
+        reg = registry.get(role, spec.use)
+    except ComponentNotFoundError as exc:
+        return [f"{source}: {where}.use: {exc}"]
+    try:
+        options = reg.cls.Options.model_validate(_placeholder_secrets(spec.options()))
+    except ValidationError as exc:
+        return [format_problem(source, err, where) for err in exc.errors()]
+    problems: list[str] = []
+    for field_name in type(options).model_fields:
+        value = getattr(options, field_name)
+        if isinstance(value, ComponentSpec) and field_name in ROLES:
+            problems += _check_spec(source, field_name, f"{where}.{field_name}", value, registry)
+    return problems
+
+
+def missing_distributions(profile: Profile) -> list[str]:
+    missing = []
+    for dist in profile.requires:
+        try:
+            md.distribution(dist)
+        except md.PackageNotFoundError:
+            missing.append(dist)
+    return missing
+
+
+# -- secrets -------------------------------------------------------------------------------------
+def _is_env(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"$env"} and isinstance(value["$env"], str)
+
+
+def _placeholder_secrets(value: Any) -> Any:
+    if _is_env(value):
+        return f"<from ${value['$env']}>"
+    if isinstance(value, dict):
+        return {k: _placeholder_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholder_secrets(v) for v in value]
+    return value
+
+
+def resolve_env(value: Any, where: str, source: str, secrets: set[str]) -> Any:
+    """Replace ``{$env: NAME}`` with the variable's value (collected into ``secrets``)."""
+    if _is_env(value):
+        name = value["$env"]
+        got = os.environ.get(name)
+        if not got:
+            raise ConfigError(f"{source}: {where} reads the environment variable {name}, which is not set",
+                              hint=f"export {name}=…")
+        secrets.add(got)
+        return got
+    if isinstance(value, dict):
+        return {k: resolve_env(v, f"{where}.{k}", source, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_env(v, f"{where}[{i}]", source, secrets) for i, v in enumerate(value)]
+    return value
+
+
+# -- building --------------------------------------------------------------------------------------
+def build_pipeline(profile: str | Path | Profile, **loop_overrides: Any):
+    """A ready :class:`~imagerag_sdk.pipeline.ImageRAG` (components constructed, not yet loaded)."""
+    from .pipeline import ImageRAG
+    from .plugins import get_registry
+
+    profile = load_profile(profile)
+    missing = missing_distributions(profile)
+    if missing:
+        raise MissingDependencyError(
+            f"profile '{profile.name}' needs {', '.join(missing)}, not installed",
+            hint="; ".join(install_hint(d) for d in missing))
+    registry = get_registry()
+    secrets: set[str] = set()
+    built: dict[str, Any] = {}
+    for role in SECTIONS:
+        spec = getattr(profile, role)
+        if spec is None:
+            continue
+        options = resolve_env(spec.options(), role, profile.source, secrets)
+        try:
+            built[role] = registry.build(role, spec.use, options)
+        except ComponentNotFoundError as exc:
+            raise ProfileError(f"{profile.source}: {role}.use: {exc.message}", hint=exc.hint) from None
+        except ValidationError as exc:
+            raise profile_error(profile.source, exc, prefix=role) from None
+    loop = profile.loop
+    if loop_overrides:
+        try:
+            loop = LoopSettings.model_validate({**loop.model_dump(), **loop_overrides})
+        except ValidationError as exc:
+            raise profile_error("overrides", exc, prefix="loop") from None
+    if profile.critic is None and "generator" in built:
+        raise ProfileError(f"{profile.source}: critic: the loop needs a critic",
+                           hint="add a 'critic:' section (e.g. {use: openai} or {use: clip})")
+    return ImageRAG(built["generator"], built.get("critic"), built.get("retriever"), built.get("reranker"),
+                    loop, profile=profile.name, secrets=secrets)
+
+
+def dump(profile: Profile) -> str:
+    """The profile as YAML (``{$env: …}`` references stay references)."""
+    data = profile.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,154 @@
+"""Run folders: images, copied references, and ``trace.json`` written after every stage.
+
+The trace is rewritten atomically (temp file + rename) each time a stage ends, so a run that is
+interrupted or fails still leaves a readable trace saying how far it got. Secret values (API keys
+read from the environment or a profile) are scrubbed from everything written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from PIL import Image
+
+SCHEMA_VERSION = 1
+_SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)$", re.I)
+
+
+def env_secrets() -> set[str]:
+    """Values of environment variables that look like credentials (…_API_KEY, …_TOKEN …)."""
+    return {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 8}
+
+
+def slugify(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "run"
+
+
+def new_run_dir(out: str | Path, prompt: str) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = out / f"{stamp}-{slugify(prompt)}"
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = Path(f"{base}-{n}")
+
+
+class RunRecorder:
+    """Collects the trace of one run and writes it into the run folder."""
+
+    def __init__(self, run_dir: Path | None, *, secrets: Iterable[str] = ()) -> None:
+        self.run_dir = run_dir
+        self.secrets = {s for s in set(secrets) | env_secrets() if s}
+        self.data: dict[str, Any] = {"schema": SCHEMA_VERSION, "status": "running",
+                                     "started_at": _now(), "stages": []}
+        self._t0 = time.perf_counter()
+        if run_dir is not None:
+            (run_dir / "references").mkdir(parents=True, exist_ok=True)
+
+    # -- recording -----------------------------------------------------------------------------
+    @contextmanager
+    def stage(self, name: str, *, round: int, component: str | None = None) -> Iterator[dict[str, Any]]:
+        """Time a stage; its record is yielded so the caller can add details."""
+        record: dict[str, Any] = {"stage": name, "round": round, "component": component}
+        start = time.perf_counter()
+        try:
+            yield record
+            record["status"] = "done"
+        except BaseException as exc:
+            record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            record["error"] = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record["seconds"] = round_s(time.perf_counter() - start)
+            self.data["stages"].append(record)
+            self.save()
+
+    def save_image(self, image: Image.Image, name: str) -> str | None:
+        if self.run_dir is None:
+            return None
+        path = self.run_dir / name
+        tmp = path.with_name(path.name + ".tmp")
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+        return name
+
+    def copy_reference(self, source: str, label: str) -> str | None:
+        """Copy a reference image into ``references/<label>-<name>``; return its run-relative path."""
+        if self.run_dir is None:
+            return None
+        src = Path(source)
+        dest = self.run_dir / "references" / f"{label}-{src.name}"
+        if not dest.exists():
+            shutil.copyfile(src, dest)
+        return str(dest.relative_to(self.run_dir))
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.data["status"] = status
+        self.data["error"] = self.scrub(error) if error else None
+        self.data["finished_at"] = _now()
+        self.data["seconds"] = round_s(time.perf_counter() - self._t0)
+        self.save()
+        self.write_report()
+
+    # -- writing -------------------------------------------------------------------------------
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def to_json(self) -> str:
+        return self.scrub(json.dumps(self.data, indent=2, default=_default, ensure_ascii=False))
+
+    def save(self) -> None:
+        if self.run_dir is None:
+            return
+        path = self.run_dir / "trace.json"
+        tmp = path.with_name("trace.json.tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def write_report(self) -> None:
+        if self.run_dir is None:
+            return
+        from .report import render_report
+
+        html = self.scrub(render_report(json.loads(self.to_json()), self.run_dir))
+        tmp = self.run_dir / "report.html.tmp"
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, self.run_dir / "report.html")
+
+
+def round_s(seconds: float) -> float:
+    return round(seconds, 4)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    get = getattr(value, "get_secret_value", None)
+    if get is not None:
+        return "***"
+    return repr(value)

@@ -1,0 +1,177 @@
+"""The ``bm25`` and ``rrf`` rerankers.
+
+* ``bm25`` orders a query's candidates by BM25 between the query (the retrieval caption) and each
+  candidate's caption (``hit.metadata["caption"]``), the BM25 statistics taken over the candidates.
+* ``rrf`` fuses the visual ranking (the input order) and that BM25 ranking by reciprocal rank
+  fusion: ``alpha / (c + rank_visual) + (1 - alpha) / (c + rank_bm25)``, ranks from 1.
+  With ``corpus_captions`` set it becomes a hybrid search: the BM25 ranking is taken over every
+  caption of the corpus, and corpus items that BM25 finds but the visual search missed join in.
+
+Ordering rule for the BM25 ranking: captioned hits by BM25 score (higher first), ties in visual
+order; hits without a caption (score 0) come after every captioned hit, in visual order.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal, Sequence
+
+from pydantic import Field
+
+from imagerag_sdk.roles import Options, Reranker
+from imagerag_sdk.types import Hit
+
+from .text import BM25Index, BM25Params, Tokenizer, TokenizerSettings, bm25_scores
+
+
+class BM25Options(Options):
+    k1: float = Field(1.5, ge=0, description="BM25 term-frequency saturation")
+    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation (0 = none, 1 = full)")
+    method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = Field(
+        "lucene", description="BM25 variant of bm25s (lucene's IDF is never negative)")
+    stopwords: str | list[str] = Field(
+        "en", description="Stopword language of bm25s ('en', 'de', 'fr', …), 'none', or a list of words")
+    stemmer: str | None = Field(
+        None, description="PyStemmer language (e.g. 'english') to stem terms; null = no stemming")
+    lowercase: bool = Field(True, description="Lower-case captions and queries before matching")
+    keep_visual_score: bool = Field(
+        True, description="Keep each hit's visual score and rank in metadata "
+        "(visual_score, visual_rank) next to bm25_score")
+
+    def tokenizer_settings(self) -> TokenizerSettings:
+        sw = self.stopwords if isinstance(self.stopwords, str) else tuple(self.stopwords)
+        return TokenizerSettings(stopwords=sw, stemmer=self.stemmer, lowercase=self.lowercase)
+
+    def params(self) -> BM25Params:
+        return BM25Params(k1=self.k1, b=self.b, method=self.method)
+
+
+class _BM25Base(Reranker):
+    Options: ClassVar[type[Options]] = BM25Options
+
+    def _load(self) -> None:
+        # builds the tokenizer: imports bm25s (stopword lists) and PyStemmer when asked for
+        self.tokenizer = Tokenizer(self.options.tokenizer_settings())
+
+    def bm25_ranking(self, query: str, hits: Sequence[Hit]) -> tuple[list[int], list[float]]:
+        """(indices of ``hits`` in BM25 order, BM25 score per input hit)."""
+        self.load()
+        captioned = [i for i, h in enumerate(hits) if h.caption.strip()]
+        scores = [0.0] * len(hits)
+        got = bm25_scores(query, [hits[i].caption for i in captioned], self.tokenizer, self.options.params())
+        for i, s in zip(captioned, got):
+            scores[i] = float(s)
+        order = sorted(captioned, key=lambda i: (-scores[i], i))
+        has_caption = set(captioned)
+        order += [i for i in range(len(hits)) if i not in has_caption]
+        return order, scores
+
+    def _hit(self, hit: Hit, *, score: float, rank: int, visual_rank: int | None,
+             extra: dict[str, Any]) -> Hit:
+        meta = dict(hit.metadata)
+        if self.options.keep_visual_score and visual_rank is not None:
+            meta.setdefault("visual_score", hit.score)
+            meta.setdefault("visual_rank", visual_rank)
+        meta.update(extra)
+        return Hit(path=hit.path, score=score, corpus=hit.corpus, metadata=meta, query=hit.query, rank=rank)
+
+
+class BM25Reranker(_BM25Base):
+    """Orders candidates by BM25 of their captions against the query."""
+
+    name = "bm25"
+    description = ("BM25 (bm25s) between the retrieval caption and each candidate's caption; "
+                   "hits without a caption go last.")
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+        hits = list(hits)
+        if not hits:
+            return []
+        order, scores = self.bm25_ranking(query, hits)
+        return [self._hit(hits[i], score=scores[i], rank=r, visual_rank=i + 1,
+                          extra={"bm25_score": scores[i]})
+                for r, i in enumerate(order)]
+
+
+class RRFOptions(BM25Options):
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the visual ranking (1 - alpha: BM25)")
+    c: float = Field(60.0, ge=0, description="RRF constant added to each rank (60 in the literature)")
+    corpus_captions: str | None = Field(
+        None, description="Hybrid mode: JSON Lines file of {path, caption} for the whole corpus; "
+        "BM25 then ranks every caption and its top hits join the candidates")
+    hybrid_k: int = Field(10, ge=1, description="Hybrid mode: how many corpus-wide BM25 hits join")
+
+
+class RRFReranker(_BM25Base):
+    """Reciprocal rank fusion of the visual ranking and the BM25 caption ranking."""
+
+    name = "rrf"
+    Options = RRFOptions
+    description = ("Reciprocal rank fusion (c=60, weight alpha) of the visual order and BM25 over "
+                   "captions; optional corpus-wide hybrid mode.")
+
+    def _load(self) -> None:
+        super()._load()
+        self.index: BM25Index | None = None
+        if self.options.corpus_captions:
+            self.index = BM25Index.from_jsonl(self.options.corpus_captions, tokenizer=self.tokenizer,
+                                              params=self.options.params())
+
+    def fuse(self, rank_visual: int | None, rank_bm25: int | None) -> float:
+        a, c = self.options.alpha, self.options.c
+        score = 0.0
+        if rank_visual is not None:
+            score += a / (c + rank_visual)
+        if rank_bm25 is not None:
+            score += (1 - a) / (c + rank_bm25)
+        return score
+
+    def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+        hits = list(hits)
+        self.load()
+        if self.index is not None:
+            return self._hybrid(query, hits)
+        if not hits:
+            return []
+        order, scores = self.bm25_ranking(query, hits)
+        rank_bm25 = {i: r + 1 for r, i in enumerate(order)}
+        fused = [self.fuse(i + 1, rank_bm25[i]) for i in range(len(hits))]
+        final = sorted(range(len(hits)), key=lambda i: (-fused[i], i))
+        return [self._hit(hits[i], score=fused[i], rank=r, visual_rank=i + 1,
+                          extra={"bm25_score": scores[i], "bm25_rank": rank_bm25[i], "rrf_score": fused[i]})
+                for r, i in enumerate(final)]
+
+    def _hybrid(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """Visual candidates plus the corpus-wide BM25 top ``hybrid_k``, fused by RRF.
+
+        A candidate's BM25 rank is its rank among all corpus captions (none when its caption
+        does not match or is not in the captions file); a BM25-only item has no visual rank."""
+        assert self.index is not None
+        all_scores = self.index.scores(query)
+        position = {p: j for j, p in enumerate(self.index.paths)}
+        top = self.index.search(query, self.options.hybrid_k)
+
+        def bm25_rank(path: str) -> tuple[int | None, float]:
+            j = position.get(path, position.get(os.path.realpath(path)))
+            if j is None or all_scores[j] <= 0:
+                return None, 0.0
+            return int((all_scores > all_scores[j]).sum()) + 1, float(all_scores[j])
+
+        entries: list[tuple[Hit, int | None]] = [(h, i + 1) for i, h in enumerate(hits)]
+        seen = {h.path for h in hits} | {os.path.realpath(h.path) for h in hits}
+        corpus = hits[0].corpus if hits else ""
+        for path, score in top:
+            if path not in seen:
+                seen.add(path)
+                caption = self.index.captions[position[path]]
+                entries.append((Hit(path=path, score=score, corpus=corpus,
+                                    metadata={"caption": caption, "source": "bm25"}, query=query), None))
+        scored = []
+        for n, (hit, rv) in enumerate(entries):
+            rb, s = bm25_rank(hit.path)
+            fused = self.fuse(rv, rb)
+            scored.append((-fused, rv if rv is not None else len(entries) + n, hit, rv, rb, s, fused))
+        scored.sort(key=lambda t: (t[0], t[1]))
+        return [self._hit(hit, score=fused, rank=r, visual_rank=rv,
+                          extra={"bm25_score": s, "bm25_rank": rb, "rrf_score": fused})
+                for r, (_, _, hit, rv, rb, s, fused) in enumerate(scored)]

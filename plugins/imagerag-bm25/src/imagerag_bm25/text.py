@@ -1,0 +1,188 @@
+"""BM25 over captions with bm25s: a tokenizer, candidate scoring, and a corpus-wide index.
+
+``bm25s`` (and PyStemmer, when stemming is asked for) is imported on first use, never when this
+module is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from imagerag_sdk.errors import ConfigError, MissingDependencyError
+
+# language code → name of the list in ``bm25s.stopwords``
+STOPWORD_LISTS = {
+    "en": "STOPWORDS_EN", "en_plus": "STOPWORDS_EN_PLUS", "de": "STOPWORDS_GERMAN",
+    "nl": "STOPWORDS_DUTCH", "fr": "STOPWORDS_FRENCH", "es": "STOPWORDS_SPANISH",
+    "pt": "STOPWORDS_PORTUGUESE", "it": "STOPWORDS_ITALIAN", "ru": "STOPWORDS_RUSSIAN",
+    "sv": "STOPWORDS_SWEDISH", "no": "STOPWORDS_NORWEGIAN", "da": "STOPWORDS_DANISH",
+    "tr": "STOPWORDS_TURKISH", "zh": "STOPWORDS_CHINESE", "ko": "STOPWORDS_KOREAN",
+}
+METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+
+
+def import_bm25s():
+    try:
+        import bm25s
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the BM25 rerankers need the 'bm25s' package",
+            hint="pip install 'imagerag-sdk[bm25]' (or pip install bm25s)") from exc
+    return bm25s
+
+
+@dataclass(frozen=True)
+class TokenizerSettings:
+    """How captions and queries are split into terms (the same rule for both)."""
+
+    stopwords: str | tuple[str, ...] = "en"
+    """A language code of bm25s's lists ("en", "de", …), "none", or explicit words."""
+    stemmer: str | None = None
+    """A PyStemmer language ("english"); ``None`` = no stemming."""
+    lowercase: bool = True
+    token_pattern: str = r"(?u)\b\w\w+\b"
+
+
+class Tokenizer:
+    """Regex tokenizer with stopwords and optional stemming; built once, then pure Python."""
+
+    def __init__(self, settings: TokenizerSettings) -> None:
+        self.settings = settings
+        self.pattern = re.compile(settings.token_pattern)
+        self.stopwords = frozenset(w.lower() if settings.lowercase else w
+                                   for w in _stopword_list(settings.stopwords))
+        self.stem: Callable[[str], str] | None = _stemmer(settings.stemmer)
+
+    def __call__(self, text: str) -> list[str]:
+        if self.settings.lowercase:
+            text = text.lower()
+        terms = [t for t in self.pattern.findall(text or "") if t not in self.stopwords]
+        if self.stem is not None:
+            terms = [self.stem(t) for t in terms]
+        return terms
+
+
+def _stopword_list(spec: str | Sequence[str]) -> Iterable[str]:
+    if not isinstance(spec, str):
+        return spec
+    if spec.lower() in ("none", ""):
+        return ()
+    const = STOPWORD_LISTS.get(spec.lower())
+    if const is None:
+        raise ConfigError(f"unknown stopword language '{spec}'",
+                          hint=f"use one of {', '.join(STOPWORD_LISTS)}, 'none', or a list of words")
+    import_bm25s()
+    from bm25s import stopwords
+
+    return getattr(stopwords, const)
+
+
+def _stemmer(language: str | None) -> Callable[[str], str] | None:
+    if not language:
+        return None
+    try:
+        import Stemmer  # PyStemmer
+    except ImportError as exc:
+        raise MissingDependencyError("stemming needs the 'PyStemmer' package",
+                                     hint="pip install PyStemmer, or set stemmer: null") from exc
+    try:
+        stemmer = Stemmer.Stemmer(language)
+    except KeyError as exc:
+        raise ConfigError(f"PyStemmer has no stemmer for '{language}'",
+                          hint=f"use one of {', '.join(Stemmer.algorithms())}") from exc
+    return stemmer.stemWord
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    k1: float = 1.5
+    b: float = 0.75
+    method: str = "lucene"
+
+
+def bm25_scores(query: str, docs: Sequence[str], tokenizer: Tokenizer, params: BM25Params) -> np.ndarray:
+    """BM25 score of each document for ``query``, the statistics (IDF, mean length) taken over
+    ``docs`` themselves. Zero for every document when nothing matches."""
+    scores = np.zeros(len(docs), dtype=np.float64)
+    q = tokenizer(query)
+    tokens = [tokenizer(d) for d in docs]
+    vocab = {t for doc in tokens for t in doc}
+    q = [t for t in q if t in vocab]
+    if not q:
+        return scores
+    model = _model(tokens, params)
+    scores[:] = model.get_scores(q)
+    return scores
+
+
+def _model(tokens: list[list[str]], params: BM25Params):
+    bm25s = import_bm25s()
+    model = bm25s.BM25(k1=params.k1, b=params.b, method=params.method)
+    model.index(tokens, show_progress=False)
+    return model
+
+
+class BM25Index:
+    """BM25 over every caption of a corpus: ``search(text, k)`` → ``[(path, score), …]``.
+
+    Built in memory from ``(path, caption)`` pairs (items without a caption are left out);
+    ``from_jsonl`` reads a JSON Lines file of ``{"path": …, "caption": …}`` objects."""
+
+    def __init__(self, items: Iterable[tuple[str, str]], *, tokenizer: Tokenizer | None = None,
+                 params: BM25Params = BM25Params()) -> None:
+        self.tokenizer = tokenizer or Tokenizer(TokenizerSettings())
+        self.params = params
+        self.paths: list[str] = []
+        self.captions: list[str] = []
+        tokens: list[list[str]] = []
+        for path, caption in items:
+            terms = self.tokenizer(caption or "")
+            if terms:
+                self.paths.append(str(path))
+                self.captions.append(caption)
+                tokens.append(terms)
+        self.vocab = {t for doc in tokens for t in doc}
+        self._model = _model(tokens, params) if tokens else None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def scores(self, text: str) -> np.ndarray:
+        """Score of every indexed item (in ``paths`` order) for ``text``."""
+        q = [t for t in self.tokenizer(text) if t in self.vocab]
+        if not q or self._model is None:
+            return np.zeros(len(self.paths), dtype=np.float64)
+        return np.asarray(self._model.get_scores(q), dtype=np.float64)
+
+    def search(self, text: str, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` best items with a positive score, best first (ties: indexing order)."""
+        scores = self.scores(text)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(self.paths[i], float(scores[i])) for i in order if scores[i] > 0]
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> "BM25Index":
+        """Relative ``path`` entries resolve against the file's folder."""
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise ConfigError(f"captions file {file} does not exist",
+                              hint='write one {"path": ..., "caption": ...} object per line')
+        items = []
+        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                item_path, caption = row["path"], row.get("caption") or ""
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ConfigError(f"{file}:{n}: not a {{\"path\", \"caption\"}} JSON object ({exc})",
+                                  hint="write one JSON object per line") from exc
+            p = Path(item_path).expanduser()
+            items.append((str((p if p.is_absolute() else file.parent / p).resolve()), str(caption)))
+        return cls(items, **kwargs)

@@ -25,6 +25,9 @@ def register_embedders(register):
 @hookimpl
 def register_retrievers(register):
     register(fakes.FakeRetriever)
+    from .index import IndexRetriever
+
+    register(IndexRetriever)
 
 
 @hookimpl

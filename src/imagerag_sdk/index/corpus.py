@@ -1,0 +1,131 @@
+"""A searchable, read-only view of one corpus: the store's live rows behind a search backend."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..errors import CorpusError
+from .backends import EXACT_BELOW, ExactBackend, HnswBackend
+from .store import CorpusStore, Item
+
+BackendKind = Literal["auto", "exact", "hnsw"]
+
+
+def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None) -> HnswBackend:
+    """The newest HNSW snapshot of this epoch brought up to date with SQLite (built if none).
+
+    With ``save`` (writers only) the updated index is written atomically under a name that
+    records what it covers, and older snapshots are removed afterwards."""
+    labels = store.live_labels()
+    upto = store.next_label
+    dim = store.dim
+    backend = None
+    covered, seq = 0, 0
+    for covered, seq, path in store.hnsw_snapshots():
+        try:
+            backend = HnswBackend.load(path, dim, capacity=max(upto, 16), threads=threads)
+            break
+        except (RuntimeError, OSError, ValueError):  # a damaged snapshot: try an older one
+            continue
+    if backend is None:
+        covered, seq = 0, 0
+        backend = HnswBackend(dim, capacity=max(16, len(labels)), threads=threads)
+    changed = False
+    dead, last_seq = store.tombstones_after(seq)
+    if dead:
+        backend.mark_deleted([d for d in dead if d < covered])
+        changed = True
+    new = labels[labels >= covered]
+    if len(new):
+        for start in range(0, len(new), 50_000):
+            part = new[start:start + 50_000]
+            backend.add(store.get_vectors(part), part)
+        changed = True
+    backend.deleted = backend.index.get_current_count() - len(labels)
+    if save and (changed or not store.hnsw_snapshots()):
+        target = store.hnsw_path(upto, last_seq)
+        backend.save(target)
+        for _, _, old in store.hnsw_snapshots():
+            if old != target:
+                old.unlink(missing_ok=True)
+    return backend
+
+
+@dataclass
+class SearchResult:
+    item: Item
+    score: float
+    label: int
+
+
+class CorpusIndex:
+    """Open a corpus for search. ``backend='auto'`` is exact below ``exact_below`` live vectors."""
+
+    def __init__(self, corpus: str | None = None, index_dir: str | os.PathLike | None = None, *,
+                 backend: BackendKind = "auto", exact_below: int = EXACT_BELOW) -> None:
+        self.store = CorpusStore.open(corpus, index_dir, write=False)
+        self.name = self.store.meta.get("name") or self.store.name
+        root = self.store.root
+        if root is None:
+            raise CorpusError(f"corpus '{self.store.name}' at {self.store.path} is empty",
+                              hint="index a folder into it first: imagerag index <folder> "
+                                   f"--corpus {self.store.name}")
+        self.root = root
+        self._root_real = Path(os.path.realpath(root))
+        for attempt in range(3):  # a writer may switch the vectors file between our reads
+            try:
+                self.labels, _ = self.store.snapshot()
+                if backend == "hnsw" or (backend == "auto" and len(self.labels) >= exact_below):
+                    self.backend: ExactBackend | HnswBackend = sync_hnsw(self.store, save=False)
+                else:
+                    self.backend = ExactBackend(self.store.get_vectors(self.labels), self.labels)
+                break
+            except FileNotFoundError:
+                self.store._vectors = None
+                if attempt == 2:
+                    raise
+        self._items: dict[int, Item] = {}
+
+    @property
+    def identity(self) -> str | None:
+        return self.store.embedder_identity
+
+    @property
+    def embedder_spec(self) -> dict | None:
+        return self.store.embedder_spec
+
+    @property
+    def dim(self) -> int:
+        return self.store.dim
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def items(self, labels) -> dict[int, Item]:
+        missing = [int(x) for x in labels if int(x) >= 0 and int(x) not in self._items]
+        if missing:
+            self._items.update(self.store.items_by_label(missing))
+        return {int(x): self._items[int(x)] for x in labels if int(x) in self._items}
+
+    def vectors(self, labels) -> np.ndarray:
+        return self.store.get_vectors(np.asarray(labels, dtype=np.int64))
+
+    def abspath(self, item: Item) -> str | None:
+        """Absolute path of an item, or ``None`` when it now resolves outside the corpus root."""
+        path = self.root / item.path
+        real = Path(os.path.realpath(path))
+        if real != self._root_real and self._root_real not in real.parents:
+            return None
+        return str(path)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, scores), each (len(queries), k), best first; label -1 pads short rows."""
+        return self.backend.search(queries, k)

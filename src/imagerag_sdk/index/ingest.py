@@ -1,0 +1,315 @@
+"""``imagerag index``: bring a corpus up to date with a folder, embedding only what changed.
+
+Decoding, hashing and (when the embedder offers it) preprocessing run in worker threads, a
+bounded window ahead of the model, which runs on the calling thread. Each model batch is
+committed on its own (vectors first, then the SQLite transaction), so an interrupted run loses at
+most one batch and the next run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+import numpy as np
+
+from ..errors import CorpusError, ImageRAGError
+from ..images import MAX_PIXELS, BadImageError
+from ..roles import Embedder, normalize_rows
+from ..specs import ComponentSpec
+from .backends import EXACT_BELOW
+from .corpus import sync_hnsw
+from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, scan
+from .store import CorpusStore, Item, NewItem
+
+COMPACT_ABOVE = 0.2
+"""Rewrite vectors and rebuild HNSW when more than this fraction of stored rows is dead."""
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def close(self) -> None: ...
+
+
+class StrictIngestError(CorpusError):
+    """``--strict``: the run finished but some files could not be indexed."""
+
+
+@dataclass
+class IngestReport:
+    corpus: str
+    index_dir: str
+    root: str
+    embedder: str = ""
+    scanned: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    reused: int = 0
+    """New rows whose vector was copied from identical content already indexed."""
+    metadata_updated: int = 0
+    embedded: int = 0
+    """Images that went through the model in this run."""
+    total: int = 0
+    backend: str = "exact"
+    seconds: float = 0.0
+    bad: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    report_path: str = ""
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("bad", "skipped", "warnings")}
+        out["images_per_second"] = round(self.images_per_second, 2)
+        for key in ("bad", "skipped", "warnings"):
+            out[key] = [p.to_dict() for p in getattr(self, key)]
+        return out
+
+    def summary(self) -> str:
+        text = (f"corpus '{self.corpus}': {self.total} images indexed ({self.added} new, {self.changed} "
+                f"changed, {self.removed} removed, {self.unchanged} unchanged); embedded {self.embedded} "
+                f"in {self.seconds:.1f} s ({self.images_per_second:.1f} img/s)")
+        if self.bad or self.skipped:
+            text += f"; {len(self.bad)} bad, {len(self.skipped)} skipped"
+            if self.report_path:
+                text += f" (see {self.report_path})"
+        return text
+
+
+@dataclass
+class _Work:
+    entry: FileEntry
+    kind: str  # touch | reuse | embed | bad
+    hash: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None
+    label: int = -1
+    reason: str = ""
+    sidecar_problems: list[str] = field(default_factory=list)
+
+
+def resolve_embedder(embedder: Embedder | ComponentSpec | dict | str | None,
+                     stored: dict[str, Any] | None) -> tuple[Embedder, dict[str, Any]]:
+    """An embedder instance and the spec recorded for it (``None`` → the corpus's own, else clip)."""
+    if isinstance(embedder, Embedder):
+        spec = {"use": embedder.name, **embedder.options.model_dump(mode="json")}
+        return embedder, spec
+    if embedder is None:
+        embedder = stored or {"use": "clip"}
+    if isinstance(embedder, str):
+        embedder = {"use": embedder}
+    spec = embedder if isinstance(embedder, ComponentSpec) else ComponentSpec(**embedder)
+    built = spec.build("embedder")
+    if not isinstance(built, Embedder):
+        raise CorpusError(f"'{spec.use}' is not an embedder")
+    return built, {"use": spec.use, **spec.options()}
+
+
+def embed_batch(embedder: Embedder, payloads: list[Any], fast: bool) -> np.ndarray:
+    if fast:
+        batch = np.stack(payloads) if all(isinstance(p, np.ndarray) for p in payloads) else payloads
+        out = embedder.embed_preprocessed(batch)  # type: ignore[attr-defined]
+    else:
+        out = embedder.embed_images(payloads)
+    return normalize_rows(np.asarray(out, dtype=np.float32))
+
+
+def has_fast_path(embedder: Embedder) -> bool:
+    return callable(getattr(embedder, "preprocess", None)) and callable(
+        getattr(embedder, "embed_preprocessed", None))
+
+
+def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str | os.PathLike | None = None,
+           embedder: Embedder | ComponentSpec | dict | str | None = None, batch_size: int = 32,
+           workers: int | None = None, extensions: Iterable[str] | None = None,
+           max_pixels: int | None = MAX_PIXELS, progress: Progress | None = None,
+           exact_below: int = EXACT_BELOW, strict: bool = False) -> IngestReport:
+    """Index (or update) ``root`` into a corpus; return what happened. See module docstring."""
+    t0 = time.perf_counter()
+    root_path = Path(root).expanduser().resolve()
+    if not root_path.is_dir():
+        raise CorpusError(f"{root} is not a folder", hint="pass the folder holding your images")
+    if batch_size < 1:
+        raise CorpusError("batch size must be at least 1")
+    workers = workers or min(4, os.cpu_count() or 1)
+    store = CorpusStore.open(corpus or (None if index_dir else root_path.name), index_dir, write=True)
+    try:
+        model, spec = resolve_embedder(embedder, store.embedder_spec)
+        store.bind(root=root_path, identity=model.identity, spec=spec)
+        report = IngestReport(corpus=store.name, index_dir=str(store.path), root=str(root_path),
+                              embedder=model.identity)
+        found = scan(root_path, extensions)
+        report.scanned = len(found.files)
+        report.skipped = list(found.skipped)
+        existing = store.items()
+        seen = {f.path for f in found.files}
+        gone = [p for p in existing if p not in seen]
+        if gone:
+            store.commit([], np.zeros((0, 1), np.float32), deletes=gone)
+            report.removed = len(gone)
+        todo: list[FileEntry] = []
+        meta_updates: list[NewItem] = []
+        for entry in found.files:
+            old = existing.get(entry.path)
+            if old is None or old.size != entry.size or old.mtime_ns != entry.mtime_ns:
+                todo.append(entry)
+            elif old.sidecar_sig != entry.sidecar_sig:
+                fields, problems = read_sidecars(root_path, entry)
+                report.warnings += [Problem(entry.path, p, "sidecar") for p in problems]
+                meta_updates.append(NewItem(entry.path, old.hash, entry.size, entry.mtime_ns,
+                                            entry.sidecar_sig, fields))
+            else:
+                report.unchanged += 1
+        if meta_updates:
+            store.commit([], np.zeros((0, 1), np.float32), updates=meta_updates)
+            report.metadata_updated = len(meta_updates)
+            report.unchanged += len(meta_updates)
+        if todo:
+            _run(store, model, root_path, todo, existing, report, batch_size=batch_size,
+                 workers=workers, max_pixels=max_pixels, progress=progress)
+        if store.dead_fraction() > COMPACT_ABOVE:
+            store.compact()
+        report.total = store.count()
+        if store.dim and (report.total >= exact_below or store.hnsw_snapshots()):
+            sync_hnsw(store, save=True)
+            report.backend = "hnsw"
+        report.seconds = time.perf_counter() - t0
+        report.report_path = str(store.write_report(report.to_dict()))
+    finally:
+        store.close()
+    if strict and report.bad:
+        raise StrictIngestError(f"{len(report.bad)} file(s) could not be indexed (--strict); "
+                                f"first: {report.bad[0].path}: {report.bad[0].reason}",
+                                hint=f"see {report.report_path}")
+    return report
+
+
+def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
+         existing: dict[str, Item], report: IngestReport, *, batch_size: int, workers: int,
+         max_pixels: int | None, progress: Progress | None) -> None:
+    model.load()
+    fast = has_fast_path(model)
+    hash_labels = {item.hash: item.label for item in existing.values()}
+
+    def work(entry: FileEntry) -> _Work:
+        fields, problems = read_sidecars(root, entry)
+        try:
+            data, digest = read_and_hash(root / entry.path)
+        except OSError as exc:
+            return _Work(entry, "bad", reason=f"cannot read: {exc.strerror or exc}")
+        old = existing.get(entry.path)
+        if old is not None and old.hash == digest:
+            return _Work(entry, "touch", digest, fields, sidecar_problems=problems)
+        if digest in hash_labels:
+            return _Work(entry, "reuse", digest, fields, label=hash_labels[digest], sidecar_problems=problems)
+        try:
+            img = decode_image(data, entry.path, max_pixels)
+            payload = model.preprocess(img) if fast else img  # type: ignore[attr-defined]
+        except BadImageError as exc:
+            return _Work(entry, "bad", digest, reason=exc.message)
+        except Exception as exc:  # a preprocessing failure on one file must not stop the run
+            return _Work(entry, "bad", digest, reason=f"preprocessing failed: {type(exc).__name__}: {exc}")
+        return _Work(entry, "embed", digest, fields, payload, sidecar_problems=problems)
+
+    adds: list[NewItem] = []
+    add_vecs: list[np.ndarray] = []
+    embeds: list[_Work] = []
+    updates: list[NewItem] = []
+    deletes: list[str] = []
+
+    def new_item(w: _Work) -> NewItem:
+        return NewItem(w.entry.path, w.hash, w.entry.size, w.entry.mtime_ns, w.entry.sidecar_sig, w.fields)
+
+    def flush() -> None:
+        vecs = list(add_vecs)
+        rows = list(adds)
+        if embeds:
+            ok, out = _embed_isolating(model, embeds, fast, report)
+            rows += [new_item(w) for w in ok]
+            vecs += list(out)
+            report.embedded += len(ok)
+        dim = vecs[0].shape[0] if vecs else 1
+        start = store.next_label
+        store.commit(rows, np.stack(vecs) if vecs else np.zeros((0, dim), np.float32),
+                     updates=updates, deletes=deletes)
+        for i, row in enumerate(rows):
+            hash_labels[row.hash] = start + i
+            if row.path in existing:
+                report.changed += 1
+            else:
+                report.added += 1
+        adds.clear(), add_vecs.clear(), embeds.clear(), updates.clear(), deletes.clear()
+
+    if progress is not None:
+        progress.start(len(todo))
+    window = max(2 * batch_size, 4 * workers)
+    pending: deque = deque()
+    entries = iter(todo)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagerag-ingest") as pool:
+            def fill() -> None:
+                while len(pending) < window:
+                    entry = next(entries, None)
+                    if entry is None:
+                        return
+                    pending.append(pool.submit(work, entry))
+
+            fill()
+            while pending:
+                w: _Work = pending.popleft().result()
+                fill()
+                report.warnings += [Problem(w.entry.path, p, "sidecar") for p in w.sidecar_problems]
+                if w.kind == "bad":
+                    report.bad.append(Problem(w.entry.path, w.reason))
+                    if w.entry.path in existing:
+                        deletes.append(w.entry.path)
+                elif w.kind == "touch":
+                    updates.append(new_item(w))
+                    report.unchanged += 1
+                elif w.kind == "reuse":
+                    adds.append(new_item(w))
+                    add_vecs.append(store.get_vectors([w.label])[0])
+                    report.reused += 1
+                else:
+                    embeds.append(w)
+                if progress is not None:
+                    progress.advance(1)
+                if len(embeds) >= batch_size or len(adds) + len(updates) + len(deletes) >= 4 * batch_size:
+                    flush()
+            flush()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        if progress is not None:
+            progress.close()
+
+
+def _embed_isolating(model: Embedder, works: list[_Work], fast: bool,
+                     report: IngestReport) -> tuple[list[_Work], np.ndarray]:
+    """Embed a batch; if the model fails on it, retry one by one so only the culprits are dropped."""
+    try:
+        return works, embed_batch(model, [w.payload for w in works], fast)
+    except ImageRAGError:
+        raise
+    except Exception as first:
+        ok, rows = [], []
+        for w in works:
+            try:
+                rows.append(embed_batch(model, [w.payload], fast)[0])
+                ok.append(w)
+            except Exception as exc:
+                report.bad.append(Problem(w.entry.path, f"embedder failed: {type(exc).__name__}: {exc}"))
+        if not ok and report.embedded == 0:
+            raise first  # nothing has ever embedded: the model itself is broken
+        return ok, np.stack(rows) if rows else np.zeros((0, 1), np.float32)

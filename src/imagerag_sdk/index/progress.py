@@ -1,0 +1,38 @@
+"""A rich progress bar on stderr: images done, images/s, elapsed and ETA."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+
+class RichProgress:
+    """Implements the ``Progress`` protocol of :func:`imagerag_sdk.index.ingest.ingest`."""
+
+    def __init__(self, description: str = "indexing", console: Console | None = None) -> None:
+        self.description = description
+        self.console = console or Console(stderr=True)
+        self._progress: Progress | None = None
+        self._task = None
+
+    def start(self, total: int) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task(self.description, total=total, rate="")
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is None:
+            return
+        self._progress.advance(self._task, n)
+        speed = self._progress.tasks[0].speed
+        if speed:
+            self._progress.update(self._task, rate=f"{speed:.1f} img/s")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

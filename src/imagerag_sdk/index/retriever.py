@@ -1,0 +1,141 @@
+"""The ``index`` retriever: the Retriever role over a local corpus index."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal, Sequence
+
+import numpy as np
+from PIL import Image
+from pydantic import Field, field_validator, model_validator
+
+from ..errors import CorpusError
+from ..roles import Embedder, Options, Retriever
+from ..specs import ComponentSpec
+from ..types import Hit
+from .backends import EXACT_BELOW
+from .corpus import CorpusIndex
+from .ingest import embed_batch, has_fast_path
+
+
+class IndexRetrieverOptions(Options):
+    corpus: str | None = Field(None, description="Corpus name (a folder under ~/.imagerag/corpora)")
+    index_dir: str | None = Field(None, description="Corpus folder, instead of a name")
+    embedder: ComponentSpec | None = Field(
+        None, description="Embedder for the queries, e.g. {use: clip}; default: the one the corpus "
+                          "was built with (its identity must match the corpus)")
+    min_similarity: float | None = Field(None, ge=-1.0, le=1.0,
+                                         description="Drop hits whose cosine similarity is below this")
+    dedupe: float | None = Field(0.95, gt=0.0, le=1.0,
+                                 description="Collapse hits whose image–image cosine is at least this "
+                                             "(keep the best); null disables")
+    backend: Literal["auto", "exact", "hnsw"] = Field(
+        "auto", description="exact numpy scan, hnsw graph, or auto (exact below exact_below vectors)")
+    exact_below: int = Field(EXACT_BELOW, ge=0, description="auto: use the exact scan below this many vectors")
+
+    @field_validator("embedder", mode="before")
+    @classmethod
+    def _name_only(cls, value: Any) -> Any:
+        return {"use": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _needs_corpus(self) -> "IndexRetrieverOptions":
+        if not self.corpus and not self.index_dir:
+            raise ValueError("set 'corpus' (a name) or 'index_dir' (a folder)")
+        return self
+
+
+class IndexRetriever(Retriever):
+    """Cosine search over a corpus built by ``imagerag index``; all queries in one batch."""
+
+    name = "index"
+    description = "Local corpus index (SQLite + hnswlib / exact numpy) built with 'imagerag index'."
+    Options = IndexRetrieverOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._search_lock = threading.Lock()
+        self.index: CorpusIndex | None = None
+        self.embedder: Embedder | None = None
+
+    def _load(self) -> None:
+        opts = self.options
+        index = CorpusIndex(opts.corpus, opts.index_dir, backend=opts.backend, exact_below=opts.exact_below)
+        spec = opts.embedder
+        if spec is None:
+            stored = index.embedder_spec
+            spec = ComponentSpec(**stored) if stored else ComponentSpec(use="clip")
+        embedder = spec.build("embedder")
+        if not isinstance(embedder, Embedder):
+            raise CorpusError(f"'{spec.use}' is not an embedder")
+        if index.identity and embedder.identity != index.identity:
+            index.close()
+            raise CorpusError(
+                f"corpus '{index.name}' was built with embedder '{index.identity}', the retriever's "
+                f"embedder is '{embedder.identity}'",
+                hint="give the retriever the embedder the corpus was built with, or re-index")
+        embedder.load()
+        self.index, self.embedder = index, embedder
+
+    def refresh(self) -> None:
+        """Re-open the corpus to see what a later ``imagerag index`` run changed."""
+        with self._load_lock:
+            if self.index is not None:
+                self.index.close()
+            self._loaded = False
+        self.load()
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        queries = list(queries)
+        if not queries:
+            return []
+        self.load()
+        vectors = self.embedder.embed_texts(queries)
+        return self.search_vectors(vectors, queries, k)
+
+    def search_images(self, images: Sequence[Image.Image], k: int) -> list[list[Hit]]:
+        images = list(images)
+        if not images:
+            return []
+        self.load()
+        fast = has_fast_path(self.embedder)
+        payloads = [self.embedder.preprocess(img) for img in images] if fast else images  # type: ignore[attr-defined]
+        vectors = embed_batch(self.embedder, payloads, fast)
+        names = [getattr(img, "filename", "") or f"<image {i + 1}>" for i, img in enumerate(images)]
+        return self.search_vectors(vectors, names, k)
+
+    def search_vectors(self, vectors: np.ndarray, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """Top ``k`` hits for each (unit) query vector, searched in one backend call."""
+        self.load()
+        index = self.index
+        if k <= 0 or len(index) == 0:
+            return [[] for _ in queries]
+        dedupe = self.options.dedupe
+        fetch = min(len(index), k if dedupe is None or dedupe >= 1.0 else 4 * k + 4)
+        with self._search_lock:
+            labels, scores = index.search(np.asarray(vectors, dtype=np.float32), fetch)
+            wanted = sorted({int(x) for x in labels.ravel() if x >= 0})
+            items = index.items(wanted)
+            vecs = dict(zip(wanted, index.vectors(wanted))) if dedupe is not None else {}
+        out: list[list[Hit]] = []
+        floor = self.options.min_similarity
+        for qi, query in enumerate(queries):
+            hits: list[Hit] = []
+            kept: list[np.ndarray] = []
+            for label, score in zip(labels[qi], scores[qi]):
+                label = int(label)
+                if label < 0 or label not in items or (floor is not None and score < floor):
+                    continue
+                path = index.abspath(items[label])
+                if path is None:
+                    continue
+                if dedupe is not None and kept and max(float(v @ vecs[label]) for v in kept) >= dedupe:
+                    continue
+                if dedupe is not None:
+                    kept.append(vecs[label])
+                hits.append(Hit(path=path, score=float(score), corpus=index.name,
+                                metadata=items[label].metadata(), query=query, rank=len(hits)))
+                if len(hits) == k:
+                    break
+            out.append(hits)
+        return out

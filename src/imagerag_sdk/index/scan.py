@@ -1,0 +1,182 @@
+"""Walking a corpus folder: image files, their sidecars, and what was skipped and why.
+
+Paths are kept relative to the corpus root (POSIX separators). Symbolic links are never followed
+out of the root: a link whose target lies outside is reported and skipped; a link to a folder
+inside the root is skipped (its target is scanned anyway), so nothing is visited twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from PIL import Image
+
+from ..images import MAX_PIXELS, BadImageError, decode_rgb
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+SIDECAR_EXTENSIONS = (".txt", ".json")
+SIDECAR_FIELDS = ("caption", "license", "source")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    """Relative to the corpus root."""
+    size: int
+    mtime_ns: int
+    sidecars: tuple[tuple[str, int, int], ...] = ()
+    """(relative path, size, mtime_ns) of each sidecar file found next to the image."""
+
+    @property
+    def sidecar_sig(self) -> str:
+        return ";".join(f"{p}:{s}:{m}" for p, s, m in self.sidecars)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    reason: str
+    kind: str = "bad"
+    """bad (cannot be decoded) | skipped (not indexed on purpose: links out of the root…) | sidecar"""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason, "kind": self.kind}
+
+
+@dataclass
+class ScanResult:
+    root: Path
+    files: list[FileEntry] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+
+
+def normalize_extensions(exts: Iterable[str] | None) -> tuple[str, ...]:
+    if not exts:
+        return IMAGE_EXTENSIONS
+    out = []
+    for e in exts:
+        for part in str(e).split(","):
+            part = part.strip().lower()
+            if part:
+                out.append(part if part.startswith(".") else "." + part)
+    return tuple(out)
+
+
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def scan(root: str | os.PathLike, extensions: Iterable[str] | None = None) -> ScanResult:
+    """Every image file under ``root`` (recursively), sorted by path, plus what was skipped."""
+    root_path = Path(root).expanduser().resolve()
+    root_real = os.path.realpath(root_path)
+    exts = normalize_extensions(extensions)
+    result = ScanResult(root_path)
+    images: list[tuple[str, os.stat_result]] = []
+    sidecars: dict[str, tuple[int, int]] = {}
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root_real, rel_dir) if rel_dir else root_real))
+        except OSError as exc:
+            result.skipped.append(Problem(rel_dir or ".", f"cannot list folder: {exc.strerror or exc}",
+                                          "skipped"))
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            ext = os.path.splitext(entry.name)[1].lower()
+            try:
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if not _inside(target, root_real):
+                        if os.path.isdir(target) or ext in exts:
+                            result.skipped.append(Problem(
+                                rel, f"symbolic link to {target}, outside the corpus root", "skipped"))
+                        continue
+                    if not os.path.exists(target):
+                        result.skipped.append(Problem(rel, "broken symbolic link", "skipped"))
+                        continue
+                    if os.path.isdir(target):
+                        continue  # scanned under its real name
+                    st = os.stat(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                    continue
+                elif entry.is_file(follow_symlinks=False):
+                    if ext not in exts and ext not in SIDECAR_EXTENSIONS:
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                else:
+                    continue
+            except OSError as exc:
+                result.skipped.append(Problem(rel, f"cannot stat: {exc.strerror or exc}", "skipped"))
+                continue
+            if ext in exts:
+                images.append((rel, st))
+            elif ext in SIDECAR_EXTENSIONS:
+                sidecars[rel] = (st.st_size, st.st_mtime_ns)
+    for rel, st in sorted(images):
+        found = []
+        for cand in sidecar_candidates(rel):
+            if cand in sidecars:
+                found.append((cand, *sidecars[cand]))
+        result.files.append(FileEntry(rel, st.st_size, st.st_mtime_ns, tuple(found)))
+    return result
+
+
+def sidecar_candidates(rel: str) -> list[str]:
+    """``photo.jpg`` → ``photo.txt``, ``photo.json``, ``photo.jpg.txt``, ``photo.jpg.json``."""
+    stem = os.path.splitext(rel)[0]
+    return [stem + ".txt", stem + ".json", rel + ".txt", rel + ".json"]
+
+
+def read_sidecars(root: Path, entry: FileEntry) -> tuple[dict[str, Any], list[str]]:
+    """Fields from the sidecars (JSON keys win over ``.txt`` captions) and any problems reading them."""
+    fields: dict[str, Any] = {}
+    problems: list[str] = []
+    for rel, _, _ in entry.sidecars:
+        path = root / rel
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{rel}: {exc}")
+            continue
+        if rel.endswith(".txt"):
+            fields.setdefault("caption", text.strip())
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{rel}: invalid JSON ({exc.msg} at line {exc.lineno})")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{rel}: expected a JSON object")
+            continue
+        for key, value in data.items():
+            if isinstance(value, (str, int, float, bool)) or value is None:
+                fields[str(key)] = value
+            else:
+                fields[str(key)] = json.dumps(value)
+    for key in SIDECAR_FIELDS:
+        if key in fields and fields[key] is not None:
+            fields[key] = str(fields[key])
+    return fields, problems
+
+
+def read_and_hash(path: Path) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def decode_image(data: bytes, name: str, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+    """:func:`imagerag_sdk.images.decode_rgb` (upright RGB, bombs refused) with an explicit
+    pixel check so the limit holds whatever the process-wide warning filters are."""
+    if not data:
+        raise BadImageError(f"{name} is empty (0 bytes)")
+    return decode_rgb(data, name=name, max_pixels=max_pixels)

@@ -1,0 +1,457 @@
+"""One corpus on disk: SQLite metadata, raw vectors in a ``.npy``, an optional HNSW snapshot.
+
+Layout of a corpus folder::
+
+    index.sqlite                    items (relative path, hash, size, mtime, sidecar fields, label),
+                                    tombstones (labels removed, in order), meta (embedder, root …)
+    vectors-<gen>.npy               float32 (capacity, dim); row ``label`` holds that item's vector
+    hnsw-e<epoch>-n<upto>-t<seq>.bin  hnswlib snapshot covering labels < upto and tombstones ≤ seq
+    last-ingest.json                the report of the last ``imagerag index`` run
+    .lock                           held by the one process writing the corpus
+
+SQLite is the source of truth. A batch's vectors are written and flushed *before* the transaction
+that records their rows (and advances ``next_label``) commits, so rows at or past ``next_label``
+are garbage left by a crash and are simply overwritten. The vectors file is replaced (grown 2×, or
+compacted) by writing a new generation and switching the name in the same transaction. HNSW files
+are derived caches: the newest one is loaded and brought up to date from SQLite + the vectors.
+No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import CorpusError
+from ..paths import corpora_dir
+
+SCHEMA_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_HNSW_FILE = re.compile(r"^hnsw-e(\d+)-n(\d+)-t(\d+)\.bin$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    label INTEGER NOT NULL UNIQUE,
+    hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sidecar_sig TEXT NOT NULL DEFAULT '',
+    caption TEXT, license TEXT, source TEXT,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS items_hash ON items(hash);
+CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY AUTOINCREMENT, label INTEGER NOT NULL);
+"""
+_COLUMNS = "id, path, label, hash, size, mtime_ns, sidecar_sig, caption, license, source, extra"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One indexed image as SQLite stores it."""
+
+    id: int
+    path: str
+    """Relative to the corpus root, POSIX separators."""
+    label: int
+    hash: str
+    size: int
+    mtime_ns: int
+    sidecar_sig: str = ""
+    caption: str | None = None
+    license: str | None = None
+    source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        for key in ("caption", "license", "source"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        out["relpath"] = self.path
+        out["sha256"] = self.hash
+        return out
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "Item":
+        *head, extra = row
+        return cls(*head, extra=json.loads(extra) if extra else {})
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """A row to insert (or to replace the row at the same path)."""
+
+    path: str
+    hash: str
+    size: int
+    mtime_ns: int
+    sidecar_sig: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    """caption / license / source and any other sidecar keys."""
+
+    def columns(self) -> tuple[Any, ...]:
+        extra = {k: v for k, v in self.fields.items() if k not in ("caption", "license", "source")}
+        return (self.hash, self.size, self.mtime_ns, self.sidecar_sig, self.fields.get("caption"),
+                self.fields.get("license"), self.fields.get("source"),
+                json.dumps(extra, sort_keys=True) if extra else None)
+
+
+def corpus_dir(corpus: str | None = None, index_dir: str | os.PathLike | None = None) -> tuple[str, Path]:
+    """The (name, folder) of a corpus given by name (under the corpora dir) or by folder."""
+    if index_dir is not None:
+        path = Path(index_dir).expanduser().resolve()
+        return corpus or path.name, path
+    if not corpus:
+        raise CorpusError("no corpus given", hint="pass --corpus NAME (or --index-dir PATH)")
+    if not _NAME.match(corpus):
+        raise CorpusError(f"invalid corpus name '{corpus}'",
+                          hint="use letters, digits, '.', '_' and '-' (no leading dot or slash)")
+    return corpus, corpora_dir() / corpus
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class CorpusStore:
+    """Open with :meth:`open`; ``write=True`` takes the corpus's writer lock."""
+
+    def __init__(self, name: str, path: Path, *, write: bool) -> None:
+        self.name = name
+        self.path = path
+        self.write = write
+        self._lock_fh = None
+        self._vectors: np.memmap | None = None
+        self._vectors_name: str | None = None
+        if write:
+            path.mkdir(parents=True, exist_ok=True)
+            self._take_lock()
+        db = path / "index.sqlite"
+        if not write and not db.exists():
+            raise CorpusError(f"corpus '{name}' has no index at {path}",
+                              hint=f"build it first: imagerag index <folder> --corpus {name}")
+        self.db = sqlite3.connect(str(db), timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if write:
+            self.db.executescript(_SCHEMA)
+            if self.meta.get("schema_version") is None:
+                self._set_meta({"schema_version": SCHEMA_VERSION, "next_label": 0, "generation": 0,
+                                "epoch": 0, "capacity": 0, "vectors_file": "", "name": name})
+            self._cleanup_orphans()
+        version = int(self.meta.get("schema_version") or 0)
+        if version != SCHEMA_VERSION:
+            raise CorpusError(f"corpus '{name}' at {path} has schema version {version}, "
+                              f"this imagerag-sdk reads {SCHEMA_VERSION}",
+                              hint="re-index into a new corpus folder")
+
+    @classmethod
+    def open(cls, corpus: str | None = None, index_dir: str | os.PathLike | None = None, *,
+             write: bool = False) -> "CorpusStore":
+        name, path = corpus_dir(corpus, index_dir)
+        return cls(name, path, write=write)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        self._lock_fh = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            self._lock_fh = None
+            raise CorpusError(f"corpus '{self.name}' at {self.path} is being written by another process",
+                              hint="wait for the other 'imagerag index' run to finish") from None
+
+    def close(self) -> None:
+        self._vectors = None
+        self.db.close()
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def __enter__(self) -> "CorpusStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _cleanup_orphans(self) -> None:
+        """Remove files a crash left behind: temp files and vectors generations not in use."""
+        current = self.meta.get("vectors_file") or ""
+        for p in self.path.iterdir():
+            if p.name.endswith(".tmp") or (p.name.startswith("vectors-") and p.name != current):
+                p.unlink(missing_ok=True)
+
+    # -- meta --------------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def _set_meta(self, values: dict[str, Any], *, in_tx: bool = False) -> None:
+        rows = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()]
+        if in_tx:
+            self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
+        else:
+            with self._tx():
+                self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
+
+    def _int(self, key: str) -> int:
+        return int(self.meta.get(key) or 0)
+
+    @property
+    def root(self) -> Path | None:
+        root = self.meta.get("root")
+        return Path(root) if root else None
+
+    @property
+    def embedder_identity(self) -> str | None:
+        return self.meta.get("embedder_identity")
+
+    @property
+    def embedder_spec(self) -> dict[str, Any] | None:
+        raw = self.meta.get("embedder_spec")
+        return json.loads(raw) if raw else None
+
+    @property
+    def dim(self) -> int:
+        return self._int("dim")
+
+    @property
+    def next_label(self) -> int:
+        return self._int("next_label")
+
+    @property
+    def epoch(self) -> int:
+        return self._int("epoch")
+
+    def bind(self, *, root: Path, identity: str, spec: dict[str, Any] | None) -> None:
+        """Record (first run) or check (later runs) the corpus root and the embedder identity."""
+        meta = self.meta
+        if meta.get("root") and Path(meta["root"]) != root:
+            raise CorpusError(f"corpus '{self.name}' indexes {meta['root']}, not {root}",
+                              hint="index this folder under another --corpus name")
+        if meta.get("embedder_identity") and meta["embedder_identity"] != identity:
+            raise CorpusError(
+                f"corpus '{self.name}' was built with embedder '{meta['embedder_identity']}', "
+                f"not '{identity}'",
+                hint="use the embedder it was built with, or index into a new --corpus name")
+        if not meta.get("root"):
+            self._set_meta({"root": str(root), "embedder_identity": identity,
+                            "embedder_spec": json.dumps(spec) if spec is not None else "",
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    # -- reading -----------------------------------------------------------------------------
+    def items(self) -> dict[str, Item]:
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM items").fetchall()
+        return {r[1]: Item.from_row(r) for r in rows}
+
+    def items_by_label(self, labels: Iterable[int]) -> dict[int, Item]:
+        labels = [int(x) for x in labels]
+        out: dict[int, Item] = {}
+        for i in range(0, len(labels), 500):
+            chunk = labels[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self.db.execute(f"SELECT {_COLUMNS} FROM items WHERE label IN ({marks})", chunk):
+                item = Item.from_row(r)
+                out[item.label] = item
+        return out
+
+    def live_labels(self) -> np.ndarray:
+        rows = self.db.execute("SELECT label FROM items ORDER BY label").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def tombstones_after(self, seq: int) -> tuple[list[int], int]:
+        rows = self.db.execute("SELECT seq, label FROM tombstones WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+        last = rows[-1][0] if rows else seq
+        return [r[1] for r in rows], int(last)
+
+    def last_tombstone(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM tombstones").fetchone()[0])
+
+    def vectors(self) -> np.ndarray:
+        """The vectors file as a read-only memmap of shape (capacity, dim); rows ≥ next_label are junk."""
+        name = self.meta.get("vectors_file") or ""
+        if not name:
+            return np.zeros((0, self.dim), np.float32)
+        if self._vectors is None or self._vectors_name != name:
+            self._vectors = np.load(self.path / name, mmap_mode="r+" if self.write else "r",
+                                    allow_pickle=False)
+            self._vectors_name = name
+        return self._vectors
+
+    def get_vectors(self, labels: Sequence[int] | np.ndarray) -> np.ndarray:
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return np.ascontiguousarray(self.vectors()[labels], dtype=np.float32)
+
+    def snapshot(self) -> tuple[np.ndarray, dict[str, str]]:
+        """Live labels and meta read in one transaction (consistent with each other)."""
+        self.db.execute("BEGIN")
+        try:
+            meta = self.meta
+            labels = self.live_labels()
+        finally:
+            self.db.execute("COMMIT")
+        return labels, meta
+
+    # -- writing -----------------------------------------------------------------------------
+    def _tx(self):
+        db = self.db
+
+        class _Tx:
+            def __enter__(self_inner):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_inner, exc_type, exc, tb):
+                db.execute("ROLLBACK" if exc_type else "COMMIT")
+                return False
+
+        return _Tx()
+
+    def _new_vectors_file(self, capacity: int, rows: np.ndarray | None) -> str:
+        gen = self._int("generation") + 1
+        name = f"vectors-{gen:06d}.npy"
+        tmp = self.path / f"{name}.tmp"
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(capacity, self.dim))
+        if rows is not None and len(rows):
+            arr[: len(rows)] = rows
+        arr.flush()
+        del arr
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path / name)
+        return name
+
+    def _switch_vectors(self, name: str, capacity: int, extra: dict[str, Any] | None = None) -> None:
+        old = self.meta.get("vectors_file") or ""
+        with self._tx():
+            self._set_meta({"vectors_file": name, "capacity": capacity,
+                            "generation": self._int("generation") + 1, **(extra or {})}, in_tx=True)
+        self._vectors = None
+        if old and old != name:
+            (self.path / old).unlink(missing_ok=True)
+
+    def ensure_capacity(self, needed: int, dim: int) -> None:
+        """Grow the vectors file (2×, at least 1024 rows) so ``needed`` rows fit."""
+        if not self.dim:
+            self._set_meta({"dim": dim})
+        elif self.dim != dim:
+            raise CorpusError(f"corpus '{self.name}' holds {self.dim}-d vectors, the embedder gives {dim}-d",
+                              hint="index into a new --corpus name")
+        capacity = self._int("capacity")
+        if needed <= capacity:
+            return
+        new_cap = max(1024, 2 * capacity, needed)
+        used = self.next_label
+        rows = np.asarray(self.vectors()[:used]) if used else None
+        self._switch_vectors(self._new_vectors_file(new_cap, rows), new_cap)
+
+    def commit(self, adds: Sequence[NewItem], vectors: np.ndarray, *,
+               updates: Sequence[NewItem] = (), deletes: Sequence[str] = ()) -> None:
+        """Write one batch: new/changed rows with their vectors, metadata-only updates, deletions.
+
+        Vectors are flushed to disk before the transaction that makes them visible commits."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(adds) != len(vectors):
+            raise ValueError(f"{len(adds)} rows but {len(vectors)} vectors")
+        start = self.next_label
+        if len(adds):
+            self.ensure_capacity(start + len(adds), vectors.shape[1])
+            mm = self.vectors()
+            mm[start:start + len(adds)] = vectors
+            mm.flush()
+        with self._tx():
+            for i, item in enumerate(adds):
+                self._upsert(item, start + i)
+            for item in updates:
+                self.db.execute("UPDATE items SET hash=?, size=?, mtime_ns=?, sidecar_sig=?, caption=?, "
+                                "license=?, source=?, extra=? WHERE path=?", (*item.columns(), item.path))
+            for path in deletes:
+                self._delete(path)
+            if len(adds):
+                self._set_meta({"next_label": start + len(adds)}, in_tx=True)
+
+    def _upsert(self, item: NewItem, label: int) -> None:
+        old = self.db.execute("SELECT label FROM items WHERE path=?", (item.path,)).fetchone()
+        if old is None:
+            self.db.execute("INSERT INTO items(path, label, hash, size, mtime_ns, sidecar_sig, caption, "
+                            "license, source, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (item.path, label, *item.columns()))
+        else:
+            self.db.execute("INSERT INTO tombstones(label) VALUES (?)", (old[0],))
+            self.db.execute("UPDATE items SET label=?, hash=?, size=?, mtime_ns=?, sidecar_sig=?, "
+                            "caption=?, license=?, source=?, extra=? WHERE path=?",
+                            (label, *item.columns(), item.path))
+
+    def _delete(self, path: str) -> None:
+        old = self.db.execute("SELECT label FROM items WHERE path=?", (path,)).fetchone()
+        if old is not None:
+            self.db.execute("INSERT INTO tombstones(label) VALUES (?)", (old[0],))
+            self.db.execute("DELETE FROM items WHERE path=?", (path,))
+
+    def dead_fraction(self) -> float:
+        used = self.next_label
+        return (used - self.count()) / used if used else 0.0
+
+    def compact(self) -> None:
+        """Rewrite the vectors with only live rows, renumber labels 0..n-1, start a new epoch."""
+        labels = self.live_labels()
+        rows = self.get_vectors(labels)
+        capacity = max(1024, 2 * len(labels))
+        name = self._new_vectors_file(capacity, rows)
+        old_name = self.meta.get("vectors_file") or ""
+        with self._tx():
+            # two passes keep the UNIQUE(label) constraint satisfied
+            self.db.executemany("UPDATE items SET label=? WHERE label=?",
+                                [(-1 - new, int(old)) for new, old in enumerate(labels)])
+            self.db.execute("UPDATE items SET label = -1 - label WHERE label < 0")
+            self.db.execute("DELETE FROM tombstones")
+            self._set_meta({"vectors_file": name, "capacity": capacity, "next_label": len(labels),
+                            "generation": self._int("generation") + 1, "epoch": self.epoch + 1},
+                           in_tx=True)
+        self._vectors = None
+        if old_name and old_name != name:
+            (self.path / old_name).unlink(missing_ok=True)
+        for p in self.path.glob("hnsw-*.bin"):
+            p.unlink(missing_ok=True)
+
+    # -- hnsw snapshots ------------------------------------------------------------------------
+    def hnsw_snapshots(self) -> list[tuple[int, int, Path]]:
+        """(labels covered, tombstone seq, file) of this epoch's snapshots, newest first."""
+        out = []
+        for p in self.path.glob("hnsw-*.bin"):
+            m = _HNSW_FILE.match(p.name)
+            if m and int(m.group(1)) == self.epoch:
+                out.append((int(m.group(2)), int(m.group(3)), p))
+        return sorted(out, reverse=True)
+
+    def hnsw_path(self, upto: int, seq: int) -> Path:
+        return self.path / f"hnsw-e{self.epoch}-n{upto}-t{seq}.bin"
+
+    def write_report(self, report: dict[str, Any]) -> Path:
+        path = self.path / "last-ingest.json"
+        _atomic_write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+        return path

@@ -33,3 +33,6 @@ def register_retrievers(register):
 @hookimpl
 def register_rerankers(register):
     register(fakes.FakeReranker)
+    from .rerank_vlm import VLMReranker
+
+    register(VLMReranker)

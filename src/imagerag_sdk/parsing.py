@@ -13,7 +13,7 @@ _NO = re.compile(r"\b(no|nope|false|incorrect|does not|doesn't|do not|don't|not 
                  r"|fails to|missing)\b", re.I)
 _NONE_WORDS = {"none", "nothing", "n/a", "na", "no", "nil", "null", "-", "no missing concepts",
                "nothing is missing", "none missing"}
-_REFUSAL = re.compile(r"\b(unable to|cannot|can't|can not|i'm sorry|i am sorry|as an ai)\b", re.I)
+_REFUSAL = re.compile(r"\b(unable to|cannot|can't|can not|sorry|as an ai)\b", re.I)
 _HEADING = re.compile(r"^[^:]{0,60}:\s*$")
 
 
@@ -105,6 +105,8 @@ def parse_list(text: str, *, limit: int | None = None) -> list[str]:
         bulleted = [ln for ln in lines if _BULLET.match(ln)]
         if bulleted:
             lines = bulleted
+        elif _REFUSAL.search(body):
+            return []  # "Sorry, I cannot tell what is missing." is not a list of concepts
         elif len(lines) == 1:
             lines = re.split(r"\s*[;,]\s*|\s+and\s+(?=\w)", lines[0].split(":", 1)[-1])
         for ln in lines:

@@ -100,7 +100,16 @@ def _dist_of_module(module: str) -> tuple[str, str | None]:
     return top, None
 
 
+def _core_version() -> str | None:
+    try:
+        return md.version(CORE_DISTRIBUTION)
+    except md.PackageNotFoundError:
+        return None
+
+
 def component_version(cls: type) -> str | None:
+    if cls.__module__.split(".")[0] == "imagerag_sdk":
+        return _core_version()
     return _dist_of_module(cls.__module__)[1]
 
 
@@ -120,8 +129,7 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: list[tuple[s
     pm.add_hookspecs(hookspecs)
     infos: list[PluginInfo] = []
     pm.register(core_builtins, name="builtins")
-    infos.append(PluginInfo("builtins", CORE_DISTRIBUTION, _dist_of_module("imagerag_sdk")[1],
-                            core_builtins.__name__))
+    infos.append(PluginInfo("builtins", CORE_DISTRIBUTION, _core_version(), core_builtins.__name__))
     for name, plugin in extra_plugins:
         pm.register(plugin, name=name)
         infos.append(PluginInfo(name, getattr(plugin, "__name__", name), None,
@@ -228,7 +236,8 @@ def _cached_instance(reg: Registration, options: dict[str, Any]) -> Component:
         inst = _instances.get(key)
         if inst is None or type(inst) is not reg.cls:
             inst = reg.cls(options)
-            inst.name = reg.name if not type(inst).name else type(inst).name
+            if inst.name != reg.name:  # registered under an alias
+                inst.name = reg.name
             _instances[key] = inst
         return inst
 

@@ -1,0 +1,221 @@
+"""``imagerag`` command line: parses, calls the library, prints. Logic lives in the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import ImageRAGError
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="imagerag-sdk")
+def cli() -> None:
+    """Retrieval-augmented image generation: generate, critique, retrieve references, regenerate.
+
+    Set IMAGERAG_RAISE_ERRORS=1 to see tracebacks instead of one-line errors.
+    """
+
+
+# -- plugins -------------------------------------------------------------------------------------
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_cmd(as_json: bool) -> None:
+    """Installed plugins, broken ones with their error, and each component's options."""
+    from .plugins import get_registry
+    from .describe import component_table, options_of
+
+    registry = get_registry()
+    if as_json:
+        data = {"plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version,
+                             "error": p.error, "components": [list(c) for c in p.components]}
+                            for p in registry.plugins],
+                "components": {role: {name: {"plugin": reg.plugin, "distribution": reg.distribution,
+                                             "description": reg.cls.description,
+                                             "options": options_of(reg.cls)}
+                                      for name, reg in regs.items()}
+                               for role, regs in registry.components.items()}}
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = _console(stderr=False)
+    for table in component_table(registry):
+        console.print(table)
+
+
+# -- profiles ------------------------------------------------------------------------------------
+@cli.group("profiles")
+def profiles_cmd() -> None:
+    """List, show and validate pipeline profiles."""
+
+
+@profiles_cmd.command("list")
+def profiles_list() -> None:
+    """Built-in and user profiles."""
+    from rich.table import Table
+
+    from .profiles import check, list_profiles, load_profile
+
+    table = Table("name", "origin", "runs here", "description")
+    for entry in list_profiles():
+        try:
+            profile = load_profile(entry.path)
+            problems = check(profile)
+            table.add_row(entry.name, entry.origin, "yes" if not problems else "no: " + problems[0].split(": ", 1)[-1],
+                          profile.description)
+        except ImageRAGError as exc:
+            table.add_row(entry.name, entry.origin, "invalid", str(exc))
+    _console(stderr=False).print(table)
+
+
+@profiles_cmd.command("show")
+@click.argument("name")
+def profiles_show(name: str) -> None:
+    """Print a profile (name or path) as YAML."""
+    from .profiles import dump, load_profile
+
+    profile = load_profile(name)
+    click.echo(f"# {profile.source}")
+    click.echo(dump(profile), nl=False)
+
+
+@profiles_cmd.command("validate")
+@click.argument("files", nargs=-1, required=True)
+def profiles_validate(files: tuple[str, ...]) -> None:
+    """Validate profiles (names or paths). Exit 1 if any is invalid."""
+    from .profiles import check, load_profile
+
+    bad = 0
+    for item in files:
+        try:
+            profile = load_profile(item)
+        except ImageRAGError as exc:
+            bad += 1
+            for problem in getattr(exc, "problems", [str(exc)]):
+                click.echo(f"invalid: {problem}")
+            continue
+        problems = check(profile)
+        missing = [p for p in problems if "requires" in p and "not installed" in p]
+        other = [p for p in problems if p not in missing]
+        for p in other:
+            click.echo(f"invalid: {p}")
+        bad += bool(other)
+        if not other:
+            note = "; to run it here: " + "; ".join(p.split(" — ", 1)[-1] for p in missing) if missing else ""
+            click.echo(f"ok: {profile.source}{note}")
+    if bad:
+        raise SystemExit(1)
+
+
+# -- generate ------------------------------------------------------------------------------------
+@cli.command("generate")
+@click.argument("prompt")
+@click.option("--profile", "-p", default="fake", show_default=True, help="Profile name or YAML path.")
+@click.option("--out", "-o", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder the run folder is created in.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--image", "images", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A user (personalization) image; counts against the reference budget. Repeatable.")
+@click.option("--mode", type=click.Choice(["captions", "concepts", "prompt", "rephrase"]),
+              help="Override the profile's loop mode (the paper's ablations).")
+@click.option("--max-rounds", type=int, help="Override loop.max_rounds.")
+@click.option("--min-similarity", type=float, help="Override loop.min_similarity.")
+def generate_cmd(prompt: str, profile: str, out: str, seed: int, images: tuple[str, ...],
+                 mode: str | None, max_rounds: int | None, min_similarity: float | None) -> None:
+    """Run the ImageRAG loop for PROMPT; prints the run folder."""
+    from .pipeline import ImageRAG
+
+    overrides: dict[str, Any] = {k: v for k, v in (("mode", mode), ("max_rounds", max_rounds),
+                                                   ("min_similarity", min_similarity)) if v is not None}
+    console = _console()
+    pipeline = ImageRAG.from_profile(profile, **overrides)
+    progress = _progress_printer(console)
+    pipeline.load(progress)
+    result = pipeline.run(prompt, seed=seed, user_images=list(images), out=out, progress=progress)
+    console.print(f"done · {summary(result)} · report: {result.run_dir / 'report.html'}")
+    click.echo(str(result.run_dir))
+
+
+def summary(result) -> str:
+    """One line on what the run did."""
+    n = len(result.critiques)
+    if n == 0:
+        return "no critique"
+    if result.critiques[-1].matches:
+        return "the initial image matched" if n == 1 else f"matched after {n - 1} regeneration(s)"
+    regenerated = len([g for g in result.trace.get("generations", []) if g["round"] > 0])
+    if not regenerated:
+        return "did not match; nothing to regenerate with (see report)"
+    return f"did not match; regenerated {regenerated}x with {len(result.references)} reference(s)"
+
+
+def _progress_printer(console):
+    import time
+
+    start = time.perf_counter()
+
+    def show(stage: str, message: str) -> None:
+        console.print(f"[{time.perf_counter() - start:7.2f}s] {stage:<9} {message}")
+
+    return show
+
+
+# -- entry point -----------------------------------------------------------------------------------
+def _add_plugin_commands(group: click.Group) -> None:
+    from .plugins import get_registry
+
+    registry = get_registry()
+    infos = {p.name: p for p in registry.plugins}
+    for impl in registry.pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=group)
+        except Exception as exc:  # a plugin's broken command must not take the CLI down
+            info = infos.get(impl.plugin_name)
+            if info is not None:
+                info.error = f"register_commands failed: {type(exc).__name__}: {exc}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    from . import cli_corpus
+
+    cli_corpus.add_commands(cli)
+    raise_errors = os.environ.get("IMAGERAG_RAISE_ERRORS", "") not in ("", "0")
+    try:
+        _add_plugin_commands(cli)
+        cli.main(args=argv, prog_name="imagerag", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        raise SystemExit(130)
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code)
+    except KeyboardInterrupt:
+        if raise_errors:
+            raise
+        click.echo("interrupted (the run folder keeps what was done, with status 'interrupted')", err=True)
+        raise SystemExit(130)
+    except ImageRAGError as exc:
+        if raise_errors:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1)
+    except Exception as exc:
+        if raise_errors:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} "
+                   "(set IMAGERAG_RAISE_ERRORS=1 for the traceback; please report it)", err=True)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,47 @@
+"""Human-readable descriptions of plugins and component options (for ``imagerag plugins``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+
+
+def options_of(cls: type) -> list[dict[str, Any]]:
+    """Each option of a component class: name, type, default, description."""
+    out = []
+    for name, field in cls.Options.model_fields.items():
+        default = field.default
+        if default is PydanticUndefined:
+            default = "required" if field.default_factory is None else "(computed)"
+        elif hasattr(default, "get_secret_value"):
+            default = "***"
+        elif hasattr(default, "model_dump"):
+            default = default.model_dump(mode="json")
+        ann = field.annotation
+        type_name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+        out.append({"name": name, "type": type_name, "default": default,
+                    "description": field.description or ""})
+    return out
+
+
+def component_table(registry) -> list:
+    from rich.table import Table
+
+    plugins = Table("plugin", "distribution", "version", "status", "components", title="Plugins")
+    for p in registry.plugins:
+        comps = ", ".join(f"{role}:{name}" for role, name in p.components) or "-"
+        plugins.add_row(p.name, p.distribution, p.version or "-", "ok" if p.ok else f"BROKEN: {p.error}", comps)
+    tables = [plugins]
+    for role, regs in registry.components.items():
+        if not regs:
+            continue
+        t = Table("name", "option", "type", "default", "description", title=f"{role}s")
+        for name, reg in sorted(regs.items()):
+            opts = options_of(reg.cls)
+            if not opts:
+                t.add_row(name, "-", "", "", reg.cls.description)
+            for i, o in enumerate(opts):
+                t.add_row(name if i == 0 else "", o["name"], o["type"], repr(o["default"]), o["description"])
+        tables.append(t)
+    return tables

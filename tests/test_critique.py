@@ -1,0 +1,111 @@
+"""The chain-of-thought critic protocol, driven through a scripted model."""
+
+import asyncio
+import json
+
+from PIL import Image
+
+from imagerag_sdk.testing import ScriptedCritic
+
+PROMPT = "an oil painting of a sheep and a car"
+IMAGE = Image.new("RGB", (2000, 1000), (10, 20, 30))
+
+
+def critic(answers, **options):
+    return ScriptedCritic(answers=answers, **options)
+
+
+def test_three_step_match_stops_after_one_question():
+    c = critic(["Yes, it matches."], mode="three_step")
+    result = c.critique(PROMPT, IMAGE)
+    assert result.matches and not result.missing and len(c.requests) == 1
+    assert len(c.requests[0].images) == 1
+    assert max(c.requests[0].images[0].size) == 768  # downscaled before upload
+
+
+def test_three_step_concepts_and_captions():
+    c = critic(["No.", "- oil painting style\n- a sheep",
+                "oil painting style: a landscape painted in thick oil strokes\na sheep: a white sheep in a meadow"],
+               mode="three_step")
+    result = c.critique(PROMPT, IMAGE)
+    assert not result.matches and not result.gave_up
+    assert [(m.concept, m.caption) for m in result.missing] == [
+        ("oil painting style", "a landscape painted in thick oil strokes"),
+        ("a sheep", "a white sheep in a meadow")]
+    stages = [x.stage for x in result.exchanges]
+    assert stages == ["decide", "concepts", "captions"]
+    assert len(c.requests[2].images) == 0  # captions are written without the image
+    assert "a sheep" in c.requests[2].text
+
+
+def test_no_concepts_retries_with_rising_temperature_then_gives_up():
+    c = critic(["No", "I am unable to respond.", "", "none", "Sorry, I cannot help."], mode="three_step")
+    result = c.critique(PROMPT, IMAGE)
+    assert result.gave_up and not result.matches and not result.missing
+    concept_temps = [r.temperature for r in c.requests[1:]]
+    assert len(concept_temps) == 4  # the first ask and 3 retries
+    assert concept_temps == sorted(concept_temps) and len(set(concept_temps)) == 4
+    assert result.attempts == 4
+
+
+def test_model_without_temperature_records_the_alternative():
+    c = critic(["No", "", "", "- a sheep", "a sheep: a white sheep"], mode="three_step",
+               temperature_supported=False)
+    result = c.critique(PROMPT, IMAGE)
+    assert [m.concept for m in result.missing] == ["a sheep"]
+    assert all(r.temperature is None for r in c.requests)
+    retried = [x for x in result.exchanges if x.stage == "concepts"]
+    assert retried[0].alternative is None
+    assert all("prompt variant" in x.alternative for x in retried[1:])
+    assert [r.seed for r in c.requests[1:4]] == [None, 1, 2]
+    assert c.requests[2].text != c.requests[1].text  # the variant really changed the request
+
+
+def test_unparseable_verdict_is_treated_as_mismatch():
+    c = critic(["hmm", "perhaps", "?", "...", "- a car", "a car: a red car"], mode="three_step", retries=3)
+    result = c.critique(PROMPT, IMAGE)
+    assert not result.matches and [m.concept for m in result.missing] == ["a car"]
+    assert any("treated as not matching" in n for n in result.notes)
+
+
+def test_missing_caption_falls_back_to_concept():
+    c = critic(["No", "- a sheep\n- a car", "a sheep: a white sheep"], mode="three_step", retries=1)
+    result = c.critique(PROMPT, IMAGE)
+    assert dict((m.concept, m.caption) for m in result.missing) == {"a sheep": "a white sheep", "a car": "a car"}
+    assert any("a car" in n for n in result.notes)
+
+
+def test_fused_structured_answer():
+    answer = {"matches": False, "missing": [{"concept": "a sheep", "caption": "a white sheep in a field"}]}
+    c = critic([answer], structured=True)
+    result = c.critique(PROMPT, IMAGE)
+    assert c.requests[0].json_schema is not None and len(c.requests) == 1
+    assert [(m.concept, m.caption) for m in result.missing] == [("a sheep", "a white sheep in a field")]
+
+
+def test_fused_fenced_text_and_invalid_then_fallback():
+    fenced = "```json\n" + json.dumps({"matches": True, "missing": []}) + "\n```"
+    assert critic([fenced], mode="fused").critique(PROMPT, IMAGE).matches
+    c = critic(["{bad json", '{"matches": false, "missing": []}', "nope", "???"], mode="fused")
+    result = c.critique(PROMPT, IMAGE)
+    assert result.gave_up and not result.matches
+    temps = c.temperatures
+    assert len(temps) == 4 and temps == sorted(temps) and temps[0] == 0.0
+
+
+def test_max_concepts_is_respected():
+    answer = {"matches": False, "missing": [{"concept": f"c{i}", "caption": f"cap {i}"} for i in range(5)]}
+    result = critic([answer], structured=True).critique(PROMPT, IMAGE, max_concepts=2)
+    assert [m.concept for m in result.missing] == ["c0", "c1"]
+
+
+def test_async_critique():
+    result = asyncio.run(critic(["Yes"], mode="three_step").acritique(PROMPT, IMAGE))
+    assert result.matches
+
+
+def test_rephrase():
+    c = critic(['"a thick oil painting of a white sheep next to a red car"'])
+    prompt, exchanges = c.rephrase(PROMPT)
+    assert prompt == "a thick oil painting of a white sheep next to a red car"
+    assert exchanges[0].stage == "rephrase"

@@ -1,0 +1,113 @@
+"""The ``gemini`` critic: the core's chain-of-thought protocol over google-genai ``generate_content``.
+
+Fused mode asks for JSON through ``response_mime_type="application/json"`` plus
+``response_json_schema``. Gemini hands back ``parsed=None`` without an error when the text is not
+valid JSON; the answer's text is then returned as is and the core parses it tolerantly or retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
+
+from . import _client
+from ._client import PROVIDER, ConnectionOptions
+
+
+class GeminiCriticOptions(VLMCriticOptions, ConnectionOptions):
+    model: str = Field("gemini-2.5-flash", description="Gemini model id, e.g. gemini-2.5-flash, "
+                       "gemini-2.5-pro, gemini-3-pro-preview")
+    send_temperature: Literal["auto", "always", "never"] = Field(
+        "auto", description="Whether requests carry a temperature; auto: every Gemini model takes one")
+    max_tokens: int | None = Field(
+        4096, ge=16, description="max_output_tokens per request (thinking models spend part of "
+        "it on thoughts); None: the core's per-request value")
+    thinking_budget: int | None = Field(
+        None, ge=-1, description="Thinking tokens for 2.5 models (0 turns thinking off on Flash, "
+        "-1 dynamic); None: the model's default")
+    image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded images")
+
+
+class GeminiCritic(VLMCritic):
+    """Critic backed by a Gemini vision model through the google-genai SDK."""
+
+    name = "gemini"
+    provider: ClassVar[str] = PROVIDER
+    description = ("Gemini (google-genai) judges the image; fused mode uses a JSON response schema. "
+                   "Needs GEMINI_API_KEY or GOOGLE_API_KEY.")
+    Options = GeminiCriticOptions
+    structured_output: ClassVar[bool] = True
+
+    options: GeminiCriticOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._client = None
+
+    def _load(self) -> None:
+        self._client = _client.make_client(self.options)
+
+    def takes_temperature(self) -> bool:
+        return self.options.send_temperature != "never"
+
+    # -- requests ----------------------------------------------------------------------------------
+    def _call_args(self, request: VLMRequest) -> dict[str, Any]:
+        _, types = _client.import_genai()
+        o = self.options
+        parts: list[Any] = [_client.image_part(img, max_side=o.max_image_side, fmt=o.image_format)
+                            for img in request.images]
+        parts.append(request.text)
+        config: dict[str, Any] = {"max_output_tokens": o.max_tokens or request.max_tokens}
+        if request.temperature is not None and self.takes_temperature():
+            config["temperature"] = request.temperature
+        if request.seed is not None:
+            config["seed"] = request.seed
+        if request.system:
+            config["system_instruction"] = request.system
+        if request.json_schema is not None:
+            config["response_mime_type"] = "application/json"
+            config["response_json_schema"] = request.json_schema
+        if o.thinking_budget is not None:
+            config["thinking_config"] = types.ThinkingConfig(thinking_budget=o.thinking_budget)
+        return {"model": o.model, "contents": parts,
+                "config": types.GenerateContentConfig(**config)}
+
+    def _answer(self, response: Any, request: VLMRequest) -> VLMAnswer:
+        text = response.text or ""
+        data = None
+        if request.json_schema is not None:
+            parsed = getattr(response, "parsed", None)  # None on invalid JSON: the core retries
+            data = parsed if isinstance(parsed, (dict, list)) else None
+        usage = _client.usage_dict(getattr(response, "usage_metadata", None))
+        reason = _client.finish_reason(response)
+        if reason and reason != "STOP":
+            usage = {**(usage or {}), "finish_reason": reason}
+        return VLMAnswer(text=text, data=data, usage=usage,
+                         model=getattr(response, "model_version", None) or self.options.model)
+
+    def ask(self, request: VLMRequest) -> VLMAnswer:
+        self.load()
+        args = self._call_args(request)
+        try:
+            response = self._client.models.generate_content(**args)
+        except Exception as exc:
+            mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return self._answer(response, request)
+
+    async def aask(self, request: VLMRequest) -> VLMAnswer:
+        self.load()
+        args = self._call_args(request)
+        try:
+            response = await self._client.aio.models.generate_content(**args)
+        except Exception as exc:
+            mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return self._answer(response, request)

@@ -209,3 +209,22 @@ class TestVLMRerankerContract(RerankerContract):
     @pytest.fixture
     def component(self):
         return VLMReranker(critic={"use": "scripted", "answers": ["The best is image 2"]})
+
+
+def test_in_a_profile_the_choice_reaches_the_references(tmp_path):
+    from imagerag_sdk.profiles import build_pipeline, check, parse_profile
+
+    data = {"name": "vlm-rerank", "generator": {"use": "fake"}, "critic": {"use": "fake"},
+            "retriever": {"use": "fake", "corpus_dir": str(tmp_path / "corpus")},
+            "reranker": {"use": "vlm", "top_n": 3, "critic": {"use": "scripted", "answers": ["2"]}},
+            "loop": {"candidates": 3, "max_concepts": 1}}
+    profile = parse_profile(data)
+    assert check(profile) == []
+    bad = parse_profile({**data, "reranker": {"use": "vlm", "critic": {"use": "scripted", "bogus": 1}}})
+    assert any("reranker.critic.bogus" in p for p in check(bad))
+    result = build_pipeline(profile).run("a sheep in a field", out=None)
+    (query, hits), = result.trace["rounds"][0]["hits"].items()
+    reranked = result.trace["rounds"][0]["reranked"][query]
+    assert reranked[0]["path"] == hits[1]["path"], "the critic's choice (image 2) comes first"
+    assert reranked[0]["metadata"]["vlm_rerank"]["exchange"]["answer"] == "2"
+    assert result.references[0].path == hits[1]["path"]

@@ -209,10 +209,11 @@ class _Run:
         elif verdict:
             return self.result(True, [])
         concepts = self.ladder("concepts", CONCEPTS.format(prompt=prompt, n=n), with_image=True,
-                               parse=lambda a: parsing.parse_list(a.text, limit=n) or None)
+                               parse=lambda a: parsing.parse_list(a.text) or None)
         if not concepts:
             self.notes.append("the critic named no missing concept after retries")
             return self.result(False, [], gave_up=True)
+        concepts = self._keep(concepts, n)
         captions = self._captions(concepts)
         return self.result(False, [MissingConcept(c, captions[c]) for c in concepts])
 
@@ -235,12 +236,19 @@ class _Run:
                     self.notes.append(f"no caption for '{c}': the concept itself is the query")
         return captions
 
+    def _keep(self, items: list, n: int) -> list:
+        if len(items) > n:
+            dropped = [i[0] if isinstance(i, tuple) else i for i in items[n:]]
+            self.notes.append(f"named {len(items)} concepts, kept the first {n}; over the budget: "
+                              + ", ".join(dropped))
+        return items[:n]
+
     def fused(self, prompt: str, n: int) -> Critique:
         def parse(answer: VLMAnswer):
             matches, pairs = parsing.parse_fused(answer.data if answer.data is not None else answer.text)
             if matches is None or (not matches and not pairs):
                 return None
-            return {"matches": matches, "missing": pairs[:n]}
+            return {"matches": matches, "missing": pairs}
 
         got = self.ladder("fused", FUSED.format(prompt=prompt, n=n), with_image=True, parse=parse,
                           schema=FUSED_SCHEMA)
@@ -250,7 +258,7 @@ class _Run:
         if got["matches"]:
             return self.result(True, [])
         missing = []
-        for concept, caption in got["missing"]:
+        for concept, caption in self._keep(got["missing"], n):
             if not caption:
                 self.notes.append(f"no caption for '{concept}': the concept itself is the query")
             missing.append(MissingConcept(concept, caption or concept))

@@ -69,9 +69,10 @@ class IndexRetriever(Retriever):
         if not isinstance(embedder, Embedder):
             raise CorpusError(f"'{spec.use}' is not an embedder")
         if index.identity and embedder.identity != index.identity:
+            stored = index.identity
             index.close()
             raise CorpusError(
-                f"corpus '{index.name}' was built with embedder '{index.identity}', the retriever's "
+                f"corpus '{index.name}' was built with embedder '{stored}', the retriever's "
                 f"embedder is '{embedder.identity}'",
                 hint="give the retriever the embedder the corpus was built with, or re-index")
         embedder.load()

@@ -1,0 +1,66 @@
+"""Clear errors: missing folder, hub id offline, missing libraries, GPU out of memory."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from PIL import Image
+
+from imagerag_qwen import QwenCritic
+from imagerag_sdk.critique import VLMRequest
+from imagerag_sdk.errors import ConfigError, MissingDependencyError, ProviderError
+
+
+def test_qwen_missing_local_folder(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ConfigError) as err:
+        QwenCritic(model=str(missing), device="cpu").load()
+    assert str(missing) in str(err.value) and "does not exist" in str(err.value)
+
+
+def test_qwen_folder_without_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="config.json"):
+        QwenCritic(model=str(tmp_path), device="cpu").load()
+
+
+def test_qwen_hub_id_offline_not_cached(monkeypatch, tmp_path):
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    critic = QwenCritic(model="imagerag-tests/not-a-cached-qwen", device="cpu")
+    with pytest.raises(ConfigError) as err:
+        critic.load()
+    text = str(err.value)
+    assert "HF_HUB_OFFLINE" in text and "local folder" in text
+
+
+@pytest.mark.parametrize("library", ["transformers", "torch"])
+def test_qwen_missing_library(monkeypatch, library):
+    monkeypatch.setitem(sys.modules, library, None)  # makes `import library` fail
+    with pytest.raises(MissingDependencyError) as err:
+        QwenCritic(model="/nowhere", device="cpu").load()
+    assert "pip install 'imagerag-sdk[qwen]'" in str(err.value)
+
+
+def test_qwen_cuda_asked_without_cuda(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA"):
+        QwenCritic(model="/nowhere", device="cuda").load()
+
+
+@pytest.mark.slow
+def test_qwen_out_of_memory_has_a_hint(qwen_tiny_dir, monkeypatch):
+    import torch
+
+    critic = QwenCritic(model=qwen_tiny_dir, device="cpu", max_new_tokens=4)
+    critic.load()
+
+    def boom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(critic._loaded_model.model, "generate", boom)
+    with pytest.raises(ProviderError) as err:
+        critic.ask(VLMRequest(text="Does it match?", images=(Image.new("RGB", (32, 32)),)))
+    assert err.value.provider == "qwen"
+    assert "max_pixels" in str(err.value) and "3B" in str(err.value)

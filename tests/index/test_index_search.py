@@ -1,0 +1,149 @@
+"""Searching: self-retrieval, exact vs HNSW, dedupe, thresholds, image queries, path confinement."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagerag_sdk.index import CorpusIndex, CorpusStore, ExactBackend, HnswBackend, IndexRetriever, ingest
+from imagerag_sdk.testing.contracts import RetrieverContract
+from imagerag_sdk.testing.fakes import fake_corpus
+
+
+def test_self_retrieval(tmp_path, index_make_images, index_embedder_factory):
+    root = tmp_path / "imgs"
+    index_make_images(root, 30)
+    ingest(root, corpus="self", embedder=index_embedder_factory())
+    for backend in ("exact", "hnsw"):
+        r = IndexRetriever(corpus="self", backend=backend, dedupe=None)
+        store = r.load().index.store
+        items = store.items()
+        rels = sorted(items)
+        vectors = store.get_vectors([items[p].label for p in rels])
+        hits = r.search_vectors(vectors, rels, k=3)
+        assert [h[0].metadata["relpath"] for h in hits] == rels, backend
+        assert all(abs(h[0].score - 1.0) < 1e-5 for h in hits)
+        assert all(h[0].path == str(root / h[0].metadata["relpath"]) for h in hits)
+
+
+def test_exact_and_hnsw_backends_agree():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, 48))
+    x = centers[rng.integers(0, 20, 3000)] + 0.5 * rng.normal(size=(3000, 48))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    q = x[:200] + 0.05 * rng.normal(size=(200, 48)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    labels = np.arange(1000, 4000)
+    exact_l, exact_s = ExactBackend(x, labels).search(q, 10)
+    hnsw_l, hnsw_s = HnswBackend.build(x, labels).search(q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_l, hnsw_l)])
+    assert recall >= 0.98
+    assert np.all(np.diff(exact_s, axis=1) <= 1e-6) and np.all(np.diff(hnsw_s, axis=1) <= 1e-6)
+    np.testing.assert_allclose(hnsw_s[:, 0], exact_s[:, 0], atol=1e-5)
+    assert set(np.unique(exact_l)) <= set(labels)
+
+
+def test_backends_pad_when_corpus_is_small():
+    x = np.eye(3, 8, dtype=np.float32)
+    for backend in (ExactBackend(x), HnswBackend.build(x, np.arange(3))):
+        labels, scores = backend.search(x[:1], 5)
+        assert labels.shape == (1, 5) and list(labels[0, 3:]) == [-1, -1] and labels[0, 0] == 0
+
+
+def test_hnsw_snapshot_saved_and_brought_up_to_date(tmp_path, index_make_images, index_embedder_factory):
+    root = tmp_path / "imgs"
+    index_make_images(root, 20, subdirs=False)
+    report = ingest(root, corpus="hn", embedder=index_embedder_factory(), exact_below=10)
+    assert report.backend == "hnsw"
+    folder = tmp_path / "imagerag-home" / "corpora" / "hn"
+    (snap,) = folder.glob("hnsw-*.bin")
+    assert snap.name == "hnsw-e0-n20-t0.bin"
+    stale = tmp_path / snap.name
+    shutil.copy(snap, stale)
+    (root / "img0005.png").unlink()
+    index_make_images(root, 2, start=50, subdirs=False)
+    ingest(root, corpus="hn", embedder=index_embedder_factory(), exact_below=10)
+    (new,) = folder.glob("hnsw-*.bin")
+    assert new.name == "hnsw-e0-n22-t1.bin"
+    new.unlink()
+    shutil.copy(stale, folder / stale.name)  # an old snapshot: the reader must catch up in memory
+    index = CorpusIndex("hn", backend="hnsw")
+    assert isinstance(index.backend, HnswBackend) and len(index.backend) == 21
+    r = IndexRetriever(corpus="hn", backend="hnsw")
+    assert r.search(["item51 tag51"], 1)[0][0].metadata["relpath"] == "img0051.png"
+    assert all(h.metadata["relpath"] != "img0005.png" for h in r.search(["item5 tag5"], 21)[0])
+
+
+def test_dedupe_min_similarity_and_one_batch(tmp_path, index_write_captioned, index_embedder_factory):
+    root = tmp_path / "imgs"
+    index_write_captioned(root / "a.png", "red apple orchard", size=(20, 20))
+    index_write_captioned(root / "a-copy.png", "red apple orchard", size=(22, 22))  # same vector
+    index_write_captioned(root / "b.png", "blue boat harbor")
+    index_write_captioned(root / "c.png", "apple boat")
+    ingest(root, corpus="dd", embedder=index_embedder_factory())
+    emb = index_embedder_factory()
+    calls = []
+    emb.embed_texts = lambda texts: calls.append(list(texts)) or type(emb).embed_texts(emb, texts)
+    r = IndexRetriever(corpus="dd", embedder={"use": "fake"})
+    r.load()
+    r.embedder = emb
+    res = r.search(["red apple orchard", "blue boat harbor"], 3)
+    assert calls == [["red apple orchard", "blue boat harbor"]], "all queries embedded in one batch"
+    top = [h.metadata["relpath"] for h in res[0]]
+    assert top[0] in ("a.png", "a-copy.png") and "a-copy.png" not in top[1:] and len(top) == 3
+    assert [h.rank for h in res[0]] == [0, 1, 2]
+    no_dedupe = IndexRetriever(corpus="dd", embedder={"use": "fake"}, dedupe=None)
+    assert {h.metadata["relpath"] for h in no_dedupe.search(["red apple orchard"], 2)[0]} == {"a.png", "a-copy.png"}
+    strict = IndexRetriever(corpus="dd", embedder={"use": "fake"}, min_similarity=0.5)
+    assert all(h.score >= 0.5 for h in strict.search(["red apple orchard"], 4)[0])
+    assert strict.search(["nothing matches this"], 4) == [[]]
+
+
+def test_image_to_image(tmp_path, index_make_images, index_embedder_factory):
+    root = tmp_path / "imgs"
+    files = index_make_images(root, 8)
+    ingest(root, corpus="i2i", embedder=index_embedder_factory(fast=True))
+    r = IndexRetriever(corpus="i2i")
+    rel = sorted(files)[3]
+    img = Image.open(root / rel)
+    img.load()
+    hit = r.search_images([img], 2)[0][0]
+    assert hit.metadata["relpath"] == rel and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_paths_never_escape_the_root(tmp_path, index_make_images, index_write_captioned,
+                                     index_embedder_factory):
+    root, outside = tmp_path / "imgs", tmp_path / "outside"
+    index_make_images(root, 3, subdirs=False)
+    index_make_images(outside, 2, start=90, subdirs=False)
+    os.symlink(outside / "img0090.png", root / "link-out.png")
+    os.symlink(outside, root / "dir-out")
+    os.symlink(root / "img0001.png", root / "link-in.png")
+    report = ingest(root, corpus="conf", embedder=index_embedder_factory())
+    skipped = {p.path: p.reason for p in report.skipped}
+    assert set(skipped) == {"link-out.png", "dir-out"}
+    assert all("outside the corpus root" in why for why in skipped.values())
+    store = CorpusStore.open("conf")
+    try:
+        assert set(store.items()) == {"img0000.png", "img0001.png", "img0002.png", "link-in.png"}
+    finally:
+        store.close()
+    # an indexed file later replaced by a link out of the root is not returned
+    (root / "img0002.png").unlink()
+    os.symlink(outside / "img0091.png", root / "img0002.png")
+    r = IndexRetriever(corpus="conf", dedupe=None)
+    paths = [h.path for h in r.search(["item2 tag2 item91"], 10)[0]]
+    assert str(root / "img0002.png") not in paths
+    assert all(p.startswith(str(root) + os.sep) for p in paths)
+
+
+class TestIndexRetrieverContract(RetrieverContract):
+    @pytest.fixture
+    def component(self, tmp_path):
+        corpus = fake_corpus(tmp_path / "fake-corpus")
+        ingest(corpus, index_dir=tmp_path / "index", embedder="fake")
+        return IndexRetriever(index_dir=str(tmp_path / "index"))

@@ -204,7 +204,7 @@ def test_rrf_hybrid_adds_corpus_matches(bm25_captions_file):
     got = ids(out)
     assert sorted(got) == [1, 2, 4, 6], "the corpus-wide BM25 top 2 (4 and 6) join the candidates"
     new = out[got.index(6)]
-    assert new.metadata["source"] == "bm25" and "visual_rank" not in new.metadata
+    assert new.metadata["found_by"] == "bm25" and "visual_rank" not in new.metadata
     assert new.corpus == "demo" and new.metadata["caption"].startswith("a flock")
     four = out[got.index(4)]
     rb = four.metadata["bm25_rank"]
@@ -237,3 +237,31 @@ class TestRRFContract(RerankerContract):
     @pytest.fixture
     def component(self):
         return RRFReranker()
+
+
+def test_rrf_hybrid_over_an_indexed_corpus(tmp_path):
+    from imagerag_sdk.index import IndexRetriever, ingest
+    from imagerag_sdk.testing import fake_corpus
+
+    root = fake_corpus(tmp_path / "images")  # captioned PNGs with .txt sidecars
+    ingest(root, index_dir=tmp_path / "idx", embedder={"use": "fake"}, workers=1)
+    index = BM25Index.from_corpus(index_dir=tmp_path / "idx")
+    assert len(index) == 12 and index.name
+    query = "a lighthouse by the sea"
+    (hits,) = IndexRetriever(index_dir=str(tmp_path / "idx")).search(["a red sports car"], k=3)
+    assert not any("lighthouse" in h.caption for h in hits)
+    out = RRFReranker(index_dir=str(tmp_path / "idx"), hybrid_k=1).rerank(query, hits)
+    found = [h for h in out if h.metadata.get("found_by") == "bm25"]
+    assert len(found) == 1 and "lighthouse" in found[0].caption
+    assert found[0].path in index.paths and found[0].metadata["relpath"].endswith(".png")
+    assert found[0].corpus == hits[0].corpus
+    assert {h.path for h in hits} <= {h.path for h in out}
+    # paths of the retriever and of the BM25 index agree: the car is matched, not added twice
+    out = RRFReranker(index_dir=str(tmp_path / "idx"), hybrid_k=3).rerank("red sports car", hits)
+    car = [h for h in out if "sports car" in h.caption]
+    assert len(car) == 1 and car[0].metadata["bm25_rank"] == 1 and "found_by" not in car[0].metadata
+
+
+def test_rrf_hybrid_takes_one_source():
+    with pytest.raises(ValidationError, match="one caption source"):
+        RRFReranker(corpus="a", corpus_captions="/x.jsonl")

@@ -4,8 +4,9 @@
   candidate's caption (``hit.metadata["caption"]``), the BM25 statistics taken over the candidates.
 * ``rrf`` fuses the visual ranking (the input order) and that BM25 ranking by reciprocal rank
   fusion: ``alpha / (c + rank_visual) + (1 - alpha) / (c + rank_bm25)``, ranks from 1.
-  With ``corpus_captions`` set it becomes a hybrid search: the BM25 ranking is taken over every
-  caption of the corpus, and corpus items that BM25 finds but the visual search missed join in.
+  With ``corpus`` / ``index_dir`` / ``corpus_captions`` set it becomes a hybrid search: the BM25
+  ranking is taken over every caption of the corpus, and the corpus items that BM25 ranks in its
+  top ``hybrid_k`` but the visual search missed join in (``metadata["found_by"] == "bm25"``).
 
 Ordering rule for the BM25 ranking: captioned hits by BM25 score (higher first), ties in visual
 order; hits without a caption (score 0) come after every captioned hit, in visual order.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Literal, Sequence
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from imagerag_sdk.roles import Options, Reranker
 from imagerag_sdk.types import Hit
@@ -96,10 +97,20 @@ class BM25Reranker(_BM25Base):
 class RRFOptions(BM25Options):
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of the visual ranking (1 - alpha: BM25)")
     c: float = Field(60.0, ge=0, description="RRF constant added to each rank (60 in the literature)")
+    corpus: str | None = Field(
+        None, description="Hybrid mode: name of a corpus built by 'imagerag index'; BM25 then ranks "
+        "all its captions and the best hits join the candidates")
+    index_dir: str | None = Field(None, description="Hybrid mode: a corpus index folder, instead of a name")
     corpus_captions: str | None = Field(
-        None, description="Hybrid mode: JSON Lines file of {path, caption} for the whole corpus; "
-        "BM25 then ranks every caption and its top hits join the candidates")
+        None, description="Hybrid mode: a JSON Lines file of {path, caption} objects, instead of a corpus")
     hybrid_k: int = Field(10, ge=1, description="Hybrid mode: how many corpus-wide BM25 hits join")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RRFOptions":
+        given = [k for k in ("corpus", "index_dir", "corpus_captions") if getattr(self, k)]
+        if len(given) > 1 and given != ["corpus", "index_dir"]:
+            raise ValueError(f"hybrid mode takes one caption source, got {', '.join(given)}")
+        return self
 
 
 class RRFReranker(_BM25Base):
@@ -113,9 +124,12 @@ class RRFReranker(_BM25Base):
     def _load(self) -> None:
         super()._load()
         self.index: BM25Index | None = None
-        if self.options.corpus_captions:
-            self.index = BM25Index.from_jsonl(self.options.corpus_captions, tokenizer=self.tokenizer,
-                                              params=self.options.params())
+        o = self.options
+        if o.corpus_captions:
+            self.index = BM25Index.from_jsonl(o.corpus_captions, tokenizer=self.tokenizer, params=o.params())
+        elif o.corpus or o.index_dir:
+            self.index = BM25Index.from_corpus(o.corpus, o.index_dir, tokenizer=self.tokenizer,
+                                               params=o.params())
 
     def fuse(self, rank_visual: int | None, rank_bm25: int | None) -> float:
         a, c = self.options.alpha, self.options.c
@@ -159,13 +173,12 @@ class RRFReranker(_BM25Base):
 
         entries: list[tuple[Hit, int | None]] = [(h, i + 1) for i, h in enumerate(hits)]
         seen = {h.path for h in hits} | {os.path.realpath(h.path) for h in hits}
-        corpus = hits[0].corpus if hits else ""
+        corpus = self.index.name or (hits[0].corpus if hits else "")
         for path, score in top:
             if path not in seen:
                 seen.add(path)
-                caption = self.index.captions[position[path]]
-                entries.append((Hit(path=path, score=score, corpus=corpus,
-                                    metadata={"caption": caption, "source": "bm25"}, query=query), None))
+                meta = {**self.index.metadata[position[path]], "found_by": "bm25"}
+                entries.append((Hit(path=path, score=score, corpus=corpus, metadata=meta, query=query), None))
         scored = []
         for n, (hit, rv) in enumerate(entries):
             rb, s = bm25_rank(hit.path)

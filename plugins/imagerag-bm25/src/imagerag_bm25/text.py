@@ -7,6 +7,7 @@ module is imported.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,21 +132,26 @@ def _model(tokens: list[list[str]], params: BM25Params):
 class BM25Index:
     """BM25 over every caption of a corpus: ``search(text, k)`` → ``[(path, score), …]``.
 
-    Built in memory from ``(path, caption)`` pairs (items without a caption are left out);
-    ``from_jsonl`` reads a JSON Lines file of ``{"path": …, "caption": …}`` objects."""
+    Built in memory from ``(path, caption)`` or ``(path, caption, metadata)`` tuples (items
+    without a caption are left out). :meth:`from_jsonl` reads a JSON Lines file of
+    ``{"path": …, "caption": …}`` objects; :meth:`from_corpus` reads the captions of a corpus
+    built by ``imagerag index``."""
 
-    def __init__(self, items: Iterable[tuple[str, str]], *, tokenizer: Tokenizer | None = None,
-                 params: BM25Params = BM25Params()) -> None:
+    def __init__(self, items: Iterable[tuple], *, tokenizer: Tokenizer | None = None,
+                 params: BM25Params = BM25Params(), name: str = "") -> None:
         self.tokenizer = tokenizer or Tokenizer(TokenizerSettings())
         self.params = params
+        self.name = name
         self.paths: list[str] = []
         self.captions: list[str] = []
+        self.metadata: list[dict[str, Any]] = []
         tokens: list[list[str]] = []
-        for path, caption in items:
+        for path, caption, *rest in items:
             terms = self.tokenizer(caption or "")
             if terms:
                 self.paths.append(str(path))
                 self.captions.append(caption)
+                self.metadata.append({**(rest[0] if rest else {}), "caption": caption})
                 tokens.append(terms)
         self.vocab = {t for doc in tokens for t in doc}
         self._model = _model(tokens, params) if tokens else None
@@ -186,3 +192,29 @@ class BM25Index:
             p = Path(item_path).expanduser()
             items.append((str((p if p.is_absolute() else file.parent / p).resolve()), str(caption)))
         return cls(items, **kwargs)
+
+    @classmethod
+    def from_corpus(cls, corpus: str | None = None, index_dir: str | Path | None = None,
+                    **kwargs: Any) -> "BM25Index":
+        """The captions of an indexed corpus (by name, or by its index folder); paths are
+        absolute, as the ``index`` retriever returns them. Items that now resolve outside the
+        corpus root are left out."""
+        from imagerag_sdk.errors import CorpusError
+        from imagerag_sdk.index.store import CorpusStore
+
+        with CorpusStore.open(corpus, index_dir, write=False) as store:
+            root = store.root
+            if root is None:
+                raise CorpusError(f"corpus '{store.name}' at {store.path} is empty",
+                                  hint=f"index a folder into it first: imagerag index <folder> "
+                                       f"--corpus {store.name}")
+            name = store.meta.get("name") or store.name
+            rows = list(store.items().values())
+        real_root = Path(os.path.realpath(root))
+        items = []
+        for item in rows:
+            path = root / item.path
+            real = Path(os.path.realpath(path))
+            if item.caption and (real == real_root or real_root in real.parents):
+                items.append((str(path), item.caption, item.metadata()))
+        return cls(items, name=name, **kwargs)

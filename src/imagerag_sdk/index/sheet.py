@@ -24,7 +24,11 @@ def contact_sheet(hits: Sequence[Hit], out: str | Path, *, columns: int = 5, thu
     for i, hit in enumerate(hits):
         x, y = (i % columns) * thumb, (i // columns) * (thumb + LABEL_H)
         try:
-            img = fit_within(load_rgb(hit.path), thumb)
+            img = load_rgb(hit.path)
+            if max(img.size) < thumb:  # small images are scaled up to fill their cell
+                scale = thumb / max(img.size)
+                img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+            img = fit_within(img, thumb)
         except BadImageError:
             img = Image.new("RGB", (thumb, thumb), (200, 200, 200))
         sheet.paste(img, (x + (thumb - img.width) // 2, y + (thumb - img.height) // 2))

@@ -1,0 +1,68 @@
+"""``imagerag index`` and ``imagerag search`` through the real entry point, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from PIL import Image
+
+from imagerag_sdk.testing.fakes import fake_corpus
+
+ENTRY = "from imagerag_sdk.cli import main; main()"
+
+
+def _run(args, home, check=True):
+    env = {**os.environ, "IMAGERAG_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", ENTRY, *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_index_then_search(tmp_path):
+    home = tmp_path / "home"
+    root = fake_corpus(tmp_path / "imgs")
+    (root / "broken.png").write_bytes(b"")
+    out = _run(["index", root, "--corpus", "demo", "--embedder", "fake", "--embedder-option", "dim=128",
+                "--batch-size", "4", "--workers", "2", "--json"], home)
+    report = json.loads(out.stdout)
+    assert report["added"] == 12 and report["embedded"] == 12 and report["embedder"] == "fake-bow/dim=128"
+    assert "bad: broken.png" in out.stderr and "12 images indexed" in out.stderr
+
+    again = json.loads(_run(["index", root, "--corpus", "demo", "--json"], home).stdout)
+    assert again["embedded"] == 0 and again["unchanged"] == 12
+
+    strict = _run(["index", root, "--corpus", "demo", "--strict", "-q"], home, check=False)
+    assert strict.returncode != 0 and "--strict" in strict.stderr
+
+    sheet = tmp_path / "sheet.png"
+    found = _run(["search", "a red sports car", "--corpus", "demo", "-k", "3", "--json", "--sheet", sheet], home)
+    hits = json.loads(found.stdout)
+    assert len(hits) == 3 and "red-sports-car" in hits[0]["path"] and hits[0]["corpus"] == "demo"
+    assert hits[0]["metadata"]["caption"] == "a red sports car parked on a street"
+    assert Image.open(sheet).size[0] > 0
+
+    table = _run(["search", "a cat sleeping on a sofa", "--corpus", "demo", "-k", "2"], home)
+    assert "cat-sleeping-sofa" in table.stdout and "rank" in table.stdout
+
+    cat = next(root.glob("*cat*.png"))
+    by_image = json.loads(_run(["search", "--image", cat, "--corpus", "demo", "-k", "1", "--json"], home).stdout)
+    assert by_image[0]["path"] == str(cat)
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\ngenerator: {use: fake}\nretriever: {use: index, corpus: demo}\n")
+    via_profile = json.loads(_run(["search", "a red sports car", "--profile", profile, "-k", "1", "--json"],
+                                  home).stdout)
+    assert via_profile[0]["path"] == hits[0]["path"]
+
+
+def test_errors_are_one_line(tmp_path):
+    home = tmp_path / "home"
+    missing = _run(["search", "x", "--corpus", "nothing-here"], home, check=False)
+    assert missing.returncode == 1 and "imagerag index" in missing.stderr and "Traceback" not in missing.stderr
+    nothing = _run(["search", "--corpus", "nothing-here"], home, check=False)
+    assert nothing.returncode != 0 and "TEXT" in nothing.stderr

@@ -1,0 +1,142 @@
+"""Connection options, client construction, image blocks and error mapping for the anthropic SDK.
+
+``anthropic`` is imported only inside functions that ``_load()`` (or a request) calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+
+from imagerag_sdk.errors import (AuthenticationError, MissingDependencyError, ProviderError,
+                                 ProviderTimeoutError, RateLimitError, install_hint)
+from imagerag_sdk.images import encode, fit_within, to_rgb
+from imagerag_sdk.roles import Options
+
+PROVIDER = "anthropic"
+KEY_ENV = "ANTHROPIC_API_KEY"
+KEY_HINT = (f"set {KEY_ENV} (or api_key: {{$env: {KEY_ENV}}} in the profile); keys are made in "
+            "the Claude Console")
+
+
+class ConnectionOptions(Options):
+    """Where and how to reach the Anthropic messages API."""
+
+    api_key: SecretStr | None = Field(
+        None, description=f"API key; default: the {KEY_ENV} environment variable. Never logged.")
+    base_url: str | None = Field(None, description="API endpoint (a proxy, an Anthropic-compatible "
+                                 "server or a test server); default: api.anthropic.com")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for one HTTP request")
+    max_retries: int = Field(2, ge=0, le=10, description="SDK retries with exponential backoff "
+                             "on connection errors, 408, 409, 429, 5xx and 529 (overloaded)")
+
+
+def import_anthropic():
+    try:
+        import anthropic
+    except ImportError as exc:  # pragma: no cover - the distribution depends on it
+        raise MissingDependencyError("the 'anthropic' package is not installed",
+                                     hint=install_hint("imagerag-anthropic")) from exc
+    return anthropic
+
+
+def resolve_key(options: ConnectionOptions) -> str:
+    key = options.api_key.get_secret_value() if options.api_key is not None else ""
+    key = key or os.environ.get(KEY_ENV, "")
+    if not key:
+        raise AuthenticationError("no API key given", provider=PROVIDER, hint=KEY_HINT)
+    return key
+
+
+def client_kwargs(options: ConnectionOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"api_key": resolve_key(options), "timeout": options.timeout,
+                              "max_retries": options.max_retries}
+    if options.base_url:
+        kwargs["base_url"] = options.base_url
+    return kwargs
+
+
+def make_client(options: ConnectionOptions):
+    return import_anthropic().Anthropic(**client_kwargs(options))
+
+
+def make_async_client(options: ConnectionOptions):
+    return import_anthropic().AsyncAnthropic(**client_kwargs(options))
+
+
+def image_block(img, *, max_side: int, fmt: Literal["png", "jpeg"] = "png",
+                quality: int = 90) -> dict[str, Any]:
+    """A base64 image content block, downscaled to ``max_side`` and re-encoded."""
+    data = encode(fit_within(to_rgb(img), max_side), fmt="JPEG" if fmt == "jpeg" else "PNG",
+                  quality=quality)
+    return {"type": "image", "source": {"type": "base64", "media_type": f"image/{fmt}",
+                                        "data": base64.b64encode(data).decode("ascii")}}
+
+
+def usage_dict(usage: Any) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    out = {name: getattr(usage, name, None) for name in
+           ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")}
+    return {k: v for k, v in out.items() if v is not None} or None
+
+
+def _redact(text: str, key: str | None) -> str:
+    return text.replace(key, "<redacted>") if key and key in text else text
+
+
+def _detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("message") or body["error"])
+    return str(getattr(exc, "message", None) or exc)
+
+
+def map_error(exc: BaseException, *, options: ConnectionOptions, what: str) -> BaseException:
+    """The SDK error for an ``anthropic`` exception; names the provider and the fix.
+
+    Exceptions that are not the anthropic SDK's (programming errors) are returned unchanged."""
+    anthropic = import_anthropic()
+    if not isinstance(exc, anthropic.AnthropicError):
+        return exc
+    try:
+        key: str | None = resolve_key(options)
+    except AuthenticationError:
+        key = None
+    detail = _redact(_detail(exc), key)
+    where = options.base_url or "api.anthropic.com"
+    retried = f"after {options.max_retries} retries"
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderTimeoutError(f"{what} timed out after {options.timeout:g} s ({where}) {retried}",
+                                    provider=PROVIDER, hint="raise the 'timeout' option or retry later")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderError(f"{what}: cannot reach {where}: {detail}", provider=PROVIDER,
+                             hint="check the network and base_url")
+    if isinstance(exc, anthropic.AuthenticationError):
+        return AuthenticationError(f"{what}: the API key was rejected (401): {detail}",
+                                   provider=PROVIDER, hint=KEY_HINT.replace("set", "set a valid", 1))
+    if isinstance(exc, anthropic.PermissionDeniedError):
+        return AuthenticationError(f"{what}: permission denied (403): {detail}", provider=PROVIDER,
+                                   hint=f"check that the key in {KEY_ENV} may use this model")
+    if isinstance(exc, anthropic.RateLimitError):
+        return RateLimitError(f"{what}: rate limited (429) {retried}: {detail}", provider=PROVIDER,
+                              hint="wait, lower concurrency, raise 'max_retries', or check the "
+                              "organization's rate limits")
+    if isinstance(exc, anthropic.NotFoundError):
+        return ProviderError(f"{what}: not found (404): {detail}", provider=PROVIDER,
+                             hint="check the 'model' option (e.g. claude-sonnet-4-6) and base_url")
+    if isinstance(exc, anthropic.BadRequestError) and "temperature" in detail.lower():
+        return ProviderError(f"{what}: the model refused the temperature: {detail}",
+                             provider=PROVIDER, hint="set send_temperature: never for this model")
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        if status >= 500:
+            return ProviderError(f"{what}: server error {status} {retried}: {detail}",
+                                 provider=PROVIDER, hint="the service is overloaded or failing; "
+                                 "retry later or raise 'max_retries'")
+        return ProviderError(f"{what}: HTTP {status}: {detail}", provider=PROVIDER,
+                             hint="check the model and the options sent")
+    return ProviderError(f"{what}: {type(exc).__name__}: {detail}", provider=PROVIDER)

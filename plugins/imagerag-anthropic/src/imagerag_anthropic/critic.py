@@ -1,0 +1,134 @@
+"""The ``anthropic`` critic: the core's chain-of-thought protocol over the Claude messages API.
+
+Images travel as base64 content blocks before the question. Fused mode forces a tool call whose
+``input_schema`` is the core's answer schema, so Claude answers with a ``tool_use`` block holding
+the JSON object (``structured: json_schema`` uses ``output_config.format`` instead). The
+temperature goes in ``extra_body`` (the SDK 1.0+ has no keyword for it) and only for models that
+take one — see :mod:`imagerag_anthropic.models`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
+
+from . import _client
+from ._client import PROVIDER, ConnectionOptions
+from .models import accepts_temperature
+
+TOOL_NAME = "report_critique"
+TOOL_DESCRIPTION = "Report whether the image matches the prompt and what is missing."
+
+
+class AnthropicCriticOptions(VLMCriticOptions, ConnectionOptions):
+    model: str = Field("claude-sonnet-4-6", description="Claude model id, e.g. claude-sonnet-4-6, "
+                       "claude-opus-4-7, claude-sonnet-5, claude-haiku-4-5")
+    send_temperature: Literal["auto", "always", "never"] = Field(
+        "auto", description="Whether requests carry a temperature; auto: Claude up to Opus/Sonnet "
+        "4.6 and Haiku 4.5 (and non-Claude models) do, Opus 4.7+ and Claude 5 do not")
+    max_tokens: int = Field(4096, ge=16, description="Output token ceiling per request (on models "
+                            "that think by default it bounds thinking and answer together)")
+    structured: Literal["tool", "json_schema", "none"] = Field(
+        "tool", description="How fused mode gets JSON: tool = a forced tool call with the answer "
+        "schema; json_schema = output_config.format; none = the prompt's instruction only")
+    image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded images")
+
+
+class AnthropicCritic(VLMCritic):
+    """Critic backed by a Claude vision model through the anthropic SDK."""
+
+    name = "anthropic"
+    provider: ClassVar[str] = PROVIDER
+    description = ("Claude (anthropic messages API) judges the image; fused mode forces a tool "
+                   "call with the answer schema. Needs ANTHROPIC_API_KEY.")
+    Options = AnthropicCriticOptions
+    structured_output: ClassVar[bool] = True
+
+    options: AnthropicCriticOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._client = None
+
+    def _load(self) -> None:
+        self._client = _client.make_client(self.options)
+
+    def takes_temperature(self) -> bool:
+        mode = self.options.send_temperature
+        return mode == "always" or (mode == "auto" and accepts_temperature(self.options.model))
+
+    # -- requests ----------------------------------------------------------------------------------
+    def _call_args(self, request: VLMRequest) -> dict[str, Any]:
+        o = self.options
+        content: list[dict[str, Any]] = [
+            _client.image_block(img, max_side=o.max_image_side, fmt=o.image_format)
+            for img in request.images]
+        content.append({"type": "text", "text": request.text})
+        args: dict[str, Any] = {"model": o.model, "max_tokens": o.max_tokens,
+                                "messages": [{"role": "user", "content": content}]}
+        if request.system:
+            args["system"] = request.system
+        extra: dict[str, Any] = {}
+        if request.temperature is not None and self.takes_temperature():
+            extra["temperature"] = request.temperature
+        if request.json_schema is not None and o.structured == "tool":
+            args["tools"] = [{"name": TOOL_NAME, "description": TOOL_DESCRIPTION,
+                              "input_schema": request.json_schema}]
+            args["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+        elif request.json_schema is not None and o.structured == "json_schema":
+            args["output_config"] = {"format": {"type": "json_schema", "schema": request.json_schema}}
+        if extra:
+            args["extra_body"] = extra
+        return args
+
+    def _answer(self, message: Any) -> VLMAnswer:
+        texts: list[str] = []
+        data = None
+        for block in getattr(message, "content", None) or []:
+            kind = getattr(block, "type", None)
+            if kind == "text":
+                texts.append(block.text)
+            elif kind == "tool_use" and getattr(block, "name", None) == TOOL_NAME:
+                data = block.input
+        text = "\n".join(texts)
+        if data is not None and not text:
+            text = json.dumps(data, ensure_ascii=False)  # the trace shows what the model said
+        usage = _client.usage_dict(getattr(message, "usage", None))
+        stop = getattr(message, "stop_reason", None)
+        if stop in ("max_tokens", "refusal", "pause_turn"):
+            usage = {**(usage or {}), "stop_reason": stop}
+        return VLMAnswer(text=text, data=data, usage=usage,
+                         model=getattr(message, "model", None) or self.options.model)
+
+    def _map(self, exc: BaseException) -> BaseException:
+        return _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
+
+    def ask(self, request: VLMRequest) -> VLMAnswer:
+        self.load()
+        args = self._call_args(request)
+        try:
+            message = self._client.messages.create(**args)
+        except Exception as exc:
+            mapped = self._map(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return self._answer(message)
+
+    async def aask(self, request: VLMRequest) -> VLMAnswer:
+        self.load()
+        args = self._call_args(request)
+        # an async client is bound to the event loop it first runs in: one per call
+        async with _client.make_async_client(self.options) as client:
+            try:
+                message = await client.messages.create(**args)
+            except Exception as exc:
+                mapped = self._map(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+        return self._answer(message)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import deque
 import time
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -28,10 +29,10 @@ from .roles import Options, Reranker
 from .specs import ComponentSpec
 from .types import Exchange, Hit
 
-BEST = ('The {n} images above are candidates, numbered 1 to {n} in the order given{marks}.\n'
+BEST = ('You are given {n} candidate images, numbered 1 to {n} in the order given{marks}.\n'
         'Which image best matches this description: "{query}"?\n'
         'Answer with the number of the best image only.')
-RANKING = ('The {n} images above are candidates, numbered 1 to {n} in the order given{marks}.\n'
+RANKING = ('You are given {n} candidate images, numbered 1 to {n} in the order given{marks}.\n'
            'Rank them by how well they match this description: "{query}".\n'
            'Answer with the image numbers only, best first, separated by commas.')
 MARKS = " (each also shows its number in its top-left corner)"
@@ -76,7 +77,8 @@ class VLMReranker(Reranker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.exchanges: list[Exchange] = []
+        self.exchanges: deque[Exchange] = deque(maxlen=1000)
+        """The latest exchanges, oldest first (bounded for long-lived processes)."""
         self._lock = threading.Lock()
         self.critic: VLMCritic | None = None
 
@@ -135,8 +137,7 @@ class VLMReranker(Reranker):
         text = (RANKING if ranking_mode else BEST).format(n=n, query=query, marks=marks)
         schema = (RANKING_SCHEMA if ranking_mode else BEST_SCHEMA) if critic.structured_output else None
         temperature = self.options.temperature if critic.takes_temperature() else None
-        request = VLMRequest(text=text, images=tuple(images), temperature=temperature, json_schema=schema,
-                             max_tokens=100)
+        request = VLMRequest(text=text, images=tuple(images), temperature=temperature, json_schema=schema)
         start = time.perf_counter()
         try:
             answer = critic.ask(request)

@@ -25,7 +25,6 @@ STOPWORD_LISTS = {
     "sv": "STOPWORDS_SWEDISH", "no": "STOPWORDS_NORWEGIAN", "da": "STOPWORDS_DANISH",
     "tr": "STOPWORDS_TURKISH", "zh": "STOPWORDS_CHINESE", "ko": "STOPWORDS_KOREAN",
 }
-METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 
 
 def import_bm25s():

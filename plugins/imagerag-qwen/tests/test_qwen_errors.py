@@ -64,3 +64,37 @@ def test_qwen_out_of_memory_has_a_hint(qwen_tiny_dir, monkeypatch):
         critic.ask(VLMRequest(text="Does it match?", images=(Image.new("RGB", (32, 32)),)))
     assert err.value.provider == "qwen"
     assert "max_pixels" in str(err.value) and "3B" in str(err.value)
+
+
+@pytest.mark.slow
+def test_qwen_out_of_memory_while_loading(qwen_tiny_dir, monkeypatch):
+    import torch
+    import transformers
+
+    def boom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 16.00 GiB")
+
+    monkeypatch.setattr(transformers.Qwen2_5_VLForConditionalGeneration, "from_pretrained", boom)
+    critic = QwenCritic(model=qwen_tiny_dir, device="cpu", dtype="float16")
+    with pytest.raises(ProviderError, match="loading") as err:
+        critic.load()
+    assert "3B" in str(err.value) and not critic.loaded
+
+
+@pytest.mark.slow
+def test_qwen_schema_request_without_json_wording(qwen_tiny_dir, monkeypatch):
+    critic = QwenCritic(model=qwen_tiny_dir, device="cpu", max_new_tokens=2)
+    critic.load()
+    seen = []
+    real = critic._loaded_model.processor.apply_chat_template
+
+    def spy(messages, **kwargs):
+        seen.append(messages[-1]["content"][-1]["text"])
+        return real(messages, **kwargs)
+
+    monkeypatch.setattr(critic._loaded_model.processor, "apply_chat_template", spy)
+    schema = {"type": "object", "properties": {"best": {"type": "integer"}}}
+    critic.ask(VLMRequest(text="Which image fits best?", json_schema=schema))
+    critic.ask(VLMRequest(text="Answer only with JSON.", json_schema=schema))
+    assert '"best"' in seen[0] and "JSON Schema" in seen[0]
+    assert seen[1] == "Answer only with JSON."

@@ -155,7 +155,9 @@ class QwenCritic(VLMCritic):
     def _inputs(self, loaded: LoadedModel, request: VLMRequest) -> Any:
         processor = loaded.processor
         text = request.text
-        if request.json_schema is not None:
+        if request.json_schema is not None and "json" not in text.lower():
+            # the model has no constrained decoding: ask for the JSON in words (the core's fused
+            # prompt already does, and is then sent exactly as the trace records it)
             text += ("\nReply with one JSON object that follows this JSON Schema, and nothing else: "
                      + json.dumps(request.json_schema, separators=(",", ":")))
         messages: list[dict[str, Any]] = []

@@ -1,0 +1,105 @@
+"""A tiny random-weight open_clip CLIP model on disk, for offline tests and demos.
+
+Stable API (other tests and the offline demo rely on it)::
+
+    from imagerag_clip.tiny import build_tiny_clip
+    opts = build_tiny_clip(tmp_dir)   # {"model": ..., "model_config": ..., "weights": ...}
+    emb = ClipEmbedder(opts)          # or build_component("embedder", "clip", opts)
+    # in a profile: embedder: {use: clip, model: <opts.model>, model_config: <…>, weights: <…>}
+
+``build_tiny_clip(directory, *, seed=0)`` writes ``<directory>/imagerag-tiny-clip.json`` (an
+open_clip architecture: embed_dim 32, a 2-layer ViT on 32×32 images with 8-pixel patches and mean
+pooling, a 2-layer text transformer over CLIP's 49408-token BPE vocabulary, context 77) and
+``<directory>/imagerag-tiny-clip.safetensors`` (≈6.6 MB), and returns the embedder options that
+load them through the real open_clip path (``add_model_config`` + ``pretrained=<file>``). Same
+seed → byte-identical weights; files already there with the right content are left alone.
+The tokenizer is open_clip's bundled one, so nothing is downloaded.
+
+The weights are random: similarities are deterministic but meaningless (distinct images usually
+score far below 0.95 with each other, but nothing about content is learned).
+
+Command line: ``python -m imagerag_clip.tiny DIR`` prints the options as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+TINY_NAME = "imagerag-tiny-clip"
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8,
+                   "pool_type": "avg"},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def build_tiny_clip(directory: str | Path, *, seed: int = 0) -> dict[str, str]:
+    """Write a tiny random CLIP (config + safetensors) under ``directory``; return its options.
+
+    Returns ``{"model": "imagerag-tiny-clip", "model_config": "<abs path>.json",
+    "weights": "<abs path>.safetensors"}`` — valid options of the ``clip`` embedder (and of the
+    ``embedder`` spec of the ``clip`` critic). ``seed`` changes the weights file name too
+    (``imagerag-tiny-clip-seed<N>.safetensors`` for seeds other than 0), so two seeds can share
+    one directory.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from .loading import import_open_clip
+
+    open_clip = import_open_clip()
+    root = Path(directory).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = root / f"{TINY_NAME}.json"
+    config_text = json.dumps(TINY_CONFIG, indent=2, sort_keys=True) + "\n"
+    if not config_path.is_file() or config_path.read_text() != config_text:
+        _atomic_write(config_path, config_text.encode())
+    open_clip.add_model_config(config_path)
+    suffix = "" if seed == 0 else f"-seed{seed}"
+    weights_path = root / f"{TINY_NAME}{suffix}.safetensors"
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(TINY_NAME, pretrained=None)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    if weights_path.is_file():
+        try:
+            existing = load_file(str(weights_path))
+            if existing.keys() == state.keys() and all(torch.equal(existing[k], state[k]) for k in state):
+                return _options(config_path, weights_path)
+        except Exception:  # unreadable or partial: rewrite it
+            pass
+    tmp = weights_path.with_name(weights_path.name + ".tmp")
+    save_file(state, str(tmp), metadata={"imagerag": "tiny random CLIP", "seed": str(seed)})
+    tmp.replace(weights_path)
+    return _options(config_path, weights_path)
+
+
+def _options(config_path: Path, weights_path: Path) -> dict[str, str]:
+    return {"model": TINY_NAME, "model_config": str(config_path), "weights": str(weights_path)}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (1, 2) or args[0] in ("-h", "--help"):
+        print("usage: python -m imagerag_clip.tiny DIR [SEED]", file=sys.stderr)
+        return 2
+    import logging
+
+    logging.disable(logging.WARNING)  # open_clip warns that the model is random: it is meant to be
+    opts = build_tiny_clip(args[0], seed=int(args[1]) if len(args) == 2 else 0)
+    print(json.dumps(opts, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -186,3 +186,23 @@ class TestOpenAICriticContract(CriticContract):
     def component(self, openai_server):
         openai_server.set_default(json_data=FUSED_NO)
         return critic(openai_server)
+
+
+def test_same_image_encoded_once_but_changes_are_seen(openai_server, monkeypatch):
+    import imagerag_openai.critic as mod
+
+    calls = []
+    real = mod.data_url
+    monkeypatch.setattr(mod, "data_url", lambda img, **kw: calls.append(1) or real(img, **kw))
+    openai_server.reply("No").reply("- a sheep").reply("a sheep: a photo of a sheep")
+    c = critic(openai_server, mode="three_step")
+    img = sample_image()
+    c.critique(PROMPT, img)
+    assert len(calls) == 1  # decide and concepts share one encoding
+    img.paste((0, 0, 0), (0, 0, 50, 50))  # edited in place: must be re-encoded
+    openai_server.reply("Yes")
+    c.critique(PROMPT, img)
+    assert len(calls) == 2
+    sent = [r.json["messages"][0]["content"][1]["image_url"]["url"] for r in openai_server.requests
+            if len(r.json["messages"][0]["content"]) > 1]
+    assert sent[0] == sent[1] != sent[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import weakref
@@ -56,6 +57,19 @@ class OpenAICritic(VLMCritic):
         self._client = None
         self._async_clients: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
         self._schema_rejected = False
+        self._last_upload: tuple[bytes, tuple, str] | None = None
+
+    def _data_url(self, img: Any) -> str:
+        """Encode once per image: three-step mode sends the same image twice."""
+        o = self.options
+        settings = (o.max_image_side, o.image_format, o.jpeg_quality, img.mode, img.size)
+        digest = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
+        last = self._last_upload
+        if last is not None and last[0] == digest and last[1] == settings:
+            return last[2]
+        url = data_url(img, max_side=o.max_image_side, fmt=o.image_format, quality=o.jpeg_quality)
+        self._last_upload = (digest, settings, url)
+        return url
 
     # -- capabilities --------------------------------------------------------------------------
     @property
@@ -91,8 +105,8 @@ class OpenAICritic(VLMCritic):
         o = self.options
         content: list[dict[str, Any]] = [{"type": "text", "text": request.text}]
         for img in request.images:
-            url = data_url(img, max_side=o.max_image_side, fmt=o.image_format, quality=o.jpeg_quality)
-            content.append({"type": "image_url", "image_url": {"url": url, "detail": o.detail}})
+            content.append({"type": "image_url", "image_url": {"url": self._data_url(img),
+                                                               "detail": o.detail}})
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})

@@ -181,3 +181,20 @@ def test_qwen_tiny_builder_is_deterministic(qwen_tiny_dir, tmp_path):
     for name in ("model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja"):
         assert (tmp_path / "again" / name).read_bytes() == \
             (Path(qwen_tiny_dir) / name).read_bytes(), name
+
+
+def test_qwen_drives_the_vlm_reranker(qwen_tiny_dir, imagerag_registry, tmp_path):
+    from imagerag_sdk.types import Hit
+
+    hits = []
+    for i, colour in enumerate([(200, 0, 0), (0, 200, 0), (0, 0, 200)]):
+        path = tmp_path / f"c{i}.png"
+        Image.new("RGB", (48, 40), colour).save(path)
+        hits.append(Hit(path=str(path), score=0.3 - i / 100, query="a red square", rank=i))
+    reranker = imagerag_registry.build("reranker", "vlm", {
+        "critic": {"use": "qwen", "model": qwen_tiny_dir, "device": "cpu", "max_new_tokens": 4},
+        "top_n": 3})
+    out = reranker.rerank("a red square", hits)
+    assert sorted(h.path for h in out) == sorted(h.path for h in hits)
+    exchange = out[0].metadata["vlm_rerank"]["exchange"]
+    assert exchange["images"] == 3 and exchange["usage"]["prompt_tokens"] > 3 * 4

@@ -1,0 +1,28 @@
+"""imagerag-diffusers: local diffusion generators for imagerag-sdk.
+
+* ``omnigen`` — OmniGen, up to 3 references in context (``<img><|image_i|></img>`` in the prompt)
+* ``sdxl``    — SDXL + IP-Adapter plus ViT-H, one reference at scale 0.5
+* ``flux``    — FLUX.1 schnell, one reference through FLUX Redux (or FLUX Kontext)
+
+Importing this package is cheap: torch, diffusers and transformers are imported when a generator
+loads. Pipelines are cached per process (:mod:`imagerag_diffusers.cache`); tiny random-weight
+pipelines for offline tests are built by :mod:`imagerag_diffusers.tiny`.
+"""
+
+from __future__ import annotations
+
+from imagerag_sdk import hookimpl
+
+from .flux import FluxGenerator
+from .omnigen import OmniGenGenerator
+from .sdxl import SDXLGenerator
+
+__all__ = ["FluxGenerator", "OmniGenGenerator", "SDXLGenerator"]
+
+
+@hookimpl
+def register_generators(register):
+    """Register the omnigen, sdxl and flux generators."""
+    register(OmniGenGenerator)
+    register(SDXLGenerator)
+    register(FluxGenerator)

@@ -1,0 +1,169 @@
+"""What the three diffusers generators share: options, device/dtype, the cached pipeline, seeds,
+and turning out-of-memory into an error that says what to change."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from typing import Any, ClassVar, Hashable, Literal, Sequence
+
+from PIL import Image
+from pydantic import Field
+
+from imagerag_sdk.errors import ImageRAGError
+from imagerag_sdk.roles import Generator, Options
+from imagerag_sdk.types import Reference
+
+from . import cache
+from .cache import LoadedPipeline
+from .loading import import_diffusers, is_oom, oom_error
+
+DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+          "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+class DiffusersOptions(Options):
+    """Options every diffusers generator takes. Subclasses change the defaults."""
+
+    model: str = Field(..., description="Pipeline weights: a Hugging Face hub id (owner/name) or a "
+                                        "local folder holding model_index.json")
+    variant: str | None = Field(None, description="Weight variant to load, e.g. 'fp16' (hub repos that "
+                                                  "ship one); None loads the default files")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+                        description="auto (CUDA if available, else MPS, else CPU), cpu, cuda, cuda:N, mps")
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="Weights dtype; auto = the model's half precision on a GPU, float32 on CPU")
+    cpu_offload: bool = Field(False, description="enable_model_cpu_offload(): keep only the running "
+                                                 "component on the GPU (less memory, slower); GPU only")
+    steps: int = Field(30, ge=1, le=1000, description="Denoising steps")
+    guidance: float = Field(5.0, ge=0.0, description="Classifier-free guidance scale")
+    width: int = Field(1024, ge=16, le=4096, multiple_of=16, description="Output width in pixels")
+    height: int = Field(1024, ge=16, le=4096, multiple_of=16, description="Output height in pixels")
+    seed: int | None = Field(None, ge=0, description="Seed used when a call gives none; None draws a "
+                                                     "random one (recorded in the image's info)")
+
+
+class DiffusersGenerator(Generator):
+    """Base class: loads (or reuses) the process-wide pipeline and runs one call on it."""
+
+    Options: ClassVar[type[Options]] = DiffusersOptions
+    extra: ClassVar[str] = "diffusers"
+    """The imagerag-sdk extra that installs what this generator needs."""
+    gpu_dtype: ClassVar[str] = "float16"
+    """Half precision used on a GPU when ``dtype: auto``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._entry: LoadedPipeline | None = None
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load(self) -> None:
+        torch, _ = import_diffusers(self.extra)
+        device = self.resolve_device(torch)
+        dtype = self.resolve_dtype(device)
+        if self.options.cpu_offload and device == "cpu":
+            warnings.warn(f"{self.name}: cpu_offload has no effect on the CPU; ignored", stacklevel=2)
+        key = (type(self).name, *self.cache_key(), device, dtype, self.offloading(device))
+        self._entry = cache.get_or_load(key, lambda: self._build_guarded(device, dtype))
+
+    def _build_guarded(self, device: str, dtype: str) -> LoadedPipeline:
+        try:
+            return self.build(device, dtype)
+        except ImageRAGError:
+            raise
+        except Exception as exc:
+            if is_oom(exc):
+                raise oom_error(exc, self.name) from exc
+            raise
+
+    def resolve_device(self, torch: Any) -> str:
+        want = self.options.device
+        if want != "auto":
+            if want.startswith("cuda") and not torch.cuda.is_available():
+                raise ImageRAGError(f"{self.name}: device '{want}' asked for but CUDA is not available",
+                                    hint="set device: cpu (slow) or install a CUDA build of torch")
+            return want
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+
+    def resolve_dtype(self, device: str) -> str:
+        if self.options.dtype == "auto":
+            return "float32" if device == "cpu" else self.gpu_dtype
+        return DTYPES[self.options.dtype]
+
+    def offloading(self, device: str) -> bool:
+        return bool(self.options.cpu_offload) and device != "cpu"
+
+    def cache_key(self) -> tuple[Hashable, ...]:
+        """What identifies the loaded weights (not per-call settings such as steps or scale)."""
+        return (self.options.model, self.options.variant)
+
+    def build(self, device: str, dtype: str) -> LoadedPipeline:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def place(self, pipe: Any, device: str) -> None:
+        """Move a freshly loaded pipeline to its device, or enable model CPU offload."""
+        if self.offloading(device):
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded diffusers pipeline (loads it on first access)."""
+        self.load()
+        assert self._entry is not None
+        return self._entry.pipe
+
+    @property
+    def entry(self) -> LoadedPipeline:
+        self.load()
+        assert self._entry is not None
+        return self._entry
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, prompt: str, references: Sequence[Reference] = (), *,
+                 seed: int | None = None) -> Image.Image:
+        references = list(references)
+        limit = self.capabilities.max_references
+        if len(references) > limit:
+            raise ImageRAGError(f"{self.name}: {len(references)} references given, it takes at most {limit}",
+                                hint="the pipeline trims references to the generator's budget")
+        entry = self.entry
+        if seed is None:
+            seed = self.options.seed if self.options.seed is not None else random.randrange(2**31)
+        with entry.lock:
+            try:
+                image = self.run(entry, prompt, references, self.torch_generator(entry, seed))
+            except ImageRAGError:
+                raise
+            except Exception as exc:
+                if is_oom(exc):
+                    raise oom_error(exc, self.name) from exc
+                raise
+        image.info["imagerag:seed"] = str(seed)
+        image.info["imagerag:generator"] = self.name
+        return image
+
+    def torch_generator(self, entry: LoadedPipeline, seed: int) -> Any:
+        """A ``torch.Generator`` on the device the pipeline computes on, seeded."""
+        import torch
+
+        device = entry.device if entry.device != "mps" else "cpu"  # MPS generators are unreliable
+        return torch.Generator(device=device).manual_seed(int(seed))
+
+    def run(self, entry: LoadedPipeline, prompt: str, references: list[Reference],
+            generator: Any) -> Image.Image:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def first_image(output: Any) -> Image.Image:
+        images = output.images if hasattr(output, "images") else output[0]
+        image = images[0]
+        if not isinstance(image, Image.Image):
+            raise ImageRAGError(f"the pipeline returned {type(image).__name__}, expected a PIL image")
+        return image

@@ -99,14 +99,19 @@ def _walk(node: Any) -> Iterator[tuple[str | None, Any]]:
 
 
 def decode_image_payload(value: str) -> Image.Image | None:
-    """The image in a base64 string or ``data:image/...;base64,`` URL, else ``None``."""
+    """The image in a base64 (standard or URL-safe) string or ``data:`` URL, else ``None``."""
     if not isinstance(value, str) or len(value) < 64:
         return None
     if value.startswith("data:"):
         value = value.partition(",")[2]
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
+    raw = None
+    for altchars in (None, b"-_"):  # standard, then URL-safe base64 (google-genai sends that)
+        try:
+            raw = base64.b64decode(value, altchars=altchars, validate=True)
+            break
+        except (binascii.Error, ValueError):
+            continue
+    if raw is None:
         return None
     if not any(raw.startswith(m) for m in _MAGIC):
         return None

@@ -118,7 +118,8 @@ def test_model_temperature_capability(model, takes):
 
 
 def test_temperature_capability_override():
-    assert OpenAICritic(model="my-reasoner", takes_temperature=False).takes_temperature() is False
+    assert OpenAICritic(model="my-reasoner", send_temperature="never").takes_temperature() is False
+    assert OpenAICritic(model="o3", send_temperature="always").takes_temperature() is True
 
 
 def test_gpt5_request_has_no_temperature_and_no_token_cap(openai_server):

@@ -29,9 +29,9 @@ class OpenAICriticOptions(VLMCriticOptions, ConnectionOptions):
     structured_output: Literal["auto", True, False] = Field(
         "auto", description="Send response_format json_schema (strict) in fused mode; auto: on, "
         "except for old models, and switched off for this critic if the server rejects it")
-    takes_temperature: bool | None = Field(
-        None, description="Whether the model accepts a temperature; default by model name "
-        "(GPT-5 family and o-series: no)")
+    send_temperature: Literal["auto", "always", "never"] = Field(
+        "auto", description="Whether requests carry a temperature; auto: by model name (GPT-5 "
+        "family and o-series take none, gpt-5-chat and every other model do)")
     max_tokens: int | None = Field(
         None, ge=1, description="Cap on answer tokens; default 600 for chat models, none for "
         "reasoning models (their hidden reasoning counts against it)")
@@ -77,9 +77,8 @@ class OpenAICritic(VLMCritic):
         return bool(_REASONING.match(self.options.model))
 
     def takes_temperature(self) -> bool:
-        if self.options.takes_temperature is not None:
-            return self.options.takes_temperature
-        return not self.is_reasoning_model
+        setting = self.options.send_temperature
+        return setting == "always" or (setting == "auto" and not self.is_reasoning_model)
 
     @property
     def structured_output(self) -> bool:  # type: ignore[override]

@@ -219,3 +219,23 @@ def test_interrupted_run_is_recorded(tmp_path):
     assert trace["status"] == "interrupted"
     assert [s["stage"] for s in trace["stages"]] == ["generate", "critique", "retrieve"]
     assert trace["stages"][-1]["status"] == "interrupted"
+
+
+class TinyScoreReranker(FakeReranker):
+    """Rescores like RRF does (scores around 0.016): the threshold must not see these."""
+
+    name = "tiny-score"
+
+    def rerank(self, query, hits):
+        from imagerag_sdk.types import Hit
+        return [Hit(path=h.path, score=0.016, corpus=h.corpus, metadata=h.metadata, query=h.query, rank=i)
+                for i, h in enumerate(reversed(list(hits)))]
+
+
+def test_threshold_applies_to_similarity_before_reranking(retriever, tmp_path):
+    answer = fused(("a sheep", "a sheep standing in a green field"))
+    pipe, gen, _ = make(retriever, [answer], reranker=TinyScoreReranker(), min_similarity=0.3, candidates=5)
+    result = pipe.run(PROMPT, out=tmp_path / "runs")
+    assert len(result.references) == 1, "the reranker's own scores are not similarities"
+    trace = json.loads((result.run_dir / "trace.json").read_text())
+    assert len(trace["rounds"][0]["reranked"]["a sheep standing in a green field"]) < 5

@@ -245,13 +245,22 @@ class ImageRAG:
                 raise PipelineError(f"returned {len(results)} result lists for {len(texts)} queries",
                                     stage="retrieve", component=retriever.name)
         rnd["hits"] = {q: [h.to_dict() for h in hits] for q, hits in zip(texts, results)}
+        dropped: list[Dropped] = []
+        if loop.min_similarity is not None:  # on the retriever's similarity, before any reranker rescored
+            kept = []
+            for q, hits in zip(texts, results):
+                for h in hits:
+                    if h.score < loop.min_similarity:
+                        dropped.append(Dropped(h.path, f"score {h.score:.3f} below min_similarity "
+                                               f"{loop.min_similarity}", h.score, q))
+                kept.append([h for h in hits if h.score >= loop.min_similarity])
+            results = kept
         if self.reranker is not None:
             _call(progress, "rerank", self.reranker.name)
             with rec.stage("rerank", round=round_, component=self.reranker.name):
                 with _stage_errors("rerank", self.reranker):
-                    results = [self.reranker.rerank(q, hits) for q, hits in zip(texts, results)]
+                    results = [self.reranker.rerank(q, hits) if hits else [] for q, hits in zip(texts, results)]
             rnd["reranked"] = {q: [h.to_dict() for h in hits] for q, hits in zip(texts, results)}
-        dropped: list[Dropped] = []
         chosen: list[Reference] = []
         seen: set[str] = set()
         for q, hits in zip(queries, results):
@@ -260,9 +269,6 @@ class ImageRAG:
                 if taken >= q.images:
                     dropped.append(Dropped(hit.path, "not needed: the concept has its references",
                                            hit.score, q.query))
-                elif loop.min_similarity is not None and hit.score < loop.min_similarity:
-                    dropped.append(Dropped(hit.path, f"score {hit.score:.3f} below min_similarity "
-                                           f"{loop.min_similarity}", hit.score, q.query))
                 elif hit.path in seen:
                     dropped.append(Dropped(hit.path, "already used for another concept", hit.score, q.query))
                 else:

@@ -207,3 +207,15 @@ def test_same_image_encoded_once_but_changes_are_seen(openai_server, monkeypatch
     sent = [r.json["messages"][0]["content"][1]["image_url"]["url"] for r in openai_server.requests
             if len(r.json["messages"][0]["content"]) > 1]
     assert sent[0] == sent[1] != sent[2]
+
+
+def test_truncated_answer_is_recorded(openai_server):
+    openai_server.reply(body={"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                              "choices": [{"index": 0, "finish_reason": "length", "message": {
+                                  "role": "assistant", "content": '{"matches": fal'}}],
+                              "usage": {"prompt_tokens": 1, "completion_tokens": 600, "total_tokens": 601}})
+    openai_server.reply(json_data={"matches": True, "missing": []})
+    got = critic(openai_server).critique(PROMPT, sample_image())
+    assert got.matches and got.exchanges[0].usage["finish_reason"] == "length"
+    assert got.exchanges[0].usage["completion_tokens"] == 600
+    assert "finish_reason" not in got.exchanges[1].usage

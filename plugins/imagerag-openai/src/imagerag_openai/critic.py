@@ -137,7 +137,11 @@ class OpenAICritic(VLMCritic):
                 data = json.loads(text)
             except ValueError:
                 data = None  # the core falls back to tolerant text parsing and retries
-        return VLMAnswer(text=text, data=data, usage=usage_dict(getattr(response, "usage", None)),
+        usage = usage_dict(getattr(response, "usage", None)) or {}
+        finish = getattr(choice, "finish_reason", None)
+        if finish not in (None, "stop"):  # length, content_filter: worth seeing in the trace
+            usage["finish_reason"] = finish
+        return VLMAnswer(text=text, data=data, usage=usage or None,
                          model=getattr(response, "model", None))
 
     def _rejected_schema(self, exc: Exception, params: dict[str, Any]) -> bool:

@@ -162,7 +162,8 @@ def test_qwen_model_loads_once_per_process(qwen_tiny_dir, qwen_image):
     assert qwen_module.LOADS.count(key) == 1
     # another dtype is another model
     c = QwenCritic(model=qwen_tiny_dir, device="cpu", dtype="bfloat16", max_new_tokens=4)
-    c.load()
+    answer = c.ask(VLMRequest(text="Does it match?", images=(qwen_image,), max_tokens=2))
+    assert answer.usage["completion_tokens"] >= 1  # float32 pixels reach a bf16 vision tower
     assert c._loaded_model is not a._loaded_model
     assert qwen_module.LOADS.count((qwen_tiny_dir, "cpu", "bfloat16", None)) == 1
 

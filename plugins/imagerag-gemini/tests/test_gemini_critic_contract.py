@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import io
 
+import pytest
 from PIL import Image
 
+from imagerag_sdk.testing.contracts import CriticContract
+from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.testing.provider_contract import ProviderCriticContract
 
 from imagerag_gemini import GeminiCritic
@@ -42,3 +45,14 @@ class TestGeminiCriticContract(ProviderCriticContract):
 
     def sent_image_list(self, request):
         return gemini_inline_images(request.json)
+
+
+class TestGeminiCriticRole(CriticContract):
+    """The role contract every critic meets (the fake server answers a fused JSON object)."""
+
+    @pytest.fixture
+    def component(self):
+        with FakeAPIServer() as server:
+            server.set_default(json_data={"matches": False, "missing": [
+                {"concept": "a sheep", "caption": "a photo of a sheep on grass"}]})
+            yield GeminiCritic(api_key="AIza-role-test", base_url=server.url)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagerag_sdk.errors import AuthenticationError, ProviderError
+from imagerag_sdk.errors import AuthenticationError, ConfigError, ProviderError
 from imagerag_sdk.testing.contracts import GeneratorContract
 from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.types import Reference
@@ -92,7 +92,7 @@ def test_capabilities():
 
 
 def test_too_many_references(gptimage_server, gptimage_refs):
-    with pytest.raises(ProviderError, match="at most 1"):
+    with pytest.raises(ConfigError, match="at most 1"):
         generator(gptimage_server, max_references=1).generate("x", gptimage_refs)
     assert gptimage_server.requests == []
 

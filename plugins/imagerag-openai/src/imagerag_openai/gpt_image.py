@@ -8,7 +8,7 @@ from typing import Any, Literal, Sequence
 from PIL import Image
 from pydantic import Field
 
-from imagerag_sdk.errors import ProviderError
+from imagerag_sdk.errors import ConfigError, ProviderError
 from imagerag_sdk.images import decode_rgb, encode, fit_within
 from imagerag_sdk.roles import Generator
 from imagerag_sdk.types import GeneratorCapabilities, Reference
@@ -76,9 +76,9 @@ class GPTImageGenerator(Generator):
         openai = import_openai()
         o = self.options
         if len(references) > o.max_references:
-            raise ProviderError(f"{len(references)} references given, gpt-image takes at most "
-                                f"{o.max_references} (option max_references, API limit "
-                                f"{API_MAX_REFERENCES})", provider=PROVIDER)
+            raise ConfigError(f"gpt-image: {len(references)} references given, at most "
+                              f"{o.max_references} allowed", hint=f"pass fewer, or raise the "
+                              f"max_references option (API limit {API_MAX_REFERENCES})")
         params = {**self._common(), "prompt": prompt}
         try:
             if references:

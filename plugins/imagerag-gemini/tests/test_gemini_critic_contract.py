@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import pytest
-from PIL import Image
 
 from imagerag_sdk.testing.contracts import CriticContract
 from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.testing.provider_contract import ProviderCriticContract
 
 from imagerag_gemini import GeminiCritic
-
-
-def gemini_inline_images(body) -> list[Image.Image]:
-    """Images in a generateContent body. google-genai writes inline data as URL-safe base64,
-    which the contract's standard-alphabet decoder rejects, so decode it here."""
-    out: list[Image.Image] = []
-    for content in (body or {}).get("contents", []):
-        for part in content.get("parts", []):
-            blob = part.get("inlineData") or part.get("inline_data")
-            if blob:
-                img = Image.open(io.BytesIO(base64.urlsafe_b64decode(blob["data"])))
-                img.load()
-                out.append(img)
-    return out
 
 
 class TestGeminiCriticContract(ProviderCriticContract):
@@ -42,9 +24,6 @@ class TestGeminiCriticContract(ProviderCriticContract):
 
     def retry_options(self, retries):
         return {"max_retries": retries, "retry_initial_delay": 0.01, "retry_max_delay": 0.05}
-
-    def sent_image_list(self, request):
-        return gemini_inline_images(request.json)
 
 
 class TestGeminiCriticRole(CriticContract):

@@ -189,7 +189,7 @@ class _Run:
                 value, error = None, f"parse failed: {type(exc).__name__}: {exc}"
             self.exchanges.append(Exchange(
                 stage=stage, prompt=body, answer=answer.text, attempt=attempt + 1,
-                temperature=temperature, alternative=alternative, images=len(images),
+                temperature=temperature, alternative=alternative, seed=req.seed, images=len(images),
                 parsed=_jsonable(value), error=error, usage=answer.usage,
                 seconds=round(time.perf_counter() - start, 4)))
             self.max_attempt = max(self.max_attempt, attempt + 1)

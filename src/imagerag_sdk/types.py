@@ -84,6 +84,8 @@ class Exchange:
     temperature: float | None = None
     alternative: str | None = None
     """What varied instead of the temperature, for models that take none."""
+    seed: int | None = None
+    """The sampling seed sent with the request, if any."""
     images: int = 0
     parsed: Any = None
     error: str | None = None

@@ -219,3 +219,16 @@ def test_truncated_answer_is_recorded(openai_server):
     assert got.matches and got.exchanges[0].usage["finish_reason"] == "length"
     assert got.exchanges[0].usage["completion_tokens"] == 600
     assert "finish_reason" not in got.exchanges[1].usage
+
+
+def test_missing_openai_package_says_what_to_install():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['openai'] = None\n"
+            "from imagerag_openai import OpenAICritic\n"
+            "from imagerag_sdk.errors import MissingDependencyError\n"
+            "try:\n    OpenAICritic(api_key='x').load()\n"
+            "except MissingDependencyError as e:\n    print('MISSING', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("MISSING") and "imagerag-sdk[openai]" in out

@@ -41,7 +41,7 @@ class ConnectionOptions(Options):
 def import_openai():
     try:
         import openai
-    except ImportError as exc:  # pragma: no cover - the distribution depends on it
+    except ImportError as exc:  # the distribution depends on it; a broken env still gets a hint
         raise MissingDependencyError("the 'openai' package is not installed",
                                      hint=install_hint("imagerag-openai")) from exc
     return openai

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import pytest
@@ -176,3 +177,36 @@ def test_registered_as_anthropic(imagerag_registry):
 
 def test_import_does_not_load_the_sdk():
     assert_imports_light("imagerag_anthropic", ("anthropic", "httpx2", "torch", "openai", "google.genai"))
+
+
+def _refusal(message):
+    return {"body": {"type": "error", "error": {"type": "invalid_request_error", "message": message}},
+            "status": 400}
+
+
+def test_refused_forced_tool_falls_back_to_text_json(anthropic_server):
+    anthropic_server.reply(**_refusal("Thinking may not be enabled when tool_choice forces tool use."))
+    anthropic_server.reply(json.dumps(FUSED_NO))
+    anthropic_server.reply(json.dumps(FUSED_NO))
+    c = critic(anthropic_server)
+    got = c.critique(PROMPT, sample_image())
+    assert len(got.missing) == 2 and got.attempts == 1
+    first, resent = (r.json for r in anthropic_server.requests[:2])
+    assert "tool_choice" in first and "tool_choice" not in resent and "tools" not in resent
+    assert c.structure == "none"
+    c.critique(PROMPT, sample_image())  # later critiques send no tool at all
+    assert "tools" not in anthropic_server.requests[2].json and len(anthropic_server.requests) == 3
+
+
+def test_explicit_tool_mode_does_not_fall_back(anthropic_server):
+    anthropic_server.set_default(**_refusal("tool_choice is not supported"))
+    with pytest.raises(ProviderError, match="HTTP 400"):
+        critic(anthropic_server, structured="tool").critique(PROMPT, sample_image())
+    assert len(anthropic_server.requests) == 1
+
+
+def test_unrelated_400_is_not_a_fallback(anthropic_server):
+    anthropic_server.set_default(**_refusal("messages: image too large"))
+    with pytest.raises(ProviderError, match="image too large"):
+        critic(anthropic_server).critique(PROMPT, sample_image())
+    assert len(anthropic_server.requests) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import pytest
@@ -177,3 +178,36 @@ def test_registered_as_gemini(imagerag_registry):
 
 def test_import_does_not_load_google_genai():
     assert_imports_light("imagerag_gemini", ("google.genai", "httpx2", "torch", "anthropic", "openai"))
+
+
+def _schema_refusal():
+    return {"body": {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                               "message": "Invalid JSON payload received. Unknown name "
+                                          "\"responseJsonSchema\" at 'generation_config'"}},
+            "status": 400}
+
+
+def test_refused_schema_falls_back_to_text_json(gemini_server):
+    gemini_server.reply(**_schema_refusal())
+    gemini_server.reply(json.dumps(FUSED_NO)).reply(json.dumps(FUSED_NO))
+    c = critic(gemini_server)
+    got = c.critique(PROMPT, sample_image())
+    assert len(got.missing) == 2 and got.attempts == 1
+    first, resent = (gen_config(r) for r in gemini_server.requests[:2])
+    assert "responseJsonSchema" in first and "responseJsonSchema" not in resent
+    assert "responseMimeType" not in resent and not c.sends_schema
+    c.critique(PROMPT, sample_image())
+    assert "responseJsonSchema" not in gen_config(gemini_server.requests[2])
+
+
+def test_explicit_schema_mode_does_not_fall_back(gemini_server):
+    gemini_server.set_default(**_schema_refusal())
+    with pytest.raises(ProviderError, match="HTTP 400"):
+        critic(gemini_server, structured="json_schema").critique(PROMPT, sample_image())
+    assert len(gemini_server.requests) == 1
+
+
+def test_structured_none_sends_no_schema_in_fused_mode(gemini_server):
+    gemini_server.reply(json.dumps(FUSED_NO))
+    got = critic(gemini_server, structured="none", mode="fused").critique(PROMPT, sample_image())
+    assert "responseJsonSchema" not in gen_config(gemini_server.requests[0]) and len(got.missing) == 2

@@ -88,7 +88,7 @@ def _redact(text: str, key: str | None) -> str:
     return text.replace(key, "<redacted>") if key and key in text else text
 
 
-def _detail(exc: Any) -> str:
+def error_detail(exc: Any) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return str(body["error"].get("message") or body["error"])
@@ -106,7 +106,7 @@ def map_error(exc: BaseException, *, options: ConnectionOptions, what: str) -> B
         key: str | None = resolve_key(options)
     except AuthenticationError:
         key = None
-    detail = _redact(_detail(exc), key)
+    detail = _redact(error_detail(exc), key)
     where = options.base_url or "api.anthropic.com"
     retried = f"after {options.max_retries} retries"
     if isinstance(exc, anthropic.APITimeoutError):

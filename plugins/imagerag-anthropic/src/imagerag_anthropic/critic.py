@@ -10,6 +10,8 @@ take one — see :mod:`imagerag_anthropic.models`.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -20,8 +22,11 @@ from . import _client
 from ._client import PROVIDER, ConnectionOptions
 from .models import accepts_temperature
 
+log = logging.getLogger(__name__)
 TOOL_NAME = "report_critique"
 TOOL_DESCRIPTION = "Report whether the image matches the prompt and what is missing."
+_STRUCTURE_WORDS = re.compile(r"tool_choice|tool use|tools|output_config|output_format|json_schema",
+                              re.I)
 
 
 class AnthropicCriticOptions(VLMCriticOptions, ConnectionOptions):
@@ -32,9 +37,10 @@ class AnthropicCriticOptions(VLMCriticOptions, ConnectionOptions):
         "4.6 and Haiku 4.5 (and non-Claude models) do, Opus 4.7+ and Claude 5 do not")
     max_tokens: int = Field(4096, ge=16, description="Output token ceiling per request (on models "
                             "that think by default it bounds thinking and answer together)")
-    structured: Literal["tool", "json_schema", "none"] = Field(
-        "tool", description="How fused mode gets JSON: tool = a forced tool call with the answer "
-        "schema; json_schema = output_config.format; none = the prompt's instruction only")
+    structured: Literal["auto", "tool", "json_schema", "none"] = Field(
+        "auto", description="How fused mode gets JSON: tool = a forced tool call with the answer "
+        "schema; json_schema = output_config.format; none = the prompt's instruction only; auto = "
+        "tool, dropped for the critic's life if the server answers 400 naming tools")
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded images")
 
 
@@ -53,6 +59,15 @@ class AnthropicCritic(VLMCritic):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._client = None
+        self._tool_rejected = False
+
+    @property
+    def structure(self) -> str:
+        """How a request with a JSON schema is sent now: tool, json_schema or none."""
+        mode = self.options.structured
+        if mode == "auto":
+            return "none" if self._tool_rejected else "tool"
+        return mode
 
     def _load(self) -> None:
         self._client = _client.make_client(self.options)
@@ -75,11 +90,11 @@ class AnthropicCritic(VLMCritic):
         extra: dict[str, Any] = {}
         if request.temperature is not None and self.takes_temperature():
             extra["temperature"] = request.temperature
-        if request.json_schema is not None and o.structured == "tool":
+        if request.json_schema is not None and self.structure == "tool":
             args["tools"] = [{"name": TOOL_NAME, "description": TOOL_DESCRIPTION,
                               "input_schema": request.json_schema}]
             args["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
-        elif request.json_schema is not None and o.structured == "json_schema":
+        elif request.json_schema is not None and self.structure == "json_schema":
             args["output_config"] = {"format": {"type": "json_schema", "schema": request.json_schema}}
         if extra:
             args["extra_body"] = extra
@@ -104,19 +119,39 @@ class AnthropicCritic(VLMCritic):
         return VLMAnswer(text=text, data=data, usage=usage,
                          model=getattr(message, "model", None) or self.options.model)
 
-    def _map(self, exc: BaseException) -> BaseException:
-        return _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
+    def _raise_mapped(self, exc: BaseException) -> None:
+        mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
+        if mapped is exc:
+            raise exc
+        raise mapped from exc
+
+    def _tool_refused(self, exc: BaseException, args: dict[str, Any]) -> bool:
+        """A model or server that refuses the forced tool call (400 naming it, e.g. with thinking
+        on): stop forcing it (``structured: auto`` only); the caller re-sends the request once."""
+        anthropic = _client.import_anthropic()
+        if (self.options.structured == "auto" and "tool_choice" in args
+                and isinstance(exc, anthropic.BadRequestError)
+                and _STRUCTURE_WORDS.search(_client.error_detail(exc))):
+            self._tool_rejected = True
+            args.pop("tools", None)
+            args.pop("tool_choice", None)
+            log.warning("anthropic: %s refused the forced tool call; fused answers are now parsed "
+                        "from text", self.options.model)
+            return True
+        return False
 
     def ask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         args = self._call_args(request)
         try:
-            message = self._client.messages.create(**args)
+            try:
+                message = self._client.messages.create(**args)
+            except Exception as exc:
+                if not self._tool_refused(exc, args):
+                    raise
+                message = self._client.messages.create(**args)
         except Exception as exc:
-            mapped = self._map(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+            self._raise_mapped(exc)
         return self._answer(message)
 
     async def aask(self, request: VLMRequest) -> VLMAnswer:
@@ -125,10 +160,12 @@ class AnthropicCritic(VLMCritic):
         # an async client is bound to the event loop it first runs in: one per call
         async with _client.make_async_client(self.options) as client:
             try:
-                message = await client.messages.create(**args)
+                try:
+                    message = await client.messages.create(**args)
+                except Exception as exc:
+                    if not self._tool_refused(exc, args):
+                        raise
+                    message = await client.messages.create(**args)
             except Exception as exc:
-                mapped = self._map(exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
+                self._raise_mapped(exc)
         return self._answer(message)

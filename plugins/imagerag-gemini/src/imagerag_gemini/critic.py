@@ -7,6 +7,8 @@ valid JSON; the answer's text is then returned as is and the core parses it tole
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -15,6 +17,10 @@ from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMReq
 
 from . import _client
 from ._client import PROVIDER, ConnectionOptions
+
+log = logging.getLogger(__name__)
+_SCHEMA_WORDS = re.compile(r"response_?json_?schema|response_?schema|response_?mime_?type|json mode",
+                           re.I)
 
 
 class GeminiCriticOptions(VLMCriticOptions, ConnectionOptions):
@@ -28,6 +34,10 @@ class GeminiCriticOptions(VLMCriticOptions, ConnectionOptions):
     thinking_budget: int | None = Field(
         None, ge=-1, description="Thinking tokens for 2.5 models (0 turns thinking off on Flash, "
         "-1 dynamic); None: the model's default")
+    structured: Literal["auto", "json_schema", "none"] = Field(
+        "auto", description="How fused mode gets JSON: json_schema = response_mime_type "
+        "application/json + response_json_schema; none = the prompt's instruction only; auto = "
+        "json_schema, dropped for the critic's life if the server answers 400 naming it")
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded images")
 
 
@@ -46,6 +56,13 @@ class GeminiCritic(VLMCritic):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._client = None
+        self._schema_rejected = False
+
+    @property
+    def sends_schema(self) -> bool:
+        """Whether a request with a JSON schema asks Gemini for structured output."""
+        mode = self.options.structured
+        return mode == "json_schema" or (mode == "auto" and not self._schema_rejected)
 
     def _load(self) -> None:
         self._client = _client.make_client(self.options)
@@ -67,7 +84,7 @@ class GeminiCritic(VLMCritic):
             config["seed"] = request.seed
         if request.system:
             config["system_instruction"] = request.system
-        if request.json_schema is not None:
+        if request.json_schema is not None and self.sends_schema:
             config["response_mime_type"] = "application/json"
             config["response_json_schema"] = request.json_schema
         if o.thinking_budget is not None:
@@ -75,10 +92,10 @@ class GeminiCritic(VLMCritic):
         return {"model": o.model, "contents": parts,
                 "config": types.GenerateContentConfig(**config)}
 
-    def _answer(self, response: Any, request: VLMRequest) -> VLMAnswer:
+    def _answer(self, response: Any, args: dict[str, Any]) -> VLMAnswer:
         text = response.text or ""
         data = None
-        if request.json_schema is not None:
+        if args["config"].response_json_schema is not None:
             parsed = getattr(response, "parsed", None)  # None on invalid JSON: the core retries
             data = parsed if isinstance(parsed, (dict, list)) else None
         usage = _client.usage_dict(getattr(response, "usage_metadata", None))
@@ -88,26 +105,53 @@ class GeminiCritic(VLMCritic):
         return VLMAnswer(text=text, data=data, usage=usage,
                          model=getattr(response, "model_version", None) or self.options.model)
 
+    def _schema_refused(self, exc: BaseException, args: dict[str, Any]) -> bool:
+        """A model or proxy that refuses the JSON schema (400 naming it): stop sending it
+        (``structured: auto`` only) and let the caller re-send the request once."""
+        from google.genai import errors as genai_errors
+
+        config = args["config"]
+        if (self.options.structured == "auto" and config.response_json_schema is not None
+                and isinstance(exc, genai_errors.ClientError) and exc.code == 400
+                and _SCHEMA_WORDS.search(f"{exc.message} {exc.details}")):
+            self._schema_rejected = True
+            args["config"] = config.model_copy(update={"response_json_schema": None,
+                                                       "response_mime_type": None})
+            log.warning("gemini: %s refused the JSON response schema; fused answers are now "
+                        "parsed from text", self.options.model)
+            return True
+        return False
+
+    def _raise_mapped(self, exc: BaseException) -> None:
+        mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
+        if mapped is exc:
+            raise exc
+        raise mapped from exc
+
     def ask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         args = self._call_args(request)
         try:
-            response = self._client.models.generate_content(**args)
+            try:
+                response = self._client.models.generate_content(**args)
+            except Exception as exc:
+                if not self._schema_refused(exc, args):
+                    raise
+                response = self._client.models.generate_content(**args)
         except Exception as exc:
-            mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
-            if mapped is exc:
-                raise
-            raise mapped from exc
-        return self._answer(response, request)
+            self._raise_mapped(exc)
+        return self._answer(response, args)
 
     async def aask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         args = self._call_args(request)
         try:
-            response = await self._client.aio.models.generate_content(**args)
+            try:
+                response = await self._client.aio.models.generate_content(**args)
+            except Exception as exc:
+                if not self._schema_refused(exc, args):
+                    raise
+                response = await self._client.aio.models.generate_content(**args)
         except Exception as exc:
-            mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
-            if mapped is exc:
-                raise
-            raise mapped from exc
-        return self._answer(response, request)
+            self._raise_mapped(exc)
+        return self._answer(response, args)

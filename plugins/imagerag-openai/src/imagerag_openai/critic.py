@@ -104,8 +104,10 @@ class OpenAICritic(VLMCritic):
         o = self.options
         content: list[dict[str, Any]] = [{"type": "text", "text": request.text}]
         for img in request.images:
-            content.append({"type": "image_url", "image_url": {"url": self._data_url(img),
-                                                               "detail": o.detail}})
+            part: dict[str, Any] = {"url": self._data_url(img)}
+            if o.detail != "auto":  # auto is OpenAI's default; compatible servers may not know it
+                part["detail"] = o.detail
+            content.append({"type": "image_url", "image_url": part})
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})

@@ -16,7 +16,7 @@ from imagerag_sdk.types import Reference
 
 from . import cache
 from .cache import LoadedPipeline
-from .loading import import_diffusers, is_oom, oom_error
+from .loading import import_diffusers, is_oom, oom_error, resolve_source
 
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16"}
@@ -58,6 +58,7 @@ class DiffusersGenerator(Generator):
 
     # -- loading -------------------------------------------------------------------------------
     def _load(self) -> None:
+        self.sources()  # a bad local path fails here, before the slow imports
         torch, _ = import_diffusers(self.extra)
         device = self.resolve_device(torch)
         dtype = self.resolve_dtype(device)
@@ -101,6 +102,10 @@ class DiffusersGenerator(Generator):
     def cache_key(self) -> tuple[Hashable, ...]:
         """What identifies the loaded weights (not per-call settings such as steps or scale)."""
         return (self.options.model, self.options.variant)
+
+    def sources(self) -> dict[str, str]:
+        """Every weight source, resolved (absolute local folders or hub ids); ConfigError if bad."""
+        return {"model": resolve_source(self.options.model, f"{self.name} model")}
 
     def build(self, device: str, dtype: str) -> LoadedPipeline:  # pragma: no cover - abstract
         raise NotImplementedError

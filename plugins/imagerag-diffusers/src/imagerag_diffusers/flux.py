@@ -81,12 +81,19 @@ class FluxGenerator(DiffusersGenerator):
         o = self.options
         return (self.model, o.variant, o.conditioning, o.redux if o.conditioning == "redux" else None)
 
+    def sources(self) -> dict[str, str]:
+        out = {"model": resolve_source(self.model, "flux model")}
+        if self.options.conditioning == "redux":
+            out["redux"] = resolve_source(self.options.redux, "flux redux")
+        return out
+
     def build(self, device: str, dtype: str) -> LoadedPipeline:
         torch, diffusers = import_diffusers(self.extra)
         o = self.options
         torch_dtype = getattr(torch, dtype)
         base_cls = diffusers_class(diffusers, "FluxPipeline", self.extra)
-        model = resolve_source(self.model, "flux model")
+        src = self.sources()
+        model = src["model"]
         with translate_errors("the FLUX pipeline", model, extra=self.extra, generator=self.name):
             pipe = base_cls.from_pretrained(model, variant=o.variant, **dtype_kwarg(diffusers, torch_dtype))
         if o.conditioning == "kontext":
@@ -95,7 +102,7 @@ class FluxGenerator(DiffusersGenerator):
             ref_pipe = kontext_cls.from_pipe(pipe, **dtype_kwarg(diffusers, torch_dtype))
         else:
             prior_cls = diffusers_class(diffusers, "FluxPriorReduxPipeline", self.extra)
-            redux = resolve_source(o.redux, "flux redux")
+            redux = src["redux"]
             with translate_errors("the FLUX Redux prior", redux, extra=self.extra, generator=self.name):
                 # without text encoders the prior ignores the prompt and assumes 4096-wide T5 tokens
                 ref_pipe = prior_cls.from_pretrained(

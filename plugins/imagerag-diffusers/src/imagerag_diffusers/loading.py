@@ -111,6 +111,8 @@ def translate_errors(what: str, source: str, *, extra: str, generator: str) -> I
             raise oom_error(exc, generator) from exc
         name = type(exc).__name__
         first = (str(exc).strip().splitlines() or [name])[0]
+        if len(first) > 240:
+            first = first[:237] + "..."
         if name == "GatedRepoError":
             raise ConfigError(f"{what}: '{source}' is a gated repository",
                               hint=f"accept its license on https://huggingface.co/{source} and run "

@@ -18,7 +18,7 @@ from imagerag_sdk.types import GeneratorCapabilities, Reference
 
 from .base import DiffusersGenerator, DiffusersOptions
 from .cache import LoadedPipeline
-from .loading import diffusers_class, dtype_kwarg, import_diffusers, resolve_source, translate_errors
+from .loading import diffusers_class, dtype_kwarg, import_diffusers, translate_errors
 
 PLACEHOLDER = "<img><|image_{i}|></img>"
 _TAG = re.compile(r"<\|image_(\d+)\|>")
@@ -54,7 +54,7 @@ class OmniGenGenerator(DiffusersGenerator):
     def build(self, device: str, dtype: str) -> LoadedPipeline:
         torch, diffusers = import_diffusers(self.extra)
         pipeline_cls = diffusers_class(diffusers, "OmniGenPipeline", self.extra)
-        model = resolve_source(self.options.model, "omnigen model")
+        model = self.sources()["model"]
         with translate_errors("the OmniGen pipeline", model, extra=self.extra, generator=self.name):
             import torchvision  # noqa: F401  (OmniGen's image processor needs it)
             pipe = pipeline_cls.from_pretrained(model, variant=self.options.variant,

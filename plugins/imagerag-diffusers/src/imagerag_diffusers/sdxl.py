@@ -60,16 +60,23 @@ class SDXLGenerator(DiffusersGenerator):
         return (o.model, o.variant, o.ip_adapter, o.ip_adapter_subfolder, o.ip_adapter_weight_name,
                 o.image_encoder_subfolder, o.image_encoder)
 
+    def sources(self) -> dict[str, str]:
+        o, out = self.options, super().sources()
+        out["ip_adapter"] = resolve_source(o.ip_adapter, "sdxl ip_adapter")
+        if o.image_encoder is not None:
+            out["image_encoder"] = resolve_source(o.image_encoder, "sdxl image_encoder")
+        return out
+
     def build(self, device: str, dtype: str) -> LoadedPipeline:
         torch, diffusers = import_diffusers(self.extra)
         o = self.options
         pipeline_cls = diffusers_class(diffusers, "StableDiffusionXLPipeline", self.extra)
         torch_dtype = getattr(torch, dtype)
-        model = resolve_source(o.model, "sdxl model")
-        adapter = resolve_source(o.ip_adapter, "sdxl ip_adapter")
+        src = self.sources()
+        model, adapter = src["model"], src["ip_adapter"]
         extra: dict[str, Any] = {}
         if o.image_encoder is not None:
-            encoder_src = resolve_source(o.image_encoder, "sdxl image_encoder")
+            encoder_src = src["image_encoder"]
             with translate_errors("the IP-Adapter image encoder", encoder_src, extra=self.extra,
                                   generator=self.name):
                 from transformers import CLIPVisionModelWithProjection

@@ -40,11 +40,13 @@ def _console(stderr: bool):
 @click.option("--ext", "extensions", multiple=True, help="Image extensions to index (repeatable or comma-separated).")
 @click.option("--max-pixels", type=click.IntRange(1), help="Refuse images with more pixels (decompression bombs).")
 @click.option("--strict", is_flag=True, help="Exit non-zero if any file could not be indexed.")
+@click.option("--full-decode", is_flag=True,
+              help="Decode JPEGs at full size (default: the smallest DCT scale covering the model input).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def index_cmd(folder: str, corpus: str | None, index_dir: str | None, embedder_name: str | None,
               embedder_options: tuple[str, ...], batch_size: int, workers: int | None,
-              extensions: tuple[str, ...], max_pixels: int | None, strict: bool, quiet: bool,
+              extensions: tuple[str, ...], max_pixels: int | None, strict: bool, full_decode: bool, quiet: bool,
               as_json: bool) -> None:
     """Index the images under FOLDER into a corpus; re-running embeds only new or changed files."""
     from .images import MAX_PIXELS
@@ -57,7 +59,7 @@ def index_cmd(folder: str, corpus: str | None, index_dir: str | None, embedder_n
     spec = {"use": embedder_name, **options} if embedder_name else None
     report = ingest(folder, corpus=corpus, index_dir=index_dir, embedder=spec, batch_size=batch_size,
                     workers=workers, extensions=extensions or None, max_pixels=max_pixels or MAX_PIXELS,
-                    progress=None if quiet or as_json else RichProgress())
+                    progress=None if quiet or as_json else RichProgress(), draft_jpeg=not full_decode)
     err = _console(stderr=True)
     for problem in report.bad + report.skipped + report.warnings:
         err.print(f"{problem.kind}: {problem.path}: {problem.reason}", markup=False)

@@ -125,3 +125,21 @@ def test_file_that_turns_bad_is_removed(tmp_path, index_embedder_factory):
     (root / "a.png").write_bytes(b"garbage!")
     report = ingest(root, corpus="turn", embedder=index_embedder_factory())
     assert [p.path for p in report.bad] == ["a.png"] and report.total == 1
+
+
+def test_jpeg_draft_decoding(tmp_path):
+    from imagerag_sdk.images import BadImageError
+    from imagerag_sdk.index.scan import decode_image
+
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (640, 480), (200, 40, 40)).save(buf, "JPEG", exif=exif.tobytes())
+    data = buf.getvalue()
+    assert decode_image(data, "x.jpg").size == (480, 640)  # upright, full size
+    small = decode_image(data, "x.jpg", min_side=224)
+    assert small.size == (240, 320) and small.mode == "RGB"  # 1/2 scale still covers 224, upright
+    with pytest.raises(BadImageError, match="truncated"):
+        decode_image(data[: len(data) // 2], "t.jpg", min_side=224)
+    with pytest.raises(BadImageError, match="over the limit"):
+        decode_image(data, "big.jpg", max_pixels=1000, min_side=224)

@@ -130,12 +130,25 @@ def has_fast_path(embedder: Embedder) -> bool:
         getattr(embedder, "embed_preprocessed", None))
 
 
+def input_side(embedder: Embedder) -> int | None:
+    """The longest side of the model input, for embedders that tell it (``preprocess_spec.size``)."""
+    size = getattr(getattr(embedder, "preprocess_spec", None), "size", None)
+    try:
+        return int(max(size)) if size else None
+    except (TypeError, ValueError):
+        return None
+
+
 def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str | os.PathLike | None = None,
            embedder: Embedder | ComponentSpec | dict | str | None = None, batch_size: int = 32,
            workers: int | None = None, extensions: Iterable[str] | None = None,
            max_pixels: int | None = MAX_PIXELS, progress: Progress | None = None,
-           exact_below: int = EXACT_BELOW, strict: bool = False) -> IngestReport:
-    """Index (or update) ``root`` into a corpus; return what happened. See module docstring."""
+           exact_below: int = EXACT_BELOW, strict: bool = False, draft_jpeg: bool = True) -> IngestReport:
+    """Index (or update) ``root`` into a corpus; return what happened. See module docstring.
+
+    ``draft_jpeg``: when the embedder says its input size (``preprocess_spec.size``), decode JPEGs
+    at a reduced DCT scale that still covers it (see :func:`~imagerag_sdk.index.scan.decode_image`).
+    """
     t0 = time.perf_counter()
     root_path = Path(root).expanduser().resolve()
     if not root_path.is_dir():
@@ -177,7 +190,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
             report.unchanged += len(meta_updates)
         if todo:
             _run(store, model, root_path, todo, existing, report, batch_size=batch_size,
-                 workers=workers, max_pixels=max_pixels, progress=progress)
+                 workers=workers, max_pixels=max_pixels, progress=progress, draft_jpeg=draft_jpeg)
         if store.dead_fraction() > COMPACT_ABOVE:
             store.compact()
         report.total = store.count()
@@ -197,9 +210,10 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
 
 def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
          existing: dict[str, Item], report: IngestReport, *, batch_size: int, workers: int,
-         max_pixels: int | None, progress: Progress | None) -> None:
+         max_pixels: int | None, progress: Progress | None, draft_jpeg: bool = True) -> None:
     model.load()
     fast = has_fast_path(model)
+    min_side = input_side(model) if draft_jpeg else None
     hash_labels = {item.hash: item.label for item in existing.values()}
 
     def work(entry: FileEntry) -> _Work:
@@ -214,7 +228,7 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
         if digest in hash_labels:
             return _Work(entry, "reuse", digest, fields, label=hash_labels[digest], sidecar_problems=problems)
         try:
-            img = decode_image(data, entry.path, max_pixels)
+            img = decode_image(data, entry.path, max_pixels, min_side)
             payload = model.preprocess(img) if fast else img  # type: ignore[attr-defined]
         except BadImageError as exc:
             return _Work(entry, "bad", digest, reason=exc.message)

@@ -8,15 +8,16 @@ inside the root is skipped (its target is scanned anyway), so nothing is visited
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from PIL import Image
+from PIL import Image, ImageOps
 
-from ..images import MAX_PIXELS, BadImageError, decode_rgb
+from ..images import MAX_PIXELS, BadImageError, decode_rgb, to_rgb
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 SIDECAR_EXTENSIONS = (".txt", ".json")
@@ -174,9 +175,23 @@ def read_and_hash(path: Path) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def decode_image(data: bytes, name: str, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
-    """:func:`imagerag_sdk.images.decode_rgb` (upright RGB, bombs refused) with an explicit
-    pixel check so the limit holds whatever the process-wide warning filters are."""
+def decode_image(data: bytes, name: str, max_pixels: int | None = MAX_PIXELS,
+                 min_side: int | None = None) -> Image.Image:
+    """:func:`imagerag_sdk.images.decode_rgb` (upright RGB, bombs refused, reasons for failures).
+
+    With ``min_side``, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both
+    sides at least ``min_side`` pixels — several times less work when the model only needs
+    224 px. Anything unusual about the file goes through ``decode_rgb`` for its checks and messages.
+    """
     if not data:
         raise BadImageError(f"{name} is empty (0 bytes)")
+    if min_side and data[:3] == b"\xff\xd8\xff":
+        try:
+            img = Image.open(io.BytesIO(data))
+            if max_pixels is None or img.width * img.height <= max_pixels:
+                img.draft("RGB", (min_side, min_side))
+                img.load()
+                return to_rgb(ImageOps.exif_transpose(img) or img)
+        except Exception:  # noqa: BLE001 - decode_rgb below raises the proper BadImageError
+            pass
     return decode_rgb(data, name=name, max_pixels=max_pixels)

@@ -108,9 +108,25 @@ def _core_version() -> str | None:
 
 
 def component_version(cls: type) -> str | None:
-    if cls.__module__.split(".")[0] == "imagerag_sdk":
+    """Version of the distribution that ships ``cls`` (editable installs included)."""
+    top = cls.__module__.split(".")[0]
+    if top == "imagerag_sdk":
         return _core_version()
-    return _dist_of_module(cls.__module__)[1]
+    version = _dist_of_module(cls.__module__)[1]
+    if version is None and _registry is not None:  # editable installs are missing from that map
+        for regs in _registry.components.values():
+            for reg in regs.values():
+                if reg.cls is cls:
+                    try:
+                        return md.version(reg.distribution)
+                    except md.PackageNotFoundError:
+                        return None
+    if version is None:
+        try:
+            version = md.version(top.replace("_", "-"))
+        except md.PackageNotFoundError:
+            return None
+    return version
 
 
 def _allowed() -> set[str] | None:

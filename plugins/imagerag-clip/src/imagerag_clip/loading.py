@@ -194,6 +194,8 @@ def make_tokenizer(option: str | None, model_name: str, context_length: int | No
     or ``org/repo`` is a hub tokenizer.
     """
     open_clip = import_open_clip()
+    from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
+
     text_cfg: dict[str, Any] = {}
     try:
         text_cfg = dict((open_clip.get_model_config(model_name) or {}).get("text_cfg") or {})
@@ -214,22 +216,22 @@ def make_tokenizer(option: str | None, model_name: str, context_length: int | No
             ) from exc
     opt = option.strip()
     if opt.lower() == "simple":
-        return open_clip.SimpleTokenizer(context_length=ctx or 77)
+        return SimpleTokenizer(context_length=ctx or 77)
     path = Path(opt).expanduser()
     try:
         if path.is_dir():
-            return open_clip.HFTokenizer(str(path.resolve()), context_length=ctx,
+            return HFTokenizer(str(path.resolve()), context_length=ctx,
                                          tokenizer_mode=text_cfg.get("tokenizer_mode"), **kwargs)
         if path.is_file():
             name = path.name.lower()
             if name.endswith((".txt", ".txt.gz")):
-                return open_clip.SimpleTokenizer(bpe_path=str(path), context_length=ctx or 77)
+                return SimpleTokenizer(bpe_path=str(path), context_length=ctx or 77)
             if name.endswith(".model"):
                 from open_clip.tokenizer import SigLipTokenizer
 
                 return SigLipTokenizer(str(path), context_length=ctx or 64)
             if name.endswith(".json"):
-                return open_clip.HFTokenizer(str(path.parent.resolve()), context_length=ctx,
+                return HFTokenizer(str(path.parent.resolve()), context_length=ctx,
                                              tokenizer_mode=text_cfg.get("tokenizer_mode"), **kwargs)
             raise ConfigError(f"{component}: tokenizer file {path} is of an unknown kind",
                               hint="pass a folder (Hugging Face tokenizer), a .model (SentencePiece) "
@@ -239,7 +241,7 @@ def make_tokenizer(option: str | None, model_name: str, context_length: int | No
         if opt.startswith((".", "~", "/")):
             raise ConfigError(f"{component}: tokenizer path not found: {path}")
         repo = opt[len("hf-hub:"):] if opt.startswith("hf-hub:") else opt
-        return open_clip.HFTokenizer(repo, context_length=ctx,
+        return HFTokenizer(repo, context_length=ctx,
                                      tokenizer_mode=text_cfg.get("tokenizer_mode"), **kwargs)
     except ConfigError:
         raise

@@ -24,7 +24,9 @@ Command line: ``python -m imagerag_clip.tiny DIR`` prints the options as JSON.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
 from pathlib import Path
 
 TINY_NAME = "imagerag-tiny-clip"
@@ -46,7 +48,7 @@ def build_tiny_clip(directory: str | Path, *, seed: int = 0) -> dict[str, str]:
     one directory.
     """
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save
 
     from .loading import import_open_clip
 
@@ -65,16 +67,9 @@ def build_tiny_clip(directory: str | Path, *, seed: int = 0) -> dict[str, str]:
         torch.manual_seed(seed)
         model = open_clip.create_model(TINY_NAME, pretrained=None)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    if weights_path.is_file():
-        try:
-            existing = load_file(str(weights_path))
-            if existing.keys() == state.keys() and all(torch.equal(existing[k], state[k]) for k in state):
-                return _options(config_path, weights_path)
-        except Exception:  # unreadable or partial: rewrite it
-            pass
-    tmp = weights_path.with_name(weights_path.name + ".tmp")
-    save_file(state, str(tmp), metadata={"imagerag": "tiny random CLIP", "seed": str(seed)})
-    tmp.replace(weights_path)
+    data = save(state, metadata={"imagerag": f"tiny random CLIP, seed {seed}"})
+    if not weights_path.is_file() or weights_path.read_bytes() != data:
+        _atomic_write(weights_path, data)
     return _options(config_path, weights_path)
 
 
@@ -83,7 +78,7 @@ def _options(config_path: Path, weights_path: Path) -> dict[str, str]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
 

@@ -175,3 +175,16 @@ def test_bad_options(tmp_path):
         CorpusStore.open("../escape", write=True)
     with pytest.raises(ValueError, match="corpus"):
         IndexRetriever()
+
+
+def test_empty_corpus_can_be_taken_over_and_searched(tmp_path, index_embedder_factory):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    (root / "bad.png").write_bytes(b"")
+    report = ingest(root, corpus="empty", embedder=index_embedder_factory(dim=32))
+    assert report.total == 0 and len(report.bad) == 1
+    for backend in ("auto", "hnsw"):
+        assert IndexRetriever(corpus="empty", embedder={"use": "fake", "dim": 32},
+                              backend=backend).search(["x"], 3) == [[]]
+    # nothing was stored yet, so another embedder may take the corpus over
+    assert ingest(root, corpus="empty", embedder=index_embedder_factory(dim=64)).embedder == "fake-bow/dim=64"

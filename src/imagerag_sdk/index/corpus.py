@@ -80,7 +80,8 @@ class CorpusIndex:
         for attempt in range(3):  # a writer may switch the vectors file between our reads
             try:
                 self.labels, _ = self.store.snapshot()
-                if backend == "hnsw" or (backend == "auto" and len(self.labels) >= exact_below):
+                if len(self.labels) and (backend == "hnsw" or (backend == "auto"
+                                                               and len(self.labels) >= exact_below)):
                     self.backend: ExactBackend | HnswBackend = sync_hnsw(self.store, save=False)
                 else:
                     self.backend = ExactBackend(self.store.get_vectors(self.labels), self.labels)

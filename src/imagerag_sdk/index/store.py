@@ -246,6 +246,8 @@ class CorpusStore:
     def bind(self, *, root: Path, identity: str, spec: dict[str, Any] | None) -> None:
         """Record (first run) or check (later runs) the corpus root and the embedder identity."""
         meta = self.meta
+        if meta.get("root") and self.count() == 0 and self.next_label == 0:
+            meta = {}  # nothing was ever stored: a new folder or embedder may take it over
         if meta.get("root") and Path(meta["root"]) != root:
             raise CorpusError(f"corpus '{self.name}' indexes {meta['root']}, not {root}",
                               hint="index this folder under another --corpus name")
@@ -255,7 +257,7 @@ class CorpusStore:
                 f"not '{identity}'",
                 hint="use the embedder it was built with, or index into a new --corpus name")
         if not meta.get("root"):
-            self._set_meta({"root": str(root), "embedder_identity": identity,
+            self._set_meta({"root": str(root), "dim": 0, "embedder_identity": identity,
                             "embedder_spec": json.dumps(spec) if spec is not None else "",
                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 

@@ -158,3 +158,15 @@ def test_clip_tiny_cli_is_deterministic(clip_tiny, tmp_path, capsys):
     assert Path(opts["weights"]).read_bytes() == Path(clip_tiny["weights"]).read_bytes()
     assert Path(opts["model_config"]).read_text() == Path(clip_tiny["model_config"]).read_text()
     assert tiny.main([]) == 2
+
+
+def test_clip_quick_gelu_follows_tag_and_changes_identity(clip_fp32, clip_tiny, clip_images):
+    from imagerag_clip import ClipEmbedder
+    from imagerag_clip.loading import tag_wants_quick_gelu
+
+    assert tag_wants_quick_gelu("ViT-B-32", "openai")
+    assert not tag_wants_quick_gelu("ViT-B-32", "laion2b_s34b_b79k")
+    qg = ClipEmbedder(clip_tiny, dtype="fp32", device="cpu", quick_gelu=True)
+    assert "+quickgelu|" in qg.identity and qg.identity != clip_fp32.identity
+    cos = (qg.embed_images(clip_images) * clip_fp32.embed_images(clip_images)).sum(axis=1)
+    assert float(cos.min()) < 0.99999  # the activation really changed

@@ -49,6 +49,9 @@ class ClipEmbedderOptions(Options):
     preprocess: dict[str, Any] | None = Field(
         None, description="Override open_clip's preprocessing config: size, mean, std, interpolation "
                           "(bicubic|bilinear), resize_mode (shortest|squash|longest), fill_color")
+    quick_gelu: bool | None = Field(
+        None, description="Force QuickGELU activations (OpenAI-trained weights need them). null = what "
+                          "the pretrained tag says (openai: yes), else the architecture's own setting")
     device: str = Field("auto", description="auto (CUDA if available, else CPU), cpu, cuda, cuda:1, …")
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="Weights dtype. auto = fp16 on CUDA, bf16 on a CPU with native bf16 "
@@ -98,6 +101,11 @@ class ClipEmbedder(Embedder):
         if src.kind == "tag":
             loading.check_tag(o.model, src.value)
         create_name = src.model_name_override or o.model
+        quick_gelu = o.quick_gelu
+        if quick_gelu is None and src.kind == "tag":
+            quick_gelu = loading.tag_wants_quick_gelu(o.model, src.value)
+        if quick_gelu:
+            cfg_part += "+quickgelu"
         force_pre = dict(self.file_preprocess) if src.kind in ("file", "random") else {}
         force_pre.update(o.preprocess or {})
         device = loading.resolve_device(o.device)
@@ -108,7 +116,7 @@ class ClipEmbedder(Embedder):
                 model = open_clip.create_model(
                     create_name, pretrained=src.value if src.kind in ("tag", "file") else None,
                     device="cpu", precision="fp32", force_preprocess_cfg=force_pre or None,
-                    cache_dir=o.cache_dir)
+                    force_quick_gelu=bool(quick_gelu), cache_dir=o.cache_dir)
         except ConfigError:
             raise
         except Exception as exc:

@@ -84,6 +84,16 @@ def check_tag(model: str, tag: str) -> None:
                           hint=f"tags of {model}: {known}")
 
 
+def tag_wants_quick_gelu(model: str, tag: str) -> bool:
+    """Whether open_clip's pretrained config of ``model``/``tag`` was trained with QuickGELU.
+
+    open_clip 3.x only *warns* when such a tag is loaded into a GELU architecture (``ViT-B-32`` +
+    ``openai``), which silently changes the embeddings; the embedders force QuickGELU instead."""
+    import open_clip
+
+    return bool((open_clip.get_pretrained_cfg(model, tag) or {}).get("quick_gelu"))
+
+
 # -- hashing -----------------------------------------------------------------------------------
 _hash_cache: dict[tuple[str, int, int], str] = {}
 _hash_lock = threading.Lock()

@@ -107,3 +107,14 @@ class TestFluxKontextContract(GeneratorContract):
     @pytest.fixture
     def component(self, diffusers_tiny_flux):
         return FluxGenerator({**diffusers_tiny_flux, "conditioning": "kontext"})
+
+
+def test_tiny_command_prints_the_options(diffusers_tiny_root, diffusers_tiny_flux, capsys):
+    import json
+
+    from imagerag_diffusers.tiny import main
+
+    assert main([str(diffusers_tiny_root), "--which", "flux"]) == 0  # already built: reused
+    assert json.loads(capsys.readouterr().out) == {"flux": diffusers_tiny_flux}
+    with pytest.raises(SystemExit):
+        main([str(diffusers_tiny_root), "--which", "flux,nope"])

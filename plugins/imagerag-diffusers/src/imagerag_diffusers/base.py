@@ -8,7 +8,7 @@ import warnings
 from typing import Any, ClassVar, Hashable, Literal, Sequence
 
 from PIL import Image
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.roles import Generator, Options
@@ -20,6 +20,11 @@ from .loading import import_diffusers, is_oom, oom_error, resolve_source
 
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+STEPS_ALIAS = AliasChoices("steps", "num_inference_steps")
+GUIDANCE_ALIAS = AliasChoices("guidance", "guidance_scale")
+"""diffusers' own argument names are accepted too (``guidance_scale: 2.5``)."""
 
 
 class DiffusersOptions(Options):
@@ -35,8 +40,9 @@ class DiffusersOptions(Options):
         "auto", description="Weights dtype; auto = the model's half precision on a GPU, float32 on CPU")
     cpu_offload: bool = Field(False, description="enable_model_cpu_offload(): keep only the running "
                                                  "component on the GPU (less memory, slower); GPU only")
-    steps: int = Field(30, ge=1, le=1000, description="Denoising steps")
-    guidance: float = Field(5.0, ge=0.0, description="Classifier-free guidance scale")
+    steps: int = Field(30, ge=1, le=1000, validation_alias=STEPS_ALIAS, description="Denoising steps")
+    guidance: float = Field(5.0, ge=0.0, validation_alias=GUIDANCE_ALIAS,
+                            description="Classifier-free guidance scale")
     width: int = Field(1024, ge=16, le=4096, multiple_of=16, description="Output width in pixels")
     height: int = Field(1024, ge=16, le=4096, multiple_of=16, description="Output height in pixels")
     seed: int | None = Field(None, ge=0, description="Seed used when a call gives none; None draws a "
@@ -114,7 +120,7 @@ class DiffusersGenerator(Generator):
         """Move a freshly loaded pipeline to its device, or enable model CPU offload."""
         if self.offloading(device):
             pipe.enable_model_cpu_offload(device=device)
-        else:
+        elif device != "cpu":  # from_pretrained already loads onto the CPU
             pipe.to(device)
 
     @property

@@ -14,6 +14,7 @@ OminiControl, the paper's method, is not part of diffusers; see docs/generators/
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Hashable, Literal
 
 from PIL import Image
@@ -21,7 +22,7 @@ from pydantic import Field, field_validator
 
 from imagerag_sdk.types import GeneratorCapabilities, Reference
 
-from .base import DiffusersGenerator, DiffusersOptions
+from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions
 from .cache import LoadedPipeline
 from .loading import diffusers_class, dtype_kwarg, import_diffusers, resolve_source, translate_errors
 
@@ -42,9 +43,9 @@ class FluxOptions(DiffusersOptions):
                                               "(below 1 lets the prompt say more)")
     reference_prompt: str = Field("{prompt}", description="Prompt of the reference pass; {prompt} and "
                                                           "{caption} (the reference's caption) are filled in")
-    steps: int | None = Field(None, ge=1, le=1000, description="Denoising steps; None = 4 for a distilled "
+    steps: int | None = Field(None, ge=1, le=1000, validation_alias=STEPS_ALIAS, description="Denoising steps; None = 4 for a distilled "
                                                                "model without guidance input (schnell), else 28")
-    guidance: float | None = Field(None, ge=0.0, description="Guidance; None = 0 for schnell (unused), "
+    guidance: float | None = Field(None, ge=0.0, validation_alias=GUIDANCE_ALIAS, description="Guidance; None = 0 for schnell (unused), "
                                                              "2.5 for kontext, else 3.5")
     max_sequence_length: int | None = Field(None, ge=16, le=512,
                                             description="T5 prompt tokens; None = 256 for schnell, else 512")
@@ -119,6 +120,10 @@ class FluxGenerator(DiffusersGenerator):
             else:
                 ref_pipe.to(device)
         schnell = not bool(getattr(pipe.transformer.config, "guidance_embeds", False))
+        if schnell and o.conditioning == "kontext":
+            warnings.warn(f"flux: conditioning 'kontext' on '{model}', a transformer without guidance "
+                          "embedding (schnell-like); Kontext references need FLUX.1-Kontext-dev weights",
+                          stacklevel=2)
         return LoadedPipeline(pipe=pipe, device=device, dtype=dtype,
                               parts={"reference": ref_pipe, "schnell": schnell})
 

@@ -11,12 +11,12 @@ import re
 from typing import Any, Hashable
 
 from PIL import Image
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.types import GeneratorCapabilities, Reference
 
-from .base import DiffusersGenerator, DiffusersOptions
+from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions
 from .cache import LoadedPipeline
 from .loading import diffusers_class, dtype_kwarg, import_diffusers, translate_errors
 
@@ -27,9 +27,12 @@ _TAG = re.compile(r"<\|image_(\d+)\|>")
 class OmniGenOptions(DiffusersOptions):
     model: str = Field("Shitao/OmniGen-v1-diffusers",
                        description="OmniGen pipeline weights: hub id or local folder (model_index.json)")
-    steps: int = Field(50, ge=1, le=1000, description="Denoising steps")
-    guidance: float = Field(2.5, ge=0.0, description="Text guidance scale (the paper: 2.5)")
-    img_guidance: float = Field(1.6, ge=0.0, description="Image guidance scale (the paper: 1.6)")
+    steps: int = Field(50, ge=1, le=1000, validation_alias=STEPS_ALIAS, description="Denoising steps")
+    guidance: float = Field(2.5, ge=0.0, validation_alias=GUIDANCE_ALIAS,
+                            description="Text guidance scale (the paper: 2.5)")
+    img_guidance: float = Field(1.6, ge=0.0,
+                                validation_alias=AliasChoices("img_guidance", "img_guidance_scale"),
+                                description="Image guidance scale (the paper: 1.6)")
     max_input_image_size: int = Field(1024, ge=16, le=4096,
                                       description="References are scaled down to at most this side "
                                                   "(each 16x16 pixel patch is one token)")

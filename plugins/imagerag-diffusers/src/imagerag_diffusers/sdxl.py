@@ -15,7 +15,7 @@ from pydantic import Field
 
 from imagerag_sdk.types import GeneratorCapabilities, Reference
 
-from .base import DiffusersGenerator, DiffusersOptions
+from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions
 from .cache import LoadedPipeline
 from .loading import diffusers_class, dtype_kwarg, import_diffusers, resolve_source, translate_errors
 
@@ -23,8 +23,10 @@ from .loading import diffusers_class, dtype_kwarg, import_diffusers, resolve_sou
 class SDXLOptions(DiffusersOptions):
     model: str = Field("stabilityai/stable-diffusion-xl-base-1.0",
                        description="SDXL pipeline weights: hub id or local folder (model_index.json)")
-    steps: int = Field(50, ge=1, le=1000, description="Denoising steps (diffusers' SDXL default)")
-    guidance: float = Field(5.0, ge=0.0, description="Classifier-free guidance scale")
+    steps: int = Field(50, ge=1, le=1000, validation_alias=STEPS_ALIAS,
+                       description="Denoising steps (diffusers' SDXL default)")
+    guidance: float = Field(5.0, ge=0.0, validation_alias=GUIDANCE_ALIAS,
+                            description="Classifier-free guidance scale")
     negative_prompt: str | None = Field(None, description="Negative prompt for both passes")
     ip_adapter: str = Field("h94/IP-Adapter", description="IP-Adapter repository: hub id or local "
                                                           "folder with the same layout")

@@ -1,9 +1,10 @@
 """Tiny random-weight pipelines for offline tests and the no-weights demo.
 
-Each ``build_tiny_<kind>(directory)`` writes a complete, miniature copy of the real layout under
-``directory/<kind>/`` (a diffusers pipeline folder from ``save_pretrained``; for SDXL also an
-IP-Adapter repository in the h94 layout; for FLUX also a Redux prior folder) and returns the
-generator options that load it through the real ``from_pretrained`` / ``load_ip_adapter`` code::
+Each ``build_tiny_<kind>(directory=None)`` writes a complete, miniature copy of the real layout
+under ``directory/<kind>/`` (default directory: ``$IMAGERAG_HOME/cache/tiny-diffusers``): a
+diffusers pipeline folder from ``save_pretrained``; for SDXL also an IP-Adapter repository in the
+h94 layout; for FLUX also a Redux prior folder. It returns the generator options that load it
+through the real ``from_pretrained`` / ``load_ip_adapter`` code::
 
     opts = build_tiny_sdxl("/tmp/tiny")          # {"model": "/tmp/tiny/sdxl/pipeline", ...}
     gen = SDXLGenerator(opts)                      # or a profile: generator: {use: sdxl, **opts}
@@ -12,16 +13,23 @@ The weights are random (seeded, so identical on every build): images are noise-l
 nothing about quality. A build takes about a second per kind and ~1-5 MB; a folder that is
 already complete is reused. From the shell::
 
-    python -m imagerag_diffusers.tiny DIR [--which sdxl,flux,omnigen]   # prints options as JSON
+    python -m imagerag_diffusers.tiny [DIR] [--which sdxl,flux,omnigen]   # prints options as JSON
+
+The options pin ``device: cpu`` and ``dtype: float32`` (bit-reproducible), ``width``/``height``
+32 and ``steps`` 2. The JSON is ``{kind: options}``; this API is kept stable for the offline demo.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 TINY_VERSION = "1"
 SIZE = 32
@@ -31,13 +39,43 @@ STEPS = 2
 _COMMON = {"device": "cpu", "dtype": "float32", "width": SIZE, "height": SIZE, "steps": STEPS}
 
 
+def default_directory() -> Path:
+    """Where the SDK keeps tiny models unless told otherwise: ``$IMAGERAG_HOME/cache/tiny-diffusers``."""
+    from imagerag_sdk.paths import cache_dir
+
+    return cache_dir() / "tiny-diffusers"
+
+
+def _root(directory: str | Path | None, kind: str) -> Path:
+    base = default_directory() if directory is None else Path(directory).expanduser()
+    return base.resolve() / kind
+
+
 def _done(folder: Path) -> bool:
     marker = folder / ".imagerag-tiny"
     return marker.is_file() and marker.read_text().strip() == TINY_VERSION
 
 
-def _mark(folder: Path) -> None:
-    (folder / ".imagerag-tiny").write_text(TINY_VERSION + "\n")
+@contextlib.contextmanager
+def _building(root: Path) -> Iterator[Path]:
+    """Write into a private temporary folder, then move it to ``root`` in one step, so a crashed
+    or concurrent build never leaves a half-written folder that looks complete."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
+    try:
+        yield tmp
+        (tmp / ".imagerag-tiny").write_text(TINY_VERSION + "\n")
+        if root.exists() and not _done(root):
+            shutil.rmtree(root)  # an older version or a broken folder
+        if not root.exists():
+            try:
+                os.replace(tmp, root)
+            except OSError:
+                if not _done(root):  # lost a race to another builder: theirs is as good
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _clip_text_config(vocab_size: int, **extra: Any):
@@ -50,10 +88,10 @@ def _clip_text_config(vocab_size: int, **extra: Any):
 
 
 # -- SDXL + IP-Adapter plus ------------------------------------------------------------------
-def build_tiny_sdxl(directory: str | Path, *, seed: int = 0) -> dict[str, Any]:
+def build_tiny_sdxl(directory: str | Path | None = None, *, seed: int = 0) -> dict[str, Any]:
     """A tiny SDXL pipeline plus a tiny IP-Adapter "plus" repository in the h94 layout
     (``sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors``, ``models/image_encoder``)."""
-    root = Path(directory).expanduser().resolve() / "sdxl"
+    root = _root(directory, "sdxl")
     pipe_dir, adapter_dir = root / "pipeline", root / "ip-adapter"
     options = {"model": str(pipe_dir), "ip_adapter": str(adapter_dir), **_COMMON}
     if _done(root):
@@ -84,9 +122,9 @@ def build_tiny_sdxl(directory: str | Path, *, seed: int = 0) -> dict[str, Any]:
     pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
                                      tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
                                      scheduler=scheduler)
-    pipe.save_pretrained(pipe_dir)
-    _write_tiny_ip_adapter(adapter_dir, unet, seed=seed)
-    _mark(root)
+    with _building(root) as tmp:
+        pipe.save_pretrained(tmp / "pipeline")
+        _write_tiny_ip_adapter(tmp / "ip-adapter", unet, seed=seed)
     return options
 
 
@@ -138,9 +176,9 @@ def _write_tiny_ip_adapter(directory: Path, unet: Any, *, seed: int) -> None:
 
 
 # -- OmniGen ---------------------------------------------------------------------------------
-def build_tiny_omnigen(directory: str | Path, *, seed: int = 0) -> dict[str, Any]:
+def build_tiny_omnigen(directory: str | Path | None = None, *, seed: int = 0) -> dict[str, Any]:
     """A tiny OmniGen pipeline (1-layer Phi-3-style transformer, 8x-downscaling VAE)."""
-    root = Path(directory).expanduser().resolve() / "omnigen"
+    root = _root(directory, "omnigen")
     pipe_dir = root / "pipeline"
     options = {"model": str(pipe_dir), "max_input_image_size": SIZE, **_COMMON}
     if _done(root):
@@ -162,16 +200,16 @@ def build_tiny_omnigen(directory: str | Path, *, seed: int = 0) -> dict[str, Any
                         norm_num_groups=1, sample_size=SIZE)
     scheduler = FlowMatchEulerDiscreteScheduler(invert_sigmas=True, num_train_timesteps=1)
     pipe = OmniGenPipeline(transformer=transformer, vae=vae, scheduler=scheduler, tokenizer=tokenizer)
-    pipe.save_pretrained(pipe_dir)
-    _mark(root)
+    with _building(root) as tmp:
+        pipe.save_pretrained(tmp / "pipeline")
     return options
 
 
 # -- FLUX (+ Redux prior) --------------------------------------------------------------------
-def build_tiny_flux(directory: str | Path, *, seed: int = 0) -> dict[str, Any]:
+def build_tiny_flux(directory: str | Path | None = None, *, seed: int = 0) -> dict[str, Any]:
     """A tiny FLUX pipeline (schnell-like: no guidance embedding) and a tiny Redux prior folder.
     The same transformer also runs FluxKontextPipeline (``conditioning: kontext``)."""
-    root = Path(directory).expanduser().resolve() / "flux"
+    root = _root(directory, "flux")
     pipe_dir, redux_dir = root / "pipeline", root / "redux"
     options = {"model": str(pipe_dir), "redux": str(redux_dir), **_COMMON}
     if _done(root):
@@ -202,7 +240,6 @@ def build_tiny_flux(directory: str | Path, *, seed: int = 0) -> dict[str, Any]:
     pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                         tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
                         transformer=transformer)
-    pipe.save_pretrained(pipe_dir)
     torch.manual_seed(seed + 1)
     prior = FluxPriorReduxPipeline(
         image_encoder=SiglipVisionModel(SiglipVisionConfig(
@@ -210,8 +247,9 @@ def build_tiny_flux(directory: str | Path, *, seed: int = 0) -> dict[str, Any]:
             image_size=32, patch_size=4)),
         feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}),
         image_embedder=ReduxImageEncoder(redux_dim=32, txt_in_features=32))
-    prior.save_pretrained(redux_dir)
-    _mark(root)
+    with _building(root) as tmp:
+        pipe.save_pretrained(tmp / "pipeline")
+        prior.save_pretrained(tmp / "redux")
     return options
 
 
@@ -219,7 +257,7 @@ BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "sdxl": build_tiny_sdxl, "flux": build_tiny_flux, "omnigen": build_tiny_omnigen}
 
 
-def build_tiny(directory: str | Path, which: Sequence[str] = tuple(BUILDERS)) -> dict[str, dict[str, Any]]:
+def build_tiny(directory: str | Path | None = None, which: Sequence[str] = tuple(BUILDERS)) -> dict[str, dict[str, Any]]:
     """Build the named tiny pipelines under ``directory``; ``{kind: generator options}``."""
     unknown = [w for w in which if w not in BUILDERS]
     if unknown:
@@ -227,15 +265,29 @@ def build_tiny(directory: str | Path, which: Sequence[str] = tuple(BUILDERS)) ->
     return {kind: BUILDERS[kind](directory) for kind in which}
 
 
+def _quiet() -> None:
+    """No progress bars from save_pretrained on the command line (stdout is the JSON)."""
+    try:
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m imagerag_diffusers.tiny",
                                      description="Build tiny random-weight pipelines and print the "
                                                  "generator options that load them (JSON).")
-    parser.add_argument("directory", help="where to write them (reused when already built)")
+    parser.add_argument("directory", nargs="?", default=None,
+                        help="where to write them (reused when already built); default "
+                             "$IMAGERAG_HOME/cache/tiny-diffusers")
     parser.add_argument("--which", default=",".join(BUILDERS),
                         help="comma-separated subset of: " + ", ".join(BUILDERS))
     args = parser.parse_args(argv)
     which = [w.strip() for w in args.which.split(",") if w.strip()]
+    _quiet()
     try:
         options = build_tiny(args.directory, which)
     except ValueError as exc:

@@ -32,7 +32,7 @@ from .phrases import split_phrases
 
 class ClipCriticOptions(Options):
     embedder: ComponentSpec = Field(
-        default_factory=lambda: ComponentSpec(use="clip"),
+        ComponentSpec(use="clip"),
         description="Embedder spec, e.g. {use: clip, model: ViT-B-32, weights: openai} or {use: siglip}; "
                     "the same options as the retriever's embedder share one loaded model")
     threshold: float = Field(

@@ -170,3 +170,35 @@ def test_clip_quick_gelu_follows_tag_and_changes_identity(clip_fp32, clip_tiny, 
     assert "+quickgelu|" in qg.identity and qg.identity != clip_fp32.identity
     cos = (qg.embed_images(clip_images) * clip_fp32.embed_images(clip_images)).sum(axis=1)
     assert float(cos.min()) < 0.99999  # the activation really changed
+
+
+def test_clip_preprocess_matches_the_models_own_transform(clip_fp32, clip_images):
+    """The spec read from the loaded model gives what open_clip's transform for that model gives."""
+    import open_clip
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    cfg = PreprocessCfg(**open_clip.get_model_preprocess_cfg(clip_fp32._model))
+    transform = image_transform_v2(cfg, is_train=False)
+    for img in clip_images:
+        ours = clip_fp32.preprocess(img)
+        assert np.abs(ours - transform(img).numpy()).max() < 1e-4
+
+
+def test_clip_weights_folder_in_hub_layout(clip_tiny, clip_fp32, clip_images, tmp_path):
+    """A local folder with open_clip_config.json + weights (open_clip's local-dir layout)."""
+    import shutil
+
+    from imagerag_clip import ClipEmbedder
+
+    folder = tmp_path / "tiny-folder"
+    folder.mkdir()
+    model_cfg = json.loads(Path(clip_tiny["model_config"]).read_text())
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": {}}))
+    shutil.copy(clip_tiny["weights"], folder / "open_clip_model.safetensors")
+    emb = ClipEmbedder(model="imagerag-tiny-clip", weights=str(folder), dtype="fp32", device="cpu")
+    np.testing.assert_allclose(emb.embed_images(clip_images), clip_fp32.embed_images(clip_images), atol=1e-6)
+    np.testing.assert_allclose(emb.embed_texts(["a cat"]), clip_fp32.embed_texts(["a cat"]), atol=1e-6)
+    # same weight bytes → same weights fingerprint
+    assert emb.identity.split("|weights=")[1] == clip_fp32.identity.split("|weights=")[1]
+    with pytest.raises(ConfigError, match="no open_clip_config.json"):
+        ClipEmbedder(weights=str(tmp_path)).load()

@@ -100,6 +100,8 @@ class ClipEmbedder(Embedder):
                               hint="see open_clip.list_models(), or pass model_config: /path/<model>.json")
         if src.kind == "tag":
             loading.check_tag(o.model, src.value)
+        if src.kind == "dir":  # the folder's own config defines the architecture
+            cfg_part += f"+cfg:{loading.config_fingerprint(Path(src.value) / 'open_clip_config.json')}"
         create_name = src.model_name_override or o.model
         quick_gelu = o.quick_gelu
         if quick_gelu is None and src.kind == "tag":

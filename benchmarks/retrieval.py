@@ -119,6 +119,8 @@ def main() -> None:
                          "Gaussian mixture; 1: effective rank ~30, harder for HNSW)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--exact-queries", type=int, default=20, help="single queries timed on the exact scan")
+    ap.add_argument("--ef-sweep", type=int, nargs="*", default=[200, 400],
+                    help="also report recall and latency at these query ef values")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
     k = args.k
@@ -194,6 +196,16 @@ def main() -> None:
         hnsw.search(b, k)
     say("hnsw_batch64_qps", 64 * len(batches) / (time.perf_counter() - t0))
     say("speedup_vs_exact", exact_p50 / float(np.percentile(lat, 50)), "{:.0f}x")
+    for ef in args.ef_sweep:
+        got_img, _ = hnsw.search(q_img, k, ef=ef)
+        got_txt, _ = hnsw.search(q_txt, k, ef=ef)
+        sweep = []
+        for q in q_txt[:300]:
+            t0 = time.perf_counter()
+            hnsw.search(q[None], k, ef=ef)
+            sweep.append(time.perf_counter() - t0)
+        say(f"ef={ef}", f"recall@10 image {recall(truth_img, got_img):.4f}, text {recall(truth_txt, got_txt):.4f}, "
+                        f"text p50 {np.percentile(sweep, 50) * 1e3:.3f} ms")
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         path = Path(tmp) / "hnsw.bin"

@@ -4,7 +4,8 @@ Not a test. Writes ``--images`` synthetic 640×480 JPEGs, then times
 
 * the model alone: ``embed_preprocessed`` on batches of already-preprocessed images;
 * the pipeline: :func:`imagerag_sdk.index.ingest` on the folder (scan, hash, decode, preprocess in
-  worker threads, model, SQLite commits), with the same embedder instance, already loaded;
+  worker threads, model, SQLite commits), with the same embedder instance, already loaded —
+  with reduced-scale JPEG decoding (the default) and with ``draft_jpeg=False``;
 
 and prints both and their ratio (target ≥ 0.90). Needs the CLIP plugin
 (``pip install -e plugins/imagerag-clip``): full-size ViT-B/32 with random weights in bf16.
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from imagerag_sdk.images import load_rgb  # noqa: E402
 from imagerag_sdk.index import ingest  # noqa: E402
+from imagerag_sdk.index.scan import decode_image  # noqa: E402
 from imagerag_sdk.specs import ComponentSpec  # noqa: E402
 
 
@@ -85,6 +87,17 @@ def main() -> None:
         assert report.embedded == len(files), report.summary()
         fig["pipeline_img_s"] = len(files) / pipe_s
         fig["pipeline_over_model"] = fig["pipeline_img_s"] / fig["model_alone_img_s"]
+        t0 = time.perf_counter()
+        report = ingest(folder, index_dir=Path(tmp) / "index-full", embedder=emb,
+                        batch_size=args.batch_size, workers=args.workers, draft_jpeg=False)
+        fig["pipeline_full_decode_img_s"] = len(files) / (time.perf_counter() - t0)
+        fig["full_decode_over_model"] = fig["pipeline_full_decode_img_s"] / fig["model_alone_img_s"]
+        side = max(emb.preprocess_spec.size)
+        some = files[:16]
+        full = emb.embed_preprocessed(np.stack([emb.preprocess(load_rgb(p)) for p in some]))
+        draft = emb.embed_preprocessed(np.stack([emb.preprocess(decode_image(p.read_bytes(), p.name, min_side=side))
+                                                 for p in some]))
+        fig["draft_vs_full_cosine_min"] = float(np.min(np.sum(full * draft, axis=1)))
         fig["load_average"] = os.getloadavg()[0]
     for key, value in fig.items():
         print(f"{key:>36}: {value:.4g}" if isinstance(value, float) else f"{key:>36}: {value}")

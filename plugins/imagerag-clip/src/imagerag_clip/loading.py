@@ -53,9 +53,14 @@ def resolve_weights(weights: str | None, model: str) -> WeightsSource:
         if not w[len("hf-hub:"):]:
             raise ConfigError("weights 'hf-hub:' names no repository", hint="write hf-hub:org/repo")
         return WeightsSource("hub", w)
-    if w.startswith("local-dir:"):
+    explicit_dir = w.startswith("local-dir:")
+    if explicit_dir:
         w = w[len("local-dir:"):]
     path = Path(w).expanduser()
+    looks_local = (explicit_dir or os.sep in w or w.startswith((".", "~")) or w.lower().endswith(WEIGHT_SUFFIXES)
+                   or (os.altsep is not None and os.altsep in w))
+    if not looks_local and path.exists() and _is_known_tag(model, w):
+        return WeightsSource("tag", w)  # a bare tag wins over a same-named entry of the cwd
     if path.is_dir():
         if not (path / "open_clip_config.json").is_file():
             raise ConfigError(f"weights folder {path} has no open_clip_config.json",
@@ -64,13 +69,17 @@ def resolve_weights(weights: str | None, model: str) -> WeightsSource:
         return WeightsSource("dir", str(path.resolve()))
     if path.is_file():
         return WeightsSource("file", str(path.resolve()))
-    looks_local = (os.sep in w or w.startswith((".", "~")) or w.lower().endswith(WEIGHT_SUFFIXES)
-                   or (os.altsep is not None and os.altsep in w))
     if looks_local:
         raise ConfigError(f"weights file not found: {path}",
                           hint="check the path (it is read locally); for a Hugging Face repository "
                                "write hf-hub:org/repo, for an open_clip tag write e.g. 'openai'")
     return WeightsSource("tag", w)
+
+
+def _is_known_tag(model: str, tag: str) -> bool:
+    import open_clip
+
+    return tag in open_clip.list_pretrained_tags_by_model(model)
 
 
 def check_tag(model: str, tag: str) -> None:

@@ -96,12 +96,14 @@ def test_bad_local_path_is_a_config_error(cls, tmp_path):
     assert not gen.loaded
 
 
+@pytest.mark.slow  # imports torch/diffusers
 def test_folder_without_a_pipeline_is_a_config_error(tmp_path):
     gen = SDXLGenerator(model=str(tmp_path), device="cpu")
     with pytest.raises(ConfigError, match="cannot load"):
         gen.load()
 
 
+@pytest.mark.slow  # imports torch/diffusers
 def test_unknown_hub_model_offline_is_a_config_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     gen = OmniGenGenerator(model="imagerag-tests/no-such-model", device="cpu")
@@ -109,6 +111,7 @@ def test_unknown_hub_model_offline_is_a_config_error(monkeypatch):
         gen.load()
 
 
+@pytest.mark.slow  # imports torch
 @pytest.mark.parametrize("cls,extra", [(SDXLGenerator, "sdxl"), (FluxGenerator, "flux"),
                                        (OmniGenGenerator, "omnigen")])
 def test_missing_library_names_the_extra(cls, extra, monkeypatch):
@@ -117,6 +120,7 @@ def test_missing_library_names_the_extra(cls, extra, monkeypatch):
         cls(device="cpu").load()
 
 
+@pytest.mark.slow  # imports torch/diffusers
 def test_cuda_asked_without_cuda_is_explained():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

@@ -80,11 +80,15 @@ def test_bad_references(omnigen, diffusers_refs):
         omnigen.generate("a cat <img><|image_1|></img>", diffusers_refs[:2], seed=0)
 
 
-def test_seeds_and_single_load(diffusers_tiny_omnigen):
+def test_seeds_and_single_load(diffusers_tiny_omnigen, monkeypatch):
+    from pathlib import Path
+
     cache.clear()
     before = cache.load_count("omnigen")
     a_gen = OmniGenGenerator(diffusers_tiny_omnigen)
-    b_gen = OmniGenGenerator({**diffusers_tiny_omnigen, "guidance": 3.0})
+    model = Path(diffusers_tiny_omnigen["model"])
+    monkeypatch.chdir(model.parent)  # the same folder, named relatively: still the same pipeline
+    b_gen = OmniGenGenerator({**diffusers_tiny_omnigen, "model": f"./{model.name}", "guidance": 3.0})
     a = a_gen.generate("a red car", seed=7)
     b = b_gen.generate("a red car", seed=7)
     c = a_gen.generate("a red car", seed=8)

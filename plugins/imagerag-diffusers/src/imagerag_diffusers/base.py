@@ -64,13 +64,14 @@ class DiffusersGenerator(Generator):
 
     # -- loading -------------------------------------------------------------------------------
     def _load(self) -> None:
-        self.sources()  # a bad local path fails here, before the slow imports
+        sources = self.sources()  # a bad local path fails here, before the slow imports
         torch, _ = import_diffusers(self.extra)
         device = self.resolve_device(torch)
         dtype = self.resolve_dtype(device)
         if self.options.cpu_offload and device == "cpu":
             warnings.warn(f"{self.name}: cpu_offload has no effect on the CPU; ignored", stacklevel=2)
-        key = (type(self).name, *self.cache_key(), device, dtype, self.offloading(device))
+        key = (type(self).name, tuple(sorted(sources.items())), *self.cache_key(), device, dtype,
+               self.offloading(device))
         self._entry = cache.get_or_load(key, lambda: self._build_guarded(device, dtype))
 
     def _build_guarded(self, device: str, dtype: str) -> LoadedPipeline:
@@ -106,8 +107,9 @@ class DiffusersGenerator(Generator):
         return bool(self.options.cpu_offload) and device != "cpu"
 
     def cache_key(self) -> tuple[Hashable, ...]:
-        """What identifies the loaded weights (not per-call settings such as steps or scale)."""
-        return (self.options.model, self.options.variant)
+        """Load settings besides the (resolved) sources that identify the loaded pipeline; never
+        per-call settings such as steps or scale, so instances differing only in those share it."""
+        return (self.options.variant,)
 
     def sources(self) -> dict[str, str]:
         """Every weight source, resolved (absolute local folders or hub ids); ConfigError if bad."""

@@ -80,7 +80,7 @@ class FluxGenerator(DiffusersGenerator):
 
     def cache_key(self) -> tuple[Hashable, ...]:
         o = self.options
-        return (self.model, o.variant, o.conditioning, o.redux if o.conditioning == "redux" else None)
+        return (o.variant, o.conditioning)
 
     def sources(self) -> dict[str, str]:
         out = {"model": resolve_source(self.model, "flux model")}

@@ -8,7 +8,7 @@ so the prompt arrives with its placeholders and the references go to ``input_ima
 from __future__ import annotations
 
 import re
-from typing import Any, Hashable
+from typing import Any
 
 from PIL import Image
 from pydantic import AliasChoices, Field
@@ -50,9 +50,6 @@ class OmniGenGenerator(DiffusersGenerator):
     def capabilities(self) -> GeneratorCapabilities:
         return GeneratorCapabilities(max_references=3, conditioning="in_context", uses_captions=True,
                                      image_placeholder=PLACEHOLDER)
-
-    def cache_key(self) -> tuple[Hashable, ...]:
-        return (self.options.model, self.options.variant)
 
     def build(self, device: str, dtype: str) -> LoadedPipeline:
         torch, diffusers = import_diffusers(self.extra)

@@ -59,8 +59,8 @@ class SDXLGenerator(DiffusersGenerator):
 
     def cache_key(self) -> tuple[Hashable, ...]:
         o = self.options
-        return (o.model, o.variant, o.ip_adapter, o.ip_adapter_subfolder, o.ip_adapter_weight_name,
-                o.image_encoder_subfolder, o.image_encoder)
+        return (o.variant, o.ip_adapter_subfolder, o.ip_adapter_weight_name,
+                None if o.image_encoder else o.image_encoder_subfolder)
 
     def sources(self) -> dict[str, str]:
         o, out = self.options, super().sources()

@@ -82,7 +82,8 @@ def test_model_dependent_defaults(diffusers_tiny_flux):
     settings = gen.settings(gen.entry)  # the tiny transformer has no guidance embedding (schnell-like)
     assert settings["guidance_scale"] == 0.0 and settings["max_sequence_length"] == 256
     assert settings["num_inference_steps"] == 2  # set by the tiny options
-    assert FluxGenerator({**diffusers_tiny_flux, "steps": None}).settings(gen.entry)["num_inference_steps"] == 4
+    unset = FluxGenerator({**diffusers_tiny_flux, "steps": None})
+    assert unset.settings(gen.entry)["num_inference_steps"] == 4
 
 
 def test_half_precision_survives_from_pipe(diffusers_tiny_flux):

@@ -55,10 +55,11 @@ def test_one_to_three_references_in_context(omnigen, omnigen_calls, diffusers_re
         img = omnigen.generate(prompt, refs, seed=3)
         call = omnigen_calls[-1]
         assert call["prompt"] == prompt
-        assert [f"<img><|image_{i}|></img>" in call["prompt"] for i in (1, 2, 3)] == [i <= n for i in (1, 2, 3)]
+        named = [f"<img><|image_{i}|></img>" in call["prompt"] for i in (1, 2, 3)]
+        assert named == [i <= n for i in (1, 2, 3)]
         sent = call["input_images"]
         assert len(sent) == n
-        for image, ref in zip(sent, refs):  # the references' own pixels, in order
+        for image, ref in zip(sent, refs, strict=True):  # the references' own pixels, in order
             assert np.array_equal(pixels(image), pixels(ref.open()))
         assert img.size == (32, 32)
         outputs.append(pixels(img))

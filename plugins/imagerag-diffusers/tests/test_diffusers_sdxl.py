@@ -100,3 +100,11 @@ class TestSDXLContract(GeneratorContract):
     @pytest.fixture
     def component(self, diffusers_tiny_sdxl):
         return SDXLGenerator(diffusers_tiny_sdxl)
+
+
+def test_cpu_offload_on_cpu_is_ignored_with_a_warning(diffusers_tiny_sdxl):
+    plain = SDXLGenerator(diffusers_tiny_sdxl)
+    offload = SDXLGenerator({**diffusers_tiny_sdxl, "cpu_offload": True})
+    with pytest.warns(UserWarning, match="cpu_offload has no effect"):
+        offload.load()
+    assert offload.pipeline is plain.pipeline

@@ -43,10 +43,12 @@ class FluxOptions(DiffusersOptions):
                                               "(below 1 lets the prompt say more)")
     reference_prompt: str = Field("{prompt}", description="Prompt of the reference pass; {prompt} and "
                                                           "{caption} (the reference's caption) are filled in")
-    steps: int | None = Field(None, ge=1, le=1000, validation_alias=STEPS_ALIAS, description="Denoising steps; None = 4 for a distilled "
-                                                               "model without guidance input (schnell), else 28")
-    guidance: float | None = Field(None, ge=0.0, validation_alias=GUIDANCE_ALIAS, description="Guidance; None = 0 for schnell (unused), "
-                                                             "2.5 for kontext, else 3.5")
+    steps: int | None = Field(None, ge=1, le=1000, validation_alias=STEPS_ALIAS,
+                              description="Denoising steps; None = 4 for a distilled model without "
+                                          "guidance input (schnell), else 28")
+    guidance: float | None = Field(None, ge=0.0, validation_alias=GUIDANCE_ALIAS,
+                                   description="Guidance; None = 0 for schnell (unused), 2.5 for "
+                                               "kontext, else 3.5")
     max_sequence_length: int | None = Field(None, ge=16, le=512,
                                             description="T5 prompt tokens; None = 256 for schnell, else 512")
 

@@ -124,7 +124,8 @@ def translate_errors(what: str, source: str, *, extra: str, generator: str) -> I
                 os.environ.get("HF_HUB_OFFLINE") and not Path(source).exists()):
             raise ConfigError(f"{what}: '{source}' is not in the local cache and the hub is offline "
                               f"({first})",
-                              hint="download it once with network access, or point at a local folder") from exc
+                              hint="download it once with network access, or point at a local "
+                                   "folder") from exc
         if isinstance(exc, (OSError, ValueError, KeyError, TypeError, RuntimeError)):
             raise ConfigError(f"{what}: cannot load from '{source}': {name}: {first}",
                               hint="a diffusers pipeline folder holds model_index.json and one subfolder "

@@ -86,7 +86,8 @@ class SDXLGenerator(DiffusersGenerator):
                 extra["image_encoder"] = CLIPVisionModelWithProjection.from_pretrained(
                     encoder_src, dtype=torch_dtype)
         with translate_errors("the SDXL pipeline", model, extra=self.extra, generator=self.name):
-            pipe = pipeline_cls.from_pretrained(model, variant=o.variant, **dtype_kwarg(diffusers, torch_dtype), **extra)
+            pipe = pipeline_cls.from_pretrained(model, variant=o.variant,
+                                                **dtype_kwarg(diffusers, torch_dtype), **extra)
         with translate_errors("the IP-Adapter", adapter, extra=self.extra, generator=self.name):
             pipe.load_ip_adapter(adapter, subfolder=o.ip_adapter_subfolder,
                                  weight_name=o.ip_adapter_weight_name,

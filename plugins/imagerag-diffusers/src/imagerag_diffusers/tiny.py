@@ -97,7 +97,8 @@ def build_tiny_sdxl(directory: str | Path | None = None, *, seed: int = 0) -> di
     if _done(root):
         return options
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline,
+                           UNet2DConditionModel)
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     from .tiny_tokenizers import clip_tokenizer
@@ -184,7 +185,8 @@ def build_tiny_omnigen(directory: str | Path | None = None, *, seed: int = 0) ->
     if _done(root):
         return options
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, OmniGenPipeline, OmniGenTransformer2DModel
+    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, OmniGenPipeline,
+                           OmniGenTransformer2DModel)
 
     from .tiny_tokenizers import llama_tokenizer
 
@@ -257,7 +259,8 @@ BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "sdxl": build_tiny_sdxl, "flux": build_tiny_flux, "omnigen": build_tiny_omnigen}
 
 
-def build_tiny(directory: str | Path | None = None, which: Sequence[str] = tuple(BUILDERS)) -> dict[str, dict[str, Any]]:
+def build_tiny(directory: str | Path | None = None,
+               which: Sequence[str] = tuple(BUILDERS)) -> dict[str, dict[str, Any]]:
     """Build the named tiny pipelines under ``directory``; ``{kind: generator options}``."""
     unknown = [w for w in which if w not in BUILDERS]
     if unknown:

@@ -1,8 +1,8 @@
 """Measured check (not a test): full-size ViT-B-32 image tower, random weights, fp32 vs bf16.
 
 Loads through the real embedder path (weights: null = seeded random init), feeds the same batch of
-preprocessed JPEG-decoded images to both, and prints images/s per dtype and the cosine between
-their rows; also PIL vs open_clip/torchvision preprocessing speed on 640×480 JPEGs.
+preprocessed JPEG-decoded images to both in interleaved rounds, and prints images/s per dtype and
+the cosine between their rows; also PIL vs open_clip/torchvision preprocessing speed on 640×480 JPEGs.
 
     HF_HUB_OFFLINE=1 python plugins/imagerag-clip/benchmarks/dtype_speed.py [--batches 4] [--device cpu]
 """
@@ -46,35 +46,39 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu count {os.cpu_count()}, "
           f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
     images = _jpegs(args.batch_size)
-    rows = {}
-    for dtype in args.dtypes.split(","):
-        emb = ClipEmbedder(model="ViT-B-32", weights=None, device=args.device, dtype=dtype,
-                           batch_size=args.batch_size).load()
-        if dtype == args.dtypes.split(",")[0]:
-            t0 = time.perf_counter()
-            pre = np.stack([emb.preprocess(im) for im in images])
-            t_pil = time.perf_counter() - t0
-            from open_clip.transform import image_transform
+    dtypes = args.dtypes.split(",")
+    embs = {d: ClipEmbedder(model="ViT-B-32", weights=None, device=args.device, dtype=d,
+                            batch_size=args.batch_size).load() for d in dtypes}
+    first = embs[dtypes[0]]
+    t0 = time.perf_counter()
+    pre = np.stack([first.preprocess(im) for im in images])
+    t_pil = time.perf_counter() - t0
+    from open_clip.transform import image_transform
 
-            tv = image_transform(224, is_train=False)
+    tv = image_transform(224, is_train=False)
+    t0 = time.perf_counter()
+    ref = np.stack([tv(im).numpy() for im in images])
+    t_tv = time.perf_counter() - t0
+    print(f"preprocess 640x480: PIL/numpy {len(images) / t_pil:.0f} img/s, "
+          f"open_clip torchvision {len(images) / t_tv:.0f} img/s, max abs diff {np.abs(pre - ref).max():.2e}")
+    seconds = {d: 0.0 for d in dtypes}
+    rows = {}
+    for d in dtypes:
+        embs[d].embed_preprocessed(pre)  # warm-up
+    # interleaved rounds, so load from other processes hits every dtype alike
+    for _ in range(args.batches):
+        for d in dtypes:
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
             t0 = time.perf_counter()
-            ref = np.stack([tv(im).numpy() for im in images])
-            t_tv = time.perf_counter() - t0
-            print(f"preprocess 640x480: PIL/numpy {len(images) / t_pil:.0f} img/s, "
-                  f"open_clip torchvision {len(images) / t_tv:.0f} img/s, max abs diff {np.abs(pre - ref).max():.2e}")
-        emb.embed_preprocessed(pre)  # warm-up
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(args.batches):
-            out = emb.embed_preprocessed(pre)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        rows[dtype] = out
-        print(f"{dtype}: {args.batches * len(pre) / dt:.1f} img/s at batch {len(pre)} "
-              f"({dt / args.batches:.2f} s/batch); identity {emb.identity[:60]}…")
-        del emb
+            rows[d] = embs[d].embed_preprocessed(pre)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds[d] += time.perf_counter() - t0
+    for d in dtypes:
+        print(f"{d}: {args.batches * len(pre) / seconds[d]:.1f} img/s at batch {len(pre)} "
+              f"({seconds[d] / args.batches:.2f} s/batch)")
+    print(f"identity (same for every dtype): {first.identity}")
     names = list(rows)
     for other in names[1:]:
         cos = (rows[names[0]] * rows[other]).sum(axis=1)

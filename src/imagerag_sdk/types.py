@@ -77,7 +77,7 @@ class Exchange:
     """One request to a vision-language model and its raw answer, as recorded in the trace."""
 
     stage: str
-    """decide | concepts | captions | fused | rephrase | rerank"""
+    """decide | concepts | captions | fused | rephrase | rerank | clip (score-based critics)"""
     prompt: str
     answer: str
     attempt: int = 1

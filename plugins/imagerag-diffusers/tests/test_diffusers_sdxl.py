@@ -108,3 +108,14 @@ def test_cpu_offload_on_cpu_is_ignored_with_a_warning(diffusers_tiny_sdxl):
     with pytest.warns(UserWarning, match="cpu_offload has no effect"):
         offload.load()
     assert offload.pipeline is plain.pipeline
+
+
+def test_missing_adapter_file_is_a_config_error(diffusers_tiny_sdxl):
+    from imagerag_sdk.errors import ConfigError
+
+    before = cache.load_count("sdxl")
+    gen = SDXLGenerator({**diffusers_tiny_sdxl, "ip_adapter_weight_name": "no-such-adapter.safetensors"})
+    with pytest.raises(ConfigError, match="IP-Adapter") as info:
+        gen.load()
+    assert "no-such-adapter" in str(info.value)
+    assert cache.load_count("sdxl") == before and not gen.loaded  # nothing half-loaded is cached

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
 
+PIPELINE_LAYOUT = ("a diffusers pipeline folder holds model_index.json and one subfolder per component "
+                   "(as written by save_pretrained or `hf download`)")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -97,7 +99,8 @@ def is_oom(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def translate_errors(what: str, source: str, *, extra: str, generator: str) -> Iterator[None]:
+def translate_errors(what: str, source: str, *, extra: str, generator: str,
+                     layout: str | None = None) -> Iterator[None]:
     """Turn loading failures into SDK errors that say how to fix them (the cause stays chained)."""
     try:
         yield
@@ -128,6 +131,5 @@ def translate_errors(what: str, source: str, *, extra: str, generator: str) -> I
                                    "folder") from exc
         if isinstance(exc, (OSError, ValueError, KeyError, TypeError, RuntimeError)):
             raise ConfigError(f"{what}: cannot load from '{source}': {name}: {first}",
-                              hint="a diffusers pipeline folder holds model_index.json and one subfolder "
-                                   "per component (as written by save_pretrained or `hf download`)") from exc
+                              hint=layout or PIPELINE_LAYOUT) from exc
         raise

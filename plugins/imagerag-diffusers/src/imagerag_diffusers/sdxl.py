@@ -20,6 +20,13 @@ from .cache import LoadedPipeline
 from .loading import diffusers_class, dtype_kwarg, import_diffusers, resolve_source, translate_errors
 
 
+ADAPTER_LAYOUT = ("the h94/IP-Adapter layout is <ip_adapter>/<ip_adapter_subfolder>/<ip_adapter_weight_name> "
+                  "(sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors) and the image encoder in "
+                  "<ip_adapter>/<image_encoder_subfolder> (models/image_encoder)")
+ENCODER_LAYOUT = ("an image encoder folder holds a transformers CLIPVisionModelWithProjection "
+                  "(config.json + weights)")
+
+
 class SDXLOptions(DiffusersOptions):
     model: str = Field("stabilityai/stable-diffusion-xl-base-1.0",
                        description="SDXL pipeline weights: hub id or local folder (model_index.json)")
@@ -80,7 +87,7 @@ class SDXLGenerator(DiffusersGenerator):
         if o.image_encoder is not None:
             encoder_src = src["image_encoder"]
             with translate_errors("the IP-Adapter image encoder", encoder_src, extra=self.extra,
-                                  generator=self.name):
+                                  generator=self.name, layout=ENCODER_LAYOUT):
                 from transformers import CLIPVisionModelWithProjection
 
                 extra["image_encoder"] = CLIPVisionModelWithProjection.from_pretrained(
@@ -88,7 +95,8 @@ class SDXLGenerator(DiffusersGenerator):
         with translate_errors("the SDXL pipeline", model, extra=self.extra, generator=self.name):
             pipe = pipeline_cls.from_pretrained(model, variant=o.variant,
                                                 **dtype_kwarg(diffusers, torch_dtype), **extra)
-        with translate_errors("the IP-Adapter", adapter, extra=self.extra, generator=self.name):
+        with translate_errors("the IP-Adapter", adapter, extra=self.extra, generator=self.name,
+                              layout=ADAPTER_LAYOUT):
             pipe.load_ip_adapter(adapter, subfolder=o.ip_adapter_subfolder,
                                  weight_name=o.ip_adapter_weight_name,
                                  image_encoder_folder=None if o.image_encoder else o.image_encoder_subfolder)

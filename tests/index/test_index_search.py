@@ -147,3 +147,14 @@ class TestIndexRetrieverContract(RetrieverContract):
         corpus = fake_corpus(tmp_path / "fake-corpus")
         ingest(corpus, index_dir=tmp_path / "index", embedder="fake")
         return IndexRetriever(index_dir=str(tmp_path / "index"))
+
+
+def test_exact_single_query_path_matches_batch():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60_000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    backend = ExactBackend(x)
+    one_l, one_s = backend.search(x[7:8], 5)          # threaded matrix-vector path
+    many_l, many_s = backend.search(x[[7, 8]], 5)     # matrix product path
+    assert one_l[0, 0] == 7 and list(one_l[0]) == list(many_l[0])
+    np.testing.assert_allclose(one_s[0], many_s[0], atol=1e-5)

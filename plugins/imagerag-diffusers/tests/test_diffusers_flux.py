@@ -45,6 +45,7 @@ def test_first_and_reference_pass(flux, diffusers_refs):
     assert plain.size == with_ref.size == (32, 32)
     assert np.abs(pixels(with_ref) - pixels(plain)).max() > 0  # the reference reaches the model
     assert np.array_equal(pixels(plain), pixels(again))
+    assert not np.array_equal(pixels(plain), pixels(flux.generate("a photo of a cat", seed=5)))
     assert cache.load_count("flux") - before == 1
 
 

@@ -39,11 +39,28 @@ def test_reference_pass_shares_the_components(flux):
 def test_first_and_reference_pass(flux, diffusers_refs):
     cache.clear()
     before = cache.load_count("flux")
+    seen: dict[str, tuple[int, int]] = {}  # pass -> (image tokens, text tokens) the transformer gets
+    phase = ["first"]
+
+    def record(module, args, kwargs):
+        seen[phase[0]] = (kwargs["hidden_states"].shape[1], kwargs["encoder_hidden_states"].shape[1])
+
     plain = flux.generate("a photo of a cat", seed=4)
-    with_ref = flux.generate("a photo of a cat", diffusers_refs[:1], seed=4)
+    hook = flux.pipeline.transformer.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        flux.generate("a photo of a cat", seed=4)
+        phase[0] = "reference"
+        with_ref = flux.generate("a photo of a cat", diffusers_refs[:1], seed=4)
+    finally:
+        hook.remove()
+    first, ref = seen["first"], seen["reference"]
+    if flux.options.conditioning == "kontext":  # the reference's latents join the image tokens
+        assert ref[0] > first[0] and ref[1] == first[1]
+    else:  # Redux appends the reference's tokens to the text tokens
+        assert ref[0] == first[0] and ref[1] > first[1]
     again = FluxGenerator(flux.options.model_dump()).generate("a photo of a cat", seed=4)
     assert plain.size == with_ref.size == (32, 32)
-    assert np.abs(pixels(with_ref) - pixels(plain)).max() > 0  # the reference reaches the model
+    assert not np.array_equal(pixels(with_ref), pixels(plain))
     assert np.array_equal(pixels(plain), pixels(again))
     assert not np.array_equal(pixels(plain), pixels(flux.generate("a photo of a cat", seed=5)))
     assert cache.load_count("flux") - before == 1
@@ -120,3 +137,19 @@ def test_tiny_command_prints_the_options(diffusers_tiny_root, diffusers_tiny_flu
     assert json.loads(capsys.readouterr().out) == {"flux": diffusers_tiny_flux}
     with pytest.raises(SystemExit):
         main([str(diffusers_tiny_root), "--which", "flux,nope"])
+
+
+def test_offload_wiring_gives_the_same_images(flux, diffusers_refs):
+    """enable_model_cpu_offload also runs with the CPU as 'GPU': the derived pipelines (Kontext
+    from_pipe, the Redux prior) must work through the base pipeline's offload hooks."""
+
+    class Offloaded(FluxGenerator):
+        def offloading(self, device):
+            return True
+
+    offloaded = Offloaded(flux.options)
+    assert offloaded.pipeline is not flux.pipeline and offloaded.pipeline._all_hooks
+    for refs in ([], diffusers_refs[:1]):
+        a = flux.generate("a photo of a cat", refs, seed=6)
+        b = offloaded.generate("a photo of a cat", refs, seed=6)
+        assert np.abs(pixels(a) - pixels(b)).max() <= 1

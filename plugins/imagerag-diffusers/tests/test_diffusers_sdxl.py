@@ -119,3 +119,18 @@ def test_missing_adapter_file_is_a_config_error(diffusers_tiny_sdxl):
         gen.load()
     assert "no-such-adapter" in str(info.value)
     assert cache.load_count("sdxl") == before and not gen.loaded  # nothing half-loaded is cached
+
+
+def test_offload_wiring_gives_the_same_images(sdxl, diffusers_refs):
+    """enable_model_cpu_offload with the CPU standing in for the GPU: same images."""
+
+    class Offloaded(SDXLGenerator):
+        def offloading(self, device):
+            return True
+
+    offloaded = Offloaded(sdxl.options)
+    assert offloaded.pipeline is not sdxl.pipeline and offloaded.pipeline._all_hooks
+    for refs in ([], diffusers_refs[:1]):
+        a = sdxl.generate("a photo of a cat", refs, seed=6)
+        b = offloaded.generate("a photo of a cat", refs, seed=6)
+        assert np.abs(pixels(a) - pixels(b)).max() <= 1

@@ -89,3 +89,17 @@ def test_loop_overrides_are_validated():
     assert ImageRAG.from_profile("fake", max_rounds=2).loop.max_rounds == 2
     with pytest.raises(ProfileError, match="loop.max_rounds"):
         ImageRAG.from_profile("fake", max_rounds=0)
+
+
+def test_builtin_profiles_options_match_their_components():
+    """With their plugins installed, every built-in profile passes the components' own validation."""
+    from imagerag_sdk.profiles import missing_distributions
+
+    checked = 0
+    for entry in list_profiles():
+        profile = load_profile(entry.name)
+        if missing_distributions(profile):
+            continue
+        assert check(profile) == [], entry.name
+        checked += 1
+    assert checked >= 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,18 +28,21 @@ def load_rgb(path: str | Path, *, max_pixels: int | None = MAX_PIXELS) -> Image.
     return decode_rgb(data, name=str(p), max_pixels=max_pixels)
 
 
-def decode_rgb(data: bytes, *, name: str = "<bytes>", max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+def decode_rgb(data: bytes, *, name: str = "<bytes>", max_pixels: int | None = MAX_PIXELS,
+               draft: tuple[int, int] | None = None) -> Image.Image:
+    """Decode fully, upright, RGB. ``draft=(w, h)`` lets JPEGs decode at a reduced scale that
+    still covers that size. Thread-safe: the pixel limit is checked here, not through the global
+    warning filters."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if max_pixels is not None and img.width * img.height > max_pixels:
-                raise BadImageError(
-                    f"{name} has {img.width}x{img.height} pixels, over the limit of {max_pixels}")
-            img.load()
+        img = Image.open(io.BytesIO(data))
+        if max_pixels is not None and img.width * img.height > max_pixels:
+            raise BadImageError(f"{name} has {img.width}x{img.height} pixels, over the limit of {max_pixels}")
+        if draft is not None and img.format == "JPEG":
+            img.draft("RGB", draft)
+        img.load()
     except BadImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise BadImageError(f"{name} is a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise BadImageError(f"{name} is not a readable image") from exc

@@ -127,7 +127,7 @@ def test_user_images_count_against_the_budget(retriever, tmp_path):
     Image.new("RGB", (16, 16), (1, 2, 3)).save(user)
     answer = fused(("a", "a sheep"), ("b", "a car"), ("c", "a cat"))
     pipe, gen, critic = make(retriever, [answer])
-    result = pipe.run(PROMPT, user_images=[user], out=None)
+    pipe.run(PROMPT, user_images=[user], out=None)
     assert len(retriever.calls[0][0]) == 2
     refs = gen.calls[1]["references"]
     assert refs[0].origin == "user" and refs[0].path == str(user) and len(refs) == 3

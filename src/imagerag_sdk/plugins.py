@@ -218,7 +218,7 @@ def _register(registry: Registry, role: str, cls: type[Component], name: str | N
         raise PluginError(
             f"two plugins register a {role} named '{name}': {existing.distribution} "
             f"(plugin '{existing.plugin}') and {info.distribution} (plugin '{info.name}')",
-            hint=f"uninstall one of them, or set IMAGERAG_LOAD_PLUGINS to load only one")
+            hint="uninstall one of them, or set IMAGERAG_LOAD_PLUGINS to load only one")
     registry.components[role][name] = Registration(role, name, cls, info.name, info.distribution)
 
 

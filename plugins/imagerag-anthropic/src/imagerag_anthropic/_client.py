@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import base64
-import os
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
-from imagerag_sdk.errors import (AuthenticationError, MissingDependencyError, ProviderError,
-                                 ProviderTimeoutError, RateLimitError, install_hint)
+from imagerag_sdk.providers import api_key, require
+from imagerag_sdk.errors import (AuthenticationError, ProviderError,
+                                 ProviderTimeoutError, RateLimitError)
 from imagerag_sdk.images import encode, fit_within, to_rgb
 from imagerag_sdk.roles import Options
 
@@ -35,20 +35,11 @@ class ConnectionOptions(Options):
 
 
 def import_anthropic():
-    try:
-        import anthropic
-    except ImportError as exc:  # pragma: no cover - the distribution depends on it
-        raise MissingDependencyError("the 'anthropic' package is not installed",
-                                     hint=install_hint("imagerag-anthropic")) from exc
-    return anthropic
+    return require("anthropic", "imagerag-anthropic")
 
 
 def resolve_key(options: ConnectionOptions) -> str:
-    key = options.api_key.get_secret_value() if options.api_key is not None else ""
-    key = key or os.environ.get(KEY_ENV, "")
-    if not key:
-        raise AuthenticationError("no API key given", provider=PROVIDER, hint=KEY_HINT)
-    return key
+    return api_key(options.api_key, (KEY_ENV,), provider=PROVIDER, hint=KEY_HINT)
 
 
 def client_kwargs(options: ConnectionOptions) -> dict[str, Any]:

@@ -6,11 +6,11 @@ that ``_load()`` (or a request) calls, never when this module is imported.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
+from imagerag_sdk.providers import api_key
 from imagerag_sdk.errors import (AuthenticationError, MissingDependencyError, ProviderError,
                                  ProviderTimeoutError, RateLimitError, install_hint)
 from imagerag_sdk.images import encode, fit_within, to_rgb
@@ -54,12 +54,7 @@ def import_genai():
 
 
 def resolve_key(options: ConnectionOptions) -> str:
-    key = options.api_key.get_secret_value() if options.api_key is not None else ""
-    for env in KEY_ENVS:
-        key = key or os.environ.get(env, "")
-    if not key:
-        raise AuthenticationError("no API key given", provider=PROVIDER, hint=KEY_HINT)
-    return key
+    return api_key(options.api_key, KEY_ENVS, provider=PROVIDER, hint=KEY_HINT)
 
 
 def http_options(options: ConnectionOptions):

@@ -80,3 +80,12 @@ def test_api_keys_never_reach_the_run_folder(tmp_path, monkeypatch, register_plu
             assert KEY.encode() not in path.read_bytes(), f"key leaked into {path.name}"
     trace = (result.run_dir / "trace.json").read_text()
     assert "***" in trace
+
+
+def test_report_marks_a_hit_used_only_under_its_own_query(tmp_path):
+    result = ImageRAG.from_profile("fake").run(PROMPT, out=tmp_path)
+    trace = json.loads((result.run_dir / "trace.json").read_text())
+    used = trace["rounds"][0]["used"]
+    assert all(u["query"] in trace["rounds"][0]["hits"] for u in used)
+    html = (result.run_dir / "report.html").read_text()
+    assert html.count('class="used"') == len(used)

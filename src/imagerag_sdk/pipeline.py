@@ -200,7 +200,8 @@ class ImageRAG:
                 break
             for i, ref in enumerate(refs, start=1):
                 copied = rec.copy_reference(ref.path, f"round{round_}-{i:02d}")
-                rnd.setdefault("used", []).append({**ref.to_dict(), "copied_to": copied})
+                rnd.setdefault("used", []).append({**ref.to_dict(), "query": rnd["chosen"].get(ref.path, ""),
+                                                   "copied_to": copied})
             all_refs = users + refs
             image = self._generate(rec, progress, round_, self.reference_prompt(prompt, all_refs), all_refs, seed)
             result.image, result.references = image, all_refs
@@ -273,6 +274,7 @@ class ImageRAG:
                     dropped.append(Dropped(hit.path, "already used for another concept", hit.score, q.query))
                 else:
                     seen.add(hit.path)
+                    rnd.setdefault("chosen", {})[hit.path] = q.query
                     chosen.append(Reference.from_hit(hit, concept=q.concept, caption=q.caption))
                     taken += 1
             if taken == 0:

@@ -78,11 +78,11 @@ def render_report(trace: dict[str, Any], run_dir: Path) -> str:
             for q in rnd["queries"]:
                 out.append(f"<tr><td>{e(q.get('concept', ''))}</td><td>{e(q.get('query', ''))}</td></tr>")
             out.append("</table>")
-        used = {u.get("path") for u in rnd.get("used", [])}
+        used = {(u.get("query"), u.get("path")) for u in rnd.get("used", [])}
         for query, hits in (rnd.get("hits") or {}).items():
-            out.append(f"<p>hits for <i>{e(query)}</i></p><div class='row'>")
+            out.append(f"<p>hits for <i>{e(query)}</i> (outlined: used)</p><div class='row'>")
             for h in hits:
-                cls = "used" if h.get("path") in used else "dropped"
+                cls = "used" if (query, h.get("path")) in used else "dropped"
                 out.append(_figure(run_dir, h.get("path"),
                                    f"{h.get('score', 0):.3f} {Path(h.get('path', '')).name}", cls))
             out.append("</div>")

@@ -1,4 +1,5 @@
-"""Components that ship with the core: the fakes (for tests and the 'fake' profile)."""
+"""Components that ship with the core: the fakes (tests and the 'fake' profile), the corpus
+index retriever, and the vlm reranker. Heavy-ish modules are imported inside the hooks."""
 
 from __future__ import annotations
 

@@ -8,16 +8,15 @@ inside the root is skipped (its target is scanned anyway), so nothing is visited
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-from ..images import MAX_PIXELS, BadImageError, decode_rgb, to_rgb
+from ..images import MAX_PIXELS, BadImageError, decode_rgb
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 SIDECAR_EXTENSIONS = (".txt", ".json")
@@ -185,13 +184,6 @@ def decode_image(data: bytes, name: str, max_pixels: int | None = MAX_PIXELS,
     """
     if not data:
         raise BadImageError(f"{name} is empty (0 bytes)")
-    if min_side and data[:3] == b"\xff\xd8\xff":
-        try:
-            img = Image.open(io.BytesIO(data))
-            if max_pixels is None or img.width * img.height <= max_pixels:
-                img.draft("RGB", (min_side, min_side))
-                img.load()
-                return to_rgb(ImageOps.exif_transpose(img) or img)
-        except Exception:  # noqa: BLE001 - decode_rgb below raises the proper BadImageError
-            pass
+    if min_side and data[:3] == b"\xff\xd8\xff":  # JPEG: decode at a reduced scale covering min_side
+        return decode_rgb(data, name=name, max_pixels=max_pixels, draft=(min_side, min_side))
     return decode_rgb(data, name=name, max_pixels=max_pixels)

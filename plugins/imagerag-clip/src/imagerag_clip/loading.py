@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imagerag_sdk import devices
 from imagerag_sdk.errors import ConfigError, MissingDependencyError
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz", ".npy")
@@ -162,14 +163,7 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device '{device}' requested but CUDA is not available",
-                          hint="use device: cpu (or auto), or install a CUDA build of torch")
-    return device
+    return devices.resolve_device(device, component="clip")
 
 
 def resolve_dtype(dtype: str, device: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Hashable, Literal, Sequence
 from PIL import Image
 from pydantic import AliasChoices, Field
 
+from imagerag_sdk import devices
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.roles import Generator, Options
 from imagerag_sdk.types import Reference
@@ -85,18 +86,7 @@ class DiffusersGenerator(Generator):
             raise
 
     def resolve_device(self, torch: Any) -> str:
-        want = self.options.device
-        if want != "auto":
-            if want.startswith("cuda") and not torch.cuda.is_available():
-                raise ImageRAGError(f"{self.name}: device '{want}' asked for but CUDA is not available",
-                                    hint="set device: cpu (slow) or install a CUDA build of torch")
-            return want
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
+        return devices.resolve_device(self.options.device, component=self.name)
 
     def resolve_dtype(self, device: str) -> str:
         if self.options.dtype == "auto":

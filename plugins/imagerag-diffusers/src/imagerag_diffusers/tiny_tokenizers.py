@@ -6,22 +6,10 @@ two processes tokenize identically. They are only meant to make random-weight mo
 
 from __future__ import annotations
 
+from imagerag_sdk.testing.tokenizers import byte_alphabet
+
 _WORDS = ("a", "an", "the", "of", "and", "photo", "cat", "dog", "car", "sheep", "red", "blue",
           "painting", "oil", "style", "generate", "according", "to", "these", "examples", "img")
-
-
-def _byte_chars() -> list[str]:
-    """The 256 printable stand-ins byte-level BPE uses for the bytes 0..255 (GPT-2 order)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
-        + list(range(ord("®"), ord("ÿ") + 1))
-    chars, extra = [], 0
-    for b in range(256):
-        if b in keep:
-            chars.append(chr(b))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    return chars
 
 
 def _merges_for(words: tuple[str, ...], suffix: str = "") -> tuple[list[str], list[tuple[str, str]]]:
@@ -47,7 +35,7 @@ def clip_tokenizer(max_length: int = 77):
     """A byte-level CLIP BPE tokenizer: specials, 256 byte chars, the same with ``</w>``, a few words."""
     from transformers import CLIPTokenizer
 
-    chars = _byte_chars()
+    chars = byte_alphabet()
     tokens = ["<|startoftext|>", "<|endoftext|>"] + chars + [c + "</w>" for c in chars]
     words, merges = _merges_for(_WORDS, suffix="</w>")
     tokens += [w for w in words if w not in tokens]

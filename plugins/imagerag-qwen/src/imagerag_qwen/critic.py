@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from imagerag_sdk import devices
 from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
 from imagerag_sdk.errors import ConfigError, MissingDependencyError, ProviderError
 
@@ -212,12 +213,7 @@ def _import_stack() -> tuple[Any, Any]:
 
 
 def _resolve_device(torch: Any, device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device '{device}' was asked for but torch sees no CUDA device",
-                          hint="use device: cpu (slow for 7B), or install a CUDA build of torch")
-    return device
+    return devices.resolve_device(device, component="qwen")
 
 
 def _resolve_dtype(dtype: str, device: str) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from imagerag_sdk.testing.tokenizers import byte_alphabet
+
 VISION_SPECIALS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 WORDS = ["yes", "no", "Yes", "No", "the", "a", "an", "of", "image", "prompt", "concept", "caption",
@@ -32,22 +34,6 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-def byte_alphabet() -> list[str]:
-    """The 256 printable characters a byte-level BPE uses for the 256 byte values.
-
-    Bytes that are printable Latin-1 stand for themselves; the rest (control characters, space,
-    a few others) are moved to code points from 256 up, in byte order."""
-    printable = set(range(ord("!"), ord("~") + 1)) | set(range(0xA1, 0xAC + 1)) | set(range(0xAE, 0xFF + 1))
-    chars, shifted = [], 0
-    for b in range(256):
-        if b in printable:
-            chars.append(chr(b))
-        else:
-            chars.append(chr(256 + shifted))
-            shifted += 1
-    return chars
 
 
 def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:

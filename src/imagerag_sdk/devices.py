@@ -1,0 +1,21 @@
+"""Device choice shared by local-model plugins; torch is imported only when called."""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+
+
+def resolve_device(device: str, *, component: str) -> str:
+    """``auto`` → cuda, else Apple mps, else cpu; an explicit cuda device without CUDA is a
+    :class:`ConfigError` naming ``component``."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{component}: device '{device}' asked for but CUDA is not available",
+                          hint="set device: cpu (or auto), or install a CUDA build of torch")
+    return device

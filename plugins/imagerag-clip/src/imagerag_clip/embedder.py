@@ -271,9 +271,10 @@ class SiglipEmbedder(ClipEmbedder):
 
 
 def _dir_checkpoint(folder: str) -> str | None:
+    """The checkpoint file open_clip loads from a local folder (None if this open_clip version
+    has no such helper; the identity then fingerprints the folder instead)."""
     try:
         from open_clip.factory import _find_checkpoint_in_dir
-
-        return _find_checkpoint_in_dir(Path(folder))
-    except Exception:
+    except ImportError:  # a private helper: other open_clip versions may not have it
         return None
+    return _find_checkpoint_in_dir(Path(folder))

@@ -1,20 +1,18 @@
-"""Retrieval benchmark: the corpus index's HNSW and exact backends on synthetic CLIP-like vectors.
+"""Retrieval benchmark: the corpus index's HNSW and exact backends, side by side in one run.
 
 Not a test. Prints build vectors/s, single-query p50/p99 latency, batch-of-64 QPS, recall@10 against
 the exact scan (image-like and shifted "text-like" queries), bytes per vector, save/load seconds,
-the exact numpy scan with its GB/s next to the machine's measured memory bandwidth, and the speedup.
+the exact numpy scan with its GB/s next to the machine's measured memory bandwidth, the speedup,
+and how hard the vectors are (local intrinsic dimensionality, top-1 / top-10 cosine).
 
     python benchmarks/retrieval.py --n 100000
     python benchmarks/retrieval.py --n 1000000 --json results-1m.json
+    python benchmarks/retrieval.py --vectors my-clip-image-embeddings.npy [--text-vectors t.npy]
+    python benchmarks/retrieval.py --n 1000000 --local-dim 32 --alpha 1   # a low-LID, easy variant
 
-Data: a Gaussian mixture of ``--clusters`` centres on the unit sphere that share a common
-direction (CLIP embeddings sit in a narrow cone), points = centre + isotropic Gaussian noise,
-normalised. ``--alpha A`` gives the noise a decaying spectrum instead (variance of dimension
-i ∝ i^-A; A = 1 concentrates it in ~30 directions), which makes neighbours nearly equidistant
-and is much harder for HNSW.
-Image-like queries are fresh points of the same mixture; text-like queries sit around the same
-semantic directions but in another cone (CLIP's "modality gap"), so they lie outside the data's
-cone and their best cosine is low, as for CLIP text→image (``--text-noise`` adds query noise).
+Data: synthetic CLIP-like vectors (see ``retrieval_data.py`` for the model), or real embeddings
+from a ``.npy`` file: its first ``--n`` rows are indexed and the next ``--queries`` rows are the
+image-like queries.
 """
 
 from __future__ import annotations
@@ -33,42 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from imagerag_sdk.index.backends import ExactBackend, HnswBackend, query_ef  # noqa: E402
 
-
-def unit(x: np.ndarray) -> np.ndarray:
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
-
-
-def noise_scales(d: int, alpha: float) -> np.ndarray:
-    """Per-dimension noise scale with variance ∝ i^-alpha, total variance 1 (alpha 0 = isotropic)."""
-    var = (np.arange(1, d + 1, dtype=np.float64)) ** -alpha
-    return np.sqrt(var / var.sum()).astype(np.float32)
-
-
-def mixture(rng, n, d, centres, noise, scales, chunk=100_000) -> np.ndarray:
-    out = np.empty((n, d), dtype=np.float32)
-    for s in range(0, n, chunk):
-        m = min(chunk, n - s)
-        idx = rng.integers(0, len(centres), m)
-        block = centres[idx] + rng.standard_normal((m, d), dtype=np.float32) * (noise * scales)
-        out[s:s + m] = unit(block)
-    return out
-
-
-def make_data(n, d, clusters, queries, alpha=0.0, text_noise=0.7, seed=0):
-    """Image vectors around ``clusters`` semantic directions inside an "image" cone; image-like
-    queries from the same mixture; text-like queries around the same semantic directions but in
-    another cone (CLIP's modality gap), with ``text_noise``."""
-    rng = np.random.default_rng(seed)
-    scales = noise_scales(d, alpha)
-    semantic = unit(rng.standard_normal((clusters, d), dtype=np.float32))
-    cone_img = unit(rng.standard_normal((1, d), dtype=np.float32))
-    cone_txt = unit(rng.standard_normal((1, d), dtype=np.float32))
-    centres = unit(0.6 * cone_img + semantic)
-    x = mixture(rng, n, d, centres, 0.7, scales)
-    q_img = mixture(rng, queries, d, centres, 0.7, scales)
-    q_txt = mixture(rng, queries, d, unit(1.2 * cone_txt + semantic), text_noise, scales)
-    return x, q_img.astype(np.float32), q_txt.astype(np.float32)
+from retrieval_data import load_vectors, make_data, query_stats, random_pair_cosine  # noqa: E402
 
 
 def recall(truth: np.ndarray, got: np.ndarray) -> float:
@@ -111,36 +74,56 @@ def bandwidth(x: np.ndarray, threads: int) -> dict[str, float]:
     return {"read_gb_s": read, "copy_gb_s": copy}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100_000, help="corpus size (100000, 1000000 …)")
+    ap.add_argument("--n", type=int, default=None,
+                    help="vectors indexed (100000, 1000000 …; default 100000, or all of --vectors)")
+    ap.add_argument("--vectors", help="real embeddings (.npy, one row per item) instead of synthetic data")
+    ap.add_argument("--text-vectors", help="with --vectors: text-query embeddings (.npy) for the shifted set")
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--clusters", type=int, default=3000)
+    ap.add_argument("--local-dim", type=int, default=0,
+                    help="directions of variation within a cluster (0: isotropic noise over all d)")
+    ap.add_argument("--alpha", type=float, default=0.0,
+                    help="spectrum of the deviation: variance of direction i ∝ i^-alpha")
+    ap.add_argument("--residual", type=float, default=0.1,
+                    help="with --local-dim: share of the deviation's variance that is isotropic")
+    ap.add_argument("--text-noise", type=float, default=0.7,
+                    help="deviation of the text-like queries from their concept (images: 0.7)")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--alpha", type=float, default=0.0,
-                    help="noise spectrum exponent: variance of dim i ∝ i^-alpha (0: isotropic "
-                         "Gaussian mixture; 1: effective rank ~30, harder for HNSW)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--exact-queries", type=int, default=20, help="single queries timed on the exact scan")
-    ap.add_argument("--text-noise", type=float, default=0.7,
-                    help="noise of the text-like queries (images: 0.7); 1.3 makes them nearly random")
     ap.add_argument("--ef-sweep", type=int, nargs="*", default=[200, 400],
                     help="also report recall and latency at these query ef values")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the figures to this file")
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    args = parse_args(argv)
     k = args.k
-    fig: dict[str, object] = {"n": args.n, "d": args.d, "clusters": args.clusters, "k": k,
-                              "threads": args.threads, "alpha": args.alpha, "text_noise": args.text_noise, "ef": query_ef(k), "cpus": os.cpu_count()}
+    fig: dict[str, object] = {"k": k, "ef": query_ef(k), "threads": args.threads, "cpus": os.cpu_count()}
 
     def say(name, value, fmt="{:.4g}"):
         fig[name] = value
         print(f"{name:>28}: {fmt.format(value) if isinstance(value, float) else value}", flush=True)
 
     t0 = time.perf_counter()
-    x, q_img, q_txt = make_data(args.n, args.d, args.clusters, args.queries, args.alpha,
-                                 args.text_noise)
+    if args.vectors:
+        x, q_img, q_txt = load_vectors(args.vectors, args.n, args.queries, args.text_vectors)
+        fig["data"] = {"vectors": args.vectors, "text_vectors": args.text_vectors}
+    else:
+        fig["data"] = {key: getattr(args, key) for key in
+                       ("clusters", "local_dim", "alpha", "residual", "text_noise", "seed")}
+        x, q_img, q_txt = make_data(args.n or 100_000, args.d, args.clusters, args.queries,
+                                     local_dim=args.local_dim, alpha=args.alpha, residual=args.residual,
+                                     text_noise=args.text_noise, seed=args.seed)
+    n, d = x.shape
+    fig.update(n=n, d=d)
     say("data_seconds", time.perf_counter() - t0)
+    sets = {"image": q_img} if q_txt is None else {"image": q_img, "text": q_txt}
 
     bw = bandwidth(x, args.threads)
     say("mem_read_gb_s", bw["read_gb_s"])
@@ -148,10 +131,14 @@ def main() -> None:
 
     exact = ExactBackend(x)
     t0 = time.perf_counter()
-    truth_img, _ = exact.search(q_img, k)
-    truth_txt, s_txt = exact.search(q_txt, k)
-    say("exact_batch_qps", 2 * args.queries / (time.perf_counter() - t0))
-    say("text_query_top1_cosine", float(np.median(s_txt[:, 0])))
+    truth = {}
+    for name, q in sets.items():
+        labels, sims = exact.search(q, max(k, 20))
+        truth[name] = labels[:, :k]
+        for key, value in query_stats(sims).items():
+            say(f"{name}_query_{key}", value)
+    say("random_pair_cosine", random_pair_cosine(x, np.random.default_rng(args.seed)))
+    say("exact_batch_qps", len(sets) * args.queries / (time.perf_counter() - t0))
     times = []
     for q in q_img[: args.exact_queries]:
         t0 = time.perf_counter()
@@ -166,28 +153,27 @@ def main() -> None:
     print(f"  load average before build: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     c0 = time.process_time()
     t0 = time.perf_counter()
-    hnsw = HnswBackend(args.d, capacity=args.n, threads=args.threads)
+    hnsw = HnswBackend(d, capacity=n, threads=args.threads)
     step = 50_000
-    for s in range(0, args.n, step):
-        hnsw.add(x[s:s + step], np.arange(s, min(s + step, args.n)))
-        done = min(s + step, args.n)
-        rate = done / (time.perf_counter() - t0)
-        print(f"  built {done}/{args.n} ({rate:.0f} vec/s)", file=sys.stderr, flush=True)
+    for s in range(0, n, step):
+        hnsw.add(x[s:s + step], np.arange(s, min(s + step, n)))
+        done = min(s + step, n)
+        print(f"  built {done}/{n} ({done / (time.perf_counter() - t0):.0f} vec/s)",
+              file=sys.stderr, flush=True)
     build = time.perf_counter() - t0
     say("build_seconds", build)
-    say("build_vectors_per_s", args.n / build)
+    say("build_vectors_per_s", n / build)
     cpu = time.process_time() - c0
     say("build_cpu_seconds", cpu)
-    say("build_vectors_per_s_if_idle", args.n / (cpu / args.threads))
+    say("build_vectors_per_s_if_idle", n / (cpu / args.threads))
     fig["load_average"] = os.getloadavg()[0]
 
-    got_img, _ = hnsw.search(q_img, k)
-    got_txt, _ = hnsw.search(q_txt, k)
-    say("recall@10_image_queries", recall(truth_img, got_img))
-    say("recall@10_text_queries", recall(truth_txt, got_txt))
+    for name, q in sets.items():
+        got, _ = hnsw.search(q, k)
+        say(f"recall@{k}_{name}_queries", recall(truth[name], got))
 
     lat, cpu_lat = [], []
-    for q in np.concatenate([q_img, q_txt]):
+    for q in np.concatenate(list(sets.values())):
         c0 = time.thread_time()
         t0 = time.perf_counter()
         hnsw.search(q[None], k)
@@ -201,35 +187,34 @@ def main() -> None:
     t0 = time.perf_counter()
     for b in batches:
         hnsw.search(b, k)
-    say("hnsw_batch64_qps", 64 * len(batches) / (time.perf_counter() - t0))
+    if batches:
+        say("hnsw_batch64_qps", 64 * len(batches) / (time.perf_counter() - t0))
     say("speedup_vs_exact", exact_p50 / float(np.percentile(lat, 50)), "{:.0f}x")
     for ef in args.ef_sweep:
-        got_img, _ = hnsw.search(q_img, k, ef=ef)
-        got_txt, _ = hnsw.search(q_txt, k, ef=ef)
+        parts = [f"{name} {recall(truth[name], hnsw.search(q, k, ef=ef)[0]):.4f}" for name, q in sets.items()]
         sweep = []
-        for q in q_txt[:300]:
+        for q in q_txt[:300] if q_txt is not None else q_img[:300]:
             t0 = time.perf_counter()
             hnsw.search(q[None], k, ef=ef)
             sweep.append(time.perf_counter() - t0)
-        say(f"ef={ef}", f"recall@10 image {recall(truth_img, got_img):.4f}, text {recall(truth_txt, got_txt):.4f}, "
-                        f"text p50 {np.percentile(sweep, 50) * 1e3:.3f} ms")
+        say(f"ef={ef}", f"recall@{k} {', '.join(parts)}; p50 {np.percentile(sweep, 50) * 1e3:.3f} ms")
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         path = Path(tmp) / "hnsw.bin"
         t0 = time.perf_counter()
         hnsw.save(path)
         say("save_seconds", time.perf_counter() - t0)
-        size = path.stat().st_size
-        say("hnsw_bytes_per_vector", size / args.n, "{:.0f}")
-        say("raw_npy_bytes_per_vector", float(args.d * 4), "{:.0f}")
+        say("hnsw_bytes_per_vector", path.stat().st_size / n, "{:.0f}")
+        say("raw_npy_bytes_per_vector", float(d * 4), "{:.0f}")
         del hnsw
         t0 = time.perf_counter()
-        loaded = HnswBackend.load(path, args.d, threads=args.threads)
+        loaded = HnswBackend.load(path, d, threads=args.threads)
         say("load_seconds", time.perf_counter() - t0)
         again, _ = loaded.search(q_img[:100], k)
-        say("recall@10_after_load", recall(truth_img[:100], again))
+        say(f"recall@{k}_after_load", recall(truth["image"][:100], again))
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2) + "\n")
+    return fig
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""The retrieval benchmark keeps working and its data model and statistics mean what the docs say.
+
+Run on a few thousand vectors: no timing is asserted, only figures that do not depend on the
+machine (recall on a small index, file size per vector, intrinsic dimensionality)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench(request):
+    sys.path.insert(0, str(BENCH))
+    request.addfinalizer(lambda: sys.path.remove(str(BENCH)))
+    import retrieval
+    import retrieval_data
+
+    return retrieval, retrieval_data
+
+
+def top_sims(x: np.ndarray, q: np.ndarray, k: int = 20) -> np.ndarray:
+    s = q @ x.T
+    return -np.sort(-s, axis=1)[:, :k]
+
+
+def test_lid_estimate_recovers_the_dimension_of_a_subspace(bench):
+    _, data = bench
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((512, 6)))[0].T  # 6 orthonormal directions in 512-d
+    pts = rng.standard_normal((20_000, 6)) @ basis * 0.05
+    pts[:, 0] += 1.0  # a small patch of the sphere around e0, 6-dimensional
+    pts = data.unit(pts.astype(np.float32))
+    lid = np.median(data.lid_mle(top_sims(pts[200:], pts[:200])))
+    assert 4.5 < lid < 7.5
+
+
+def test_local_dim_sets_how_hard_the_synthetic_data_is(bench):
+    _, data = bench
+    lids = {}
+    for local_dim in (8, 0):
+        x, q_img, q_txt = data.make_data(20_000, 128, 20, 100, local_dim=local_dim,
+                                         alpha=0.0, residual=0.0)
+        assert x.dtype == np.float32 and x.shape == (20_000, 128)
+        assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+        lids[local_dim] = np.median(data.lid_mle(top_sims(x, q_img)))
+        # text-like queries sit in another cone: their best match is worse than an image's
+        assert np.median(top_sims(x, q_txt)[:, 0]) < np.median(top_sims(x, q_img)[:, 0])
+    assert lids[8] < 12 and lids[0] > 25  # measured: 7.3 and 43
+
+
+def test_benchmark_runs_end_to_end_and_reports_its_figures(bench, tmp_path):
+    retrieval, _ = bench
+    out = tmp_path / "fig.json"
+    fig = retrieval.main(["--n", "3000", "--queries", "64", "--clusters", "30", "--ef-sweep", "200",
+                          "--json", str(out)])
+    assert out.exists()
+    assert fig["n"] == 3000 and fig["d"] == 512
+    assert fig["recall@10_image_queries"] >= 0.99
+    assert fig["recall@10_text_queries"] >= 0.95
+    assert fig["recall@10_after_load"] >= 0.99
+    # float32 vectors + M = 16 links at level 0 + label: the ≤ 2.2 KB/vector figure
+    assert 2150 <= fig["hnsw_bytes_per_vector"] <= 2250
+    assert fig["image_query_lid"] < fig["text_query_lid"]
+
+
+def test_real_vectors_file_is_split_into_data_and_queries(bench, tmp_path):
+    retrieval, data = bench
+    rng = np.random.default_rng(1)
+    path = tmp_path / "emb.npy"
+    np.save(path, rng.standard_normal((2100, 64)).astype(np.float32) * 3)
+    x, q, t = data.load_vectors(str(path), 2000, 100)
+    assert x.shape == (2000, 64) and q.shape == (100, 64) and t is None
+    assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    fig = retrieval.main(["--vectors", str(path), "--queries", "100", "--ef-sweep"])
+    assert fig["n"] == 2000 and "recall@10_text_queries" not in fig
+    with pytest.raises(SystemExit, match="not enough"):
+        data.load_vectors(str(path), 2050, 100)

@@ -81,10 +81,12 @@ def index_cmd(folder: str, corpus: str | None, index_dir: str | None, embedder_n
 @click.option("--index-dir", type=click.Path(file_okay=False), help="Corpus folder, instead of a name.")
 @click.option("--profile", help="Use the retriever of this profile (name or YAML path).")
 @click.option("--min-similarity", type=float, help="Drop hits below this cosine similarity.")
+@click.option("--ef", type=click.IntRange(1), help="HNSW search breadth (default max(100, 2 × hits fetched)).")
 @click.option("--sheet", type=click.Path(dir_okay=False), help="Write a contact sheet of the hits (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search_cmd(text: str | None, image_path: str | None, k: int, corpus: str | None, index_dir: str | None,
-               profile: str | None, min_similarity: float | None, sheet: str | None, as_json: bool) -> None:
+               profile: str | None, min_similarity: float | None, ef: int | None, sheet: str | None,
+               as_json: bool) -> None:
     """Search a corpus by TEXT (or --image) and print the top hits."""
     from .images import load_rgb
     from .roles import Retriever
@@ -100,10 +102,11 @@ def search_cmd(text: str | None, image_path: str | None, k: int, corpus: str | N
         spec = load_profile(profile).retriever
         if spec is None:
             raise ConfigError(f"profile '{profile}' has no retriever", hint="use --corpus NAME")
-        if min_similarity is not None:
-            spec = ComponentSpec(**{**spec.model_dump(), "min_similarity": min_similarity})
+        overrides = {key: v for key, v in (("min_similarity", min_similarity), ("ef", ef)) if v is not None}
+        if overrides:
+            spec = ComponentSpec(**{**spec.model_dump(), **overrides})
     elif corpus or index_dir:
-        opts = {"corpus": corpus, "index_dir": index_dir, "min_similarity": min_similarity}
+        opts = {"corpus": corpus, "index_dir": index_dir, "min_similarity": min_similarity, "ef": ef}
         spec = ComponentSpec(use="index", **{key: v for key, v in opts.items() if v is not None})
     else:
         raise CorpusError("no corpus given", hint="pass --corpus NAME, --index-dir PATH or --profile NAME")

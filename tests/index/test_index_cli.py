@@ -58,6 +58,11 @@ def test_index_then_search(tmp_path):
     via_profile = json.loads(_run(["search", "a red sports car", "--profile", profile, "-k", "1", "--json"],
                                   home).stdout)
     assert via_profile[0]["path"] == hits[0]["path"]
+    wide = json.loads(_run(["search", "a red sports car", "--profile", profile, "-k", "1", "--ef", "300",
+                            "--json"], home).stdout)
+    assert wide[0]["path"] == hits[0]["path"]
+    bad_ef = _run(["search", "a red sports car", "--corpus", "demo", "--ef", "0"], home, check=False)
+    assert bad_ef.returncode == 2 and "--ef" in bad_ef.stderr
 
 
 def test_errors_are_one_line(tmp_path):

@@ -158,3 +158,20 @@ def test_exact_single_query_path_matches_batch():
     many_l, many_s = backend.search(x[[7, 8]], 5)     # matrix product path
     assert one_l[0, 0] == 7 and list(one_l[0]) == list(many_l[0])
     np.testing.assert_allclose(one_s[0], many_s[0], atol=1e-5)
+
+
+def test_query_ef_option_reaches_the_graph(tmp_path, index_make_images, index_embedder_factory):
+    root = tmp_path / "imgs"
+    index_make_images(root, 20, subdirs=False)
+    ingest(root, corpus="ef", embedder=index_embedder_factory(), exact_below=10)
+    default = IndexRetriever(corpus="ef", backend="hnsw", dedupe=None)
+    default.search(["item3 tag3"], 2)
+    assert default.index.backend.index.ef == 100  # max(100, 2k)
+    wide = IndexRetriever(corpus="ef", backend="hnsw", dedupe=None, ef=321)
+    hits = wide.search(["item3 tag3"], 2)[0]
+    assert wide.index.backend.index.ef == 321
+    assert hits[0].metadata["relpath"] == "img0003.png"
+    exact = IndexRetriever(corpus="ef", backend="exact", dedupe=None, ef=321)  # ignored by the scan
+    assert exact.search(["item3 tag3"], 2)[0][0].path == hits[0].path
+    with pytest.raises(ValueError):
+        IndexRetriever(corpus="ef", ef=0)

@@ -127,6 +127,9 @@ class CorpusIndex:
             return None
         return str(path)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, scores), each (len(queries), k), best first; label -1 pads short rows."""
+    def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, scores), each (len(queries), k), best first; label -1 pads short rows.
+        ``ef``: the HNSW search breadth (ignored by the exact scan)."""
+        if isinstance(self.backend, HnswBackend):
+            return self.backend.search(queries, k, ef=ef)
         return self.backend.search(queries, k)

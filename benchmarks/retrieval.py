@@ -97,14 +97,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ef-sweep", type=int, nargs="*", default=[200, 400],
                     help="also report recall and latency at these query ef values")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hugepages", action="store_true",
+                    help="re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (glibc ≥ 2.35): hnswlib's "
+                         "memory on transparent huge pages where the kernel allows them (madvise mode)")
     ap.add_argument("--json", help="also write the figures to this file")
     return ap.parse_args(argv)
 
 
+HUGETLB = "glibc.malloc.hugetlb=1"
+
+
+def with_hugepages(argv: list[str] | None) -> None:
+    """Re-execute this script with glibc's transparent-huge-page tunable (read at process start)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if HUGETLB in tunables.split(":"):
+        return
+    env = {**os.environ, "GLIBC_TUNABLES": ":".join(t for t in (tunables, HUGETLB) if t)}
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *(argv or sys.argv[1:])], env)
+
+
+def anon_hugepages_mb() -> float | None:
+    """This process's anonymous memory on huge pages (Linux), or None where unknown."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
+    if args.hugepages:
+        with_hugepages(argv)
     k = args.k
-    fig: dict[str, object] = {"k": k, "ef": query_ef(k), "threads": args.threads, "cpus": os.cpu_count()}
+    fig: dict[str, object] = {"k": k, "ef": query_ef(k), "threads": args.threads, "cpus": os.cpu_count(),
+                              "tunables": os.environ.get("GLIBC_TUNABLES", "")}
 
     def say(name, value, fmt="{:.4g}"):
         fig[name] = value
@@ -167,6 +196,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     say("build_cpu_seconds", cpu)
     say("build_vectors_per_s_if_idle", n / (cpu / args.threads))
     fig["load_average"] = os.getloadavg()[0]
+    huge = anon_hugepages_mb()
+    if huge is not None:
+        say("anon_hugepages_mb", huge, "{:.0f}")
 
     for name, q in sets.items():
         got, _ = hnsw.search(q, k)

@@ -81,3 +81,17 @@ def test_real_vectors_file_is_split_into_data_and_queries(bench, tmp_path):
     assert fig["n"] == 2000 and "recall@10_text_queries" not in fig
     with pytest.raises(SystemExit, match="not enough"):
         data.load_vectors(str(path), 2050, 100)
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux only")
+def test_hugepages_flag_reruns_under_the_glibc_tunable(tmp_path):
+    import json
+    import subprocess
+
+    out = tmp_path / "fig.json"
+    subprocess.run([sys.executable, str(BENCH / "retrieval.py"), "--n", "2000", "--queries", "32",
+                    "--clusters", "20", "--ef-sweep", "--hugepages", "--json", str(out)],
+                   check=True, capture_output=True, timeout=300)
+    fig = json.loads(out.read_text())
+    assert fig["tunables"] == "glibc.malloc.hugetlb=1"
+    assert fig["anon_hugepages_mb"] >= 0

@@ -158,6 +158,12 @@ def test_exact_single_query_path_matches_batch():
     many_l, many_s = backend.search(x[[7, 8]], 5)     # matrix product path
     assert one_l[0, 0] == 7 and list(one_l[0]) == list(many_l[0])
     np.testing.assert_allclose(one_s[0], many_s[0], atol=1e-5)
+    # k larger than one thread's slice of rows: every row of a slice is a candidate
+    # (einsum and the matrix product round differently, so near-ties may swap places)
+    big_one, big_one_s = backend.search(x[7:8], 40_000)
+    big_many, big_many_s = backend.search(x[[7, 8]], 40_000)
+    assert len(set(big_one[0]) & set(big_many[0])) >= 39_990 and np.all(np.diff(big_one_s[0]) <= 0)
+    np.testing.assert_allclose(big_one_s[0], big_many_s[0], atol=1e-5)
 
 
 def test_query_ef_option_reaches_the_graph(tmp_path, index_make_images, index_embedder_factory):

@@ -59,10 +59,15 @@ class ExactBackend:
         kk = min(k, n)
         if kk == 0 or len(queries) == 0:
             return _pad(np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32), k)
+        threads = os.cpu_count() or 1
+        if len(queries) == 1 and n >= 50_000 and threads > 1:
+            idx, top = self._top_one(queries[0], kk, threads)
+            order = np.argsort(-top, kind="stable")
+            return _pad(self.labels[idx[order]][None], top[order][None].astype(np.float32), k)
         chunk = max(1, int(2**28 // max(1, n * 4)))  # ≤ 256 MB of scores at a time
         all_l, all_s = [], []
         for start in range(0, len(queries), chunk):
-            scores = self._scores(queries[start:start + chunk])
+            scores = queries[start:start + chunk] @ self.vectors.T
             if kk < n:
                 part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
             else:
@@ -74,24 +79,27 @@ class ExactBackend:
             all_s.append(np.take_along_axis(top, order, axis=1))
         return _pad(np.concatenate(all_l), np.concatenate(all_s).astype(np.float32), k)
 
+    def _top_one(self, q: np.ndarray, kk: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices and scores of the ``kk`` best rows for one query (unordered).
 
-    def _scores(self, queries: np.ndarray) -> np.ndarray:
-        """Inner products (len(queries), n). One query over a large matrix is a matrix–vector
-        product that BLAS runs well below memory bandwidth here; numpy's einsum on one slice of
-        rows per CPU reaches it (the GIL is released), so that path is used for single queries."""
+        One query over a large matrix is a matrix–vector product that BLAS runs well below memory
+        bandwidth here; numpy's einsum on one slice of rows per CPU reaches it (the GIL is
+        released), and each thread also picks its slice's best ``kk``, so the selection runs in
+        parallel too and only ``threads × kk`` candidates are merged."""
         n = len(self.vectors)
-        threads = os.cpu_count() or 1
-        if len(queries) != 1 or n < 50_000 or threads == 1:
-            return queries @ self.vectors.T
-        out = np.empty(n, dtype=np.float32)
         step = -(-n // threads)
-        q = queries[0]
 
-        def part(start: int) -> None:
-            np.einsum("ij,j->i", self.vectors[start:start + step], q, out=out[start:start + step])
+        def part(start: int) -> tuple[np.ndarray, np.ndarray]:
+            scores = np.einsum("ij,j->i", self.vectors[start:start + step], q)
+            best = (np.argpartition(scores, len(scores) - kk)[len(scores) - kk:] if kk < len(scores)
+                    else np.arange(len(scores)))
+            return best + start, scores[best]
 
-        list(_pool(threads).map(part, range(0, n, step)))
-        return out[None, :]
+        found = list(_pool(threads).map(part, range(0, n, step)))
+        idx = np.concatenate([f[0] for f in found])
+        scores = np.concatenate([f[1] for f in found])
+        keep = np.argpartition(scores, len(scores) - kk)[len(scores) - kk:]
+        return idx[keep], scores[keep]
 
 
 _POOL: ThreadPoolExecutor | None = None

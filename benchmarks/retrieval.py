@@ -113,7 +113,7 @@ def with_hugepages(argv: list[str] | None) -> None:
     if HUGETLB in tunables.split(":"):
         return
     env = {**os.environ, "GLIBC_TUNABLES": ":".join(t for t in (tunables, HUGETLB) if t)}
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *(argv or sys.argv[1:])], env)
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *(sys.argv[1:] if argv is None else argv)], env)
 
 
 def anon_hugepages_mb() -> float | None:

@@ -93,5 +93,5 @@ def test_hugepages_flag_reruns_under_the_glibc_tunable(tmp_path):
                     "--clusters", "20", "--ef-sweep", "--hugepages", "--json", str(out)],
                    check=True, capture_output=True, timeout=300)
     fig = json.loads(out.read_text())
-    assert fig["tunables"] == "glibc.malloc.hugetlb=1"
-    assert fig["anon_hugepages_mb"] >= 0
+    assert fig["tunables"] == "glibc.malloc.hugetlb=1"  # the re-run happened under the tunable
+    assert "anon_hugepages_mb" in fig  # how much went on huge pages depends on the kernel's setting

@@ -116,6 +116,17 @@ def resolve_embedder(embedder: Embedder | ComponentSpec | dict | str | None,
     return built, {"use": spec.use, **spec.options()}
 
 
+def same_spec(model: Embedder, stored: dict[str, Any] | None) -> bool:
+    """Whether ``model`` is the embedder ``stored`` describes (same name, same validated options)."""
+    if not stored or stored.get("use") != model.name:
+        return False
+    try:
+        recorded = type(model.options)(**{k: v for k, v in stored.items() if k != "use"})
+    except (TypeError, ValueError):  # options of an older plugin version: not provably the same
+        return False
+    return recorded.model_dump(mode="json") == model.options.model_dump(mode="json")
+
+
 def embed_batch(embedder: Embedder, payloads: list[Any], fast: bool) -> np.ndarray:
     if fast:
         batch = np.stack(payloads) if all(isinstance(p, np.ndarray) for p in payloads) else payloads
@@ -159,9 +170,12 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
     store = CorpusStore.open(corpus or (None if index_dir else root_path.name), index_dir, write=True)
     try:
         model, spec = resolve_embedder(embedder, store.embedder_spec)
-        store.bind(root=root_path, identity=model.identity, spec=spec)
+        # The stored embedder, asked again: its identity (which may mean loading the model) is
+        # checked only once there is something to embed.
+        deferred = store.next_label > 0 and same_spec(model, store.embedder_spec)
+        store.bind(root=root_path, identity=None if deferred else model.identity, spec=spec)
         report = IngestReport(corpus=store.name, index_dir=str(store.path), root=str(root_path),
-                              embedder=model.identity)
+                              embedder=store.embedder_identity or model.identity)
         found = scan(root_path, extensions)
         report.scanned = len(found.files)
         report.skipped = list(found.skipped)
@@ -189,6 +203,8 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
             report.metadata_updated = len(meta_updates)
             report.unchanged += len(meta_updates)
         if todo:
+            if deferred:
+                store.bind(root=root_path, identity=model.identity, spec=spec)
             _run(store, model, root_path, todo, existing, report, batch_size=batch_size,
                  workers=workers, max_pixels=max_pixels, progress=progress, draft_jpeg=draft_jpeg)
         if store.dead_fraction() > COMPACT_ABOVE:

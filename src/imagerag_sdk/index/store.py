@@ -243,15 +243,19 @@ class CorpusStore:
     def epoch(self) -> int:
         return self._int("epoch")
 
-    def bind(self, *, root: Path, identity: str, spec: dict[str, Any] | None) -> None:
-        """Record (first run) or check (later runs) the corpus root and the embedder identity."""
+    def bind(self, *, root: Path, identity: str | None, spec: dict[str, Any] | None) -> None:
+        """Record (first run) or check (later runs) the corpus root and the embedder identity.
+
+        ``identity=None`` checks the root only; only for a corpus that has stored vectors."""
         meta = self.meta
+        if identity is None and (not meta.get("embedder_identity") or self.next_label == 0):
+            raise ValueError(f"corpus '{self.name}' has no stored embedder identity to keep")
         if meta.get("root") and self.count() == 0 and self.next_label == 0:
             meta = {}  # nothing was ever stored: a new folder or embedder may take it over
         if meta.get("root") and Path(meta["root"]) != root:
             raise CorpusError(f"corpus '{self.name}' indexes {meta['root']}, not {root}",
                               hint="index this folder under another --corpus name")
-        if meta.get("embedder_identity") and meta["embedder_identity"] != identity:
+        if identity is not None and meta.get("embedder_identity") and meta["embedder_identity"] != identity:
             raise CorpusError(
                 f"corpus '{self.name}' was built with embedder '{meta['embedder_identity']}', "
                 f"not '{identity}'",

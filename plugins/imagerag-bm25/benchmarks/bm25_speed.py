@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 import time
 
 from imagerag_bm25 import BM25Index, BM25Reranker, RRFReranker
@@ -31,9 +32,20 @@ def main() -> None:
             reranker.rerank(caps[i % args.candidates], hits)
         print(f"{reranker.name}: {(time.perf_counter() - t) / n * 1e3:.2f} ms per query "
               f"({args.candidates} candidates)")
+    items = [(f"/c/{i}.png", c) for i, c in enumerate(caps)]
     t = time.perf_counter()
-    index = BM25Index([(f"/c/{i}.png", c) for i, c in enumerate(caps)])
-    print(f"BM25Index build: {time.perf_counter() - t:.1f} s for {len(index)} captions")
+    index = BM25Index(items)
+    build = time.perf_counter() - t
+    print(f"BM25Index build: {build:.1f} s for {len(index)} captions")
+    with tempfile.TemporaryDirectory() as folder:
+        t = time.perf_counter()
+        BM25Index(items, save_dir=folder)
+        print(f"BM25Index build + save: {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        loaded = BM25Index(items, save_dir=folder)
+        load = time.perf_counter() - t
+        assert loaded.loaded_from is not None
+        print(f"BM25Index load of the saved index: {load:.2f} s ({build / load:.0f}x faster than a build)")
     t = time.perf_counter()
     for q in caps[:200]:
         index.search(q, 10)

@@ -104,6 +104,9 @@ class RRFOptions(BM25Options):
     corpus_captions: str | None = Field(
         None, description="Hybrid mode: a JSON Lines file of {path, caption} objects, instead of a corpus")
     hybrid_k: int = Field(10, ge=1, description="Hybrid mode: how many corpus-wide BM25 hits join")
+    save_index: bool = Field(
+        True, description="Hybrid mode with a corpus: keep the BM25 index in the corpus folder, so "
+        "later processes load it instead of re-reading every caption (rebuilt when captions change)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "RRFOptions":
@@ -128,8 +131,8 @@ class RRFReranker(_BM25Base):
         if o.corpus_captions:
             self.index = BM25Index.from_jsonl(o.corpus_captions, tokenizer=self.tokenizer, params=o.params())
         elif o.corpus or o.index_dir:
-            self.index = BM25Index.from_corpus(o.corpus, o.index_dir, tokenizer=self.tokenizer,
-                                               params=o.params())
+            self.index = BM25Index.from_corpus(o.corpus, o.index_dir, save=o.save_index,
+                                               tokenizer=self.tokenizer, params=o.params())
 
     def fuse(self, rank_visual: int | None, rank_bm25: int | None) -> float:
         a, c = self.options.alpha, self.options.c

@@ -17,6 +17,8 @@ import numpy as np
 
 from imagerag_sdk.errors import ConfigError, MissingDependencyError
 
+from . import saved
+
 # language code → name of the list in ``bm25s.stopwords``
 STOPWORD_LISTS = {
     "en": "STOPWORDS_EN", "en_plus": "STOPWORDS_EN_PLUS", "de": "STOPWORDS_GERMAN",
@@ -137,23 +139,57 @@ class BM25Index:
     built by ``imagerag index``."""
 
     def __init__(self, items: Iterable[tuple], *, tokenizer: Tokenizer | None = None,
-                 params: BM25Params = BM25Params(), name: str = "") -> None:
+                 params: BM25Params = BM25Params(), name: str = "",
+                 save_dir: str | Path | None = None) -> None:
+        """``save_dir``: keep the built index there and load it instead of building when the
+        same captions, tokenizer and parameters come again (see :mod:`imagerag_bm25.saved`)."""
         self.tokenizer = tokenizer or Tokenizer(TokenizerSettings())
         self.params = params
         self.name = name
-        self.paths: list[str] = []
-        self.captions: list[str] = []
-        self.metadata: list[dict[str, Any]] = []
-        tokens: list[list[str]] = []
-        for path, caption, *rest in items:
-            terms = self.tokenizer(caption or "")
-            if terms:
-                self.paths.append(str(path))
-                self.captions.append(caption)
-                self.metadata.append({**(rest[0] if rest else {}), "caption": caption})
-                tokens.append(terms)
-        self.vocab = {t for doc in tokens for t in doc}
-        self._model = _model(tokens, params) if tokens else None
+        self.loaded_from: Path | None = None
+        """The saved index this one was loaded from (``None``: built in this process)."""
+        rows = [(str(path), caption or "", rest[0] if rest else {}) for path, caption, *rest in items]
+        folder = Path(save_dir).expanduser() if save_dir is not None else None
+        key = ""
+        got = None
+        if folder is not None:
+            bm25s = import_bm25s()
+            key = saved.index_key([(p, c) for p, c, _ in rows], self._settings(), bm25s.__version__)
+            got = saved.load(folder, key, bm25s, len(rows))
+        if got is not None:
+            self._model, kept = got
+            self.vocab = set(self._model.vocab_dict)
+            self.loaded_from = folder / key[:32]  # type: ignore[operator]
+        else:
+            kept, tokens = [], []
+            for i, (_, caption, _) in enumerate(rows):
+                terms = self.tokenizer(caption)
+                if terms:
+                    kept.append(i)
+                    tokens.append(terms)
+            self.vocab = {t for doc in tokens for t in doc}
+            self._model = _model(tokens, params) if tokens else None
+            if folder is not None and self._model is not None:
+                saved.save(folder, key, self._model, kept)
+        self.paths = [rows[i][0] for i in kept]
+        self.captions = [rows[i][1] for i in kept]
+        self.metadata = [{**rows[i][2], "caption": rows[i][1]} for i in kept]
+
+    def _settings(self) -> dict[str, Any]:
+        """What a saved index depends on besides the captions."""
+        s = self.tokenizer.settings
+        stemmer_version = ""
+        if s.stemmer:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                stemmer_version = version("PyStemmer")
+            except PackageNotFoundError:
+                stemmer_version = "?"
+        return {"stopwords": sorted(self.tokenizer.stopwords), "stemmer": s.stemmer,
+                "stemmer_version": stemmer_version, "lowercase": s.lowercase,
+                "pattern": s.token_pattern, "k1": self.params.k1, "b": self.params.b,
+                "method": self.params.method}
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -194,10 +230,11 @@ class BM25Index:
 
     @classmethod
     def from_corpus(cls, corpus: str | None = None, index_dir: str | Path | None = None,
-                    **kwargs: Any) -> "BM25Index":
+                    *, save: bool = True, **kwargs: Any) -> "BM25Index":
         """The captions of an indexed corpus (by name, or by its index folder); paths are
         absolute, as the ``index`` retriever returns them. Items that now resolve outside the
-        corpus root are left out."""
+        corpus root are left out. ``save``: keep the built index in the corpus folder
+        (``bm25/``) and load it in later processes while the captions stay the same."""
         from imagerag_sdk.errors import CorpusError
         from imagerag_sdk.index.store import CorpusStore
 
@@ -208,7 +245,8 @@ class BM25Index:
                                   hint=f"index a folder into it first: imagerag index <folder> "
                                        f"--corpus {store.name}")
             name = store.meta.get("name") or store.name
-            rows = list(store.items().values())
+            rows = sorted(store.items().values(), key=lambda item: item.label)
+            folder = store.path / "bm25"
         real_root = Path(os.path.realpath(root))
         items = []
         for item in rows:
@@ -216,4 +254,4 @@ class BM25Index:
             real = Path(os.path.realpath(path))
             if item.caption and (real == real_root or real_root in real.parents):
                 items.append((str(path), item.caption, item.metadata()))
-        return cls(items, name=name, **kwargs)
+        return cls(items, name=name, save_dir=folder if save else None, **kwargs)

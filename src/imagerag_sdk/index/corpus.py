@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
-from .store import CorpusStore, Item
+from .items import Item
+from .store import CorpusStore
 
 BackendKind = Literal["auto", "exact", "hnsw"]
 

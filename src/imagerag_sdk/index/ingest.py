@@ -24,8 +24,9 @@ from ..roles import Embedder, normalize_rows
 from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
 from .corpus import sync_hnsw
+from .items import Item, NewItem
 from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, scan
-from .store import CorpusStore, Item, NewItem
+from .store import CorpusStore
 
 COMPACT_ABOVE = 0.2
 """Rewrite vectors and rebuild HNSW when more than this fraction of stored rows is dead."""

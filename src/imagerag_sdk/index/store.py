@@ -7,6 +7,7 @@ Layout of a corpus folder::
     vectors-<gen>.npy               float32 (capacity, dim); row ``label`` holds that item's vector
     hnsw-e<epoch>-n<upto>-t<seq>.bin  hnswlib snapshot covering labels < upto and tombstones ≤ seq
     last-ingest.json                the report of the last ``imagerag index`` run
+    bm25/                           not the store's: the imagerag-bm25 plugin's saved caption index
     .lock                           held by the one process writing the corpus
 
 SQLite is the source of truth. A batch's vectors are written and flushed *before* the transaction
@@ -25,7 +26,6 @@ import os
 import re
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -33,81 +33,13 @@ import numpy as np
 
 from ..errors import CorpusError
 from ..paths import corpora_dir
+from .items import COLUMNS, SCHEMA, Item, NewItem
+
+__all__ = ["CorpusStore", "Item", "NewItem", "corpus_dir"]
 
 SCHEMA_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HNSW_FILE = re.compile(r"^hnsw-e(\d+)-n(\d+)-t(\d+)\.bin$")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS items(
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    label INTEGER NOT NULL UNIQUE,
-    hash TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    sidecar_sig TEXT NOT NULL DEFAULT '',
-    caption TEXT, license TEXT, source TEXT,
-    extra TEXT
-);
-CREATE INDEX IF NOT EXISTS items_hash ON items(hash);
-CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY AUTOINCREMENT, label INTEGER NOT NULL);
-"""
-_COLUMNS = "id, path, label, hash, size, mtime_ns, sidecar_sig, caption, license, source, extra"
-
-
-@dataclass(frozen=True)
-class Item:
-    """One indexed image as SQLite stores it."""
-
-    id: int
-    path: str
-    """Relative to the corpus root, POSIX separators."""
-    label: int
-    hash: str
-    size: int
-    mtime_ns: int
-    sidecar_sig: str = ""
-    caption: str | None = None
-    license: str | None = None
-    source: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def metadata(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.extra)
-        for key in ("caption", "license", "source"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        out["relpath"] = self.path
-        out["sha256"] = self.hash
-        return out
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> "Item":
-        *head, extra = row
-        return cls(*head, extra=json.loads(extra) if extra else {})
-
-
-@dataclass(frozen=True)
-class NewItem:
-    """A row to insert (or to replace the row at the same path)."""
-
-    path: str
-    hash: str
-    size: int
-    mtime_ns: int
-    sidecar_sig: str = ""
-    fields: dict[str, Any] = field(default_factory=dict)
-    """caption / license / source and any other sidecar keys."""
-
-    def columns(self) -> tuple[Any, ...]:
-        extra = {k: v for k, v in self.fields.items() if k not in ("caption", "license", "source")}
-        return (self.hash, self.size, self.mtime_ns, self.sidecar_sig, self.fields.get("caption"),
-                self.fields.get("license"), self.fields.get("source"),
-                json.dumps(extra, sort_keys=True) if extra else None)
-
 
 def corpus_dir(corpus: str | None = None, index_dir: str | os.PathLike | None = None) -> tuple[str, Path]:
     """The (name, folder) of a corpus given by name (under the corpora dir) or by folder."""
@@ -152,7 +84,7 @@ class CorpusStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         if write:
-            self.db.executescript(_SCHEMA)
+            self.db.executescript(SCHEMA)
             if self.meta.get("schema_version") is None:
                 self._set_meta({"schema_version": SCHEMA_VERSION, "next_label": 0, "generation": 0,
                                 "epoch": 0, "capacity": 0, "vectors_file": "", "name": name})
@@ -267,7 +199,7 @@ class CorpusStore:
 
     # -- reading -----------------------------------------------------------------------------
     def items(self) -> dict[str, Item]:
-        rows = self.db.execute(f"SELECT {_COLUMNS} FROM items").fetchall()
+        rows = self.db.execute(f"SELECT {COLUMNS} FROM items").fetchall()
         return {r[1]: Item.from_row(r) for r in rows}
 
     def items_by_label(self, labels: Iterable[int]) -> dict[int, Item]:
@@ -276,7 +208,7 @@ class CorpusStore:
         for i in range(0, len(labels), 500):
             chunk = labels[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self.db.execute(f"SELECT {_COLUMNS} FROM items WHERE label IN ({marks})", chunk):
+            for r in self.db.execute(f"SELECT {COLUMNS} FROM items WHERE label IN ({marks})", chunk):
                 item = Item.from_row(r)
                 out[item.label] = item
         return out

@@ -28,20 +28,21 @@ Nothing here imports a provider SDK or needs the network.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import io
 import json
 from abc import abstractmethod
 from typing import Any, ClassVar, Iterator
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..errors import (AuthenticationError, ImageRAGError, ProviderError, ProviderTimeoutError,
                       RateLimitError)
 from ..types import Critique
 from .fake_server import FakeAPIServer, Request
+from .payloads import decode_image_payload, sample_image, walk_json
+
+__all__ = ["ProviderCriticContract", "decode_image_payload", "sample_image", "PROMPT", "CONCEPTS",
+           "CAPTIONS_REPLY", "FUSED_NO", "YES_VARIANTS", "NO_VARIANTS", "LIST_SHAPES"]
 
 PROMPT = "an oil painting of a sheep and a car"
 CONCEPTS = ["a sheep", "oil painting style"]
@@ -68,59 +69,11 @@ LIST_SHAPES = [
     '{"missing": ["a sheep", "oil painting style"]}',
     "- **a sheep**\n- **oil painting style**",
 ]
-_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"RIFF": "WEBP", b"GIF8": "GIF"}
 _USAGE = {
     "openai": {"prompt_tokens": 123, "completion_tokens": 45, "total_tokens": 168},
     "anthropic": {"input_tokens": 123, "output_tokens": 45},
     "gemini": {"promptTokenCount": 123, "candidatesTokenCount": 45, "totalTokenCount": 168},
 }
-
-
-def sample_image(size: tuple[int, int] = (640, 480)) -> Image.Image:
-    """A deterministic RGB picture with some structure (so encoders do real work)."""
-    img = Image.new("RGB", size, (90, 140, 200))
-    draw = ImageDraw.Draw(img)
-    w, h = size
-    draw.rectangle([w // 8, h // 2, w // 2, h - h // 8], fill=(200, 40, 40))
-    draw.ellipse([w // 2, h // 6, w - w // 8, h // 2], fill=(245, 245, 235))
-    return img
-
-
-def _walk(node: Any) -> Iterator[tuple[str | None, Any]]:
-    """Every (key, value) pair of a JSON document, depth first; list items have key ``None``."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield k, v
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield None, v
-            yield from _walk(v)
-
-
-def decode_image_payload(value: str) -> Image.Image | None:
-    """The image in a base64 (standard or URL-safe) string or ``data:`` URL, else ``None``."""
-    if not isinstance(value, str) or len(value) < 64:
-        return None
-    if value.startswith("data:"):
-        value = value.partition(",")[2]
-    raw = None
-    for altchars in (None, b"-_"):  # standard, then URL-safe base64 (google-genai sends that)
-        try:
-            raw = base64.b64decode(value, altchars=altchars, validate=True)
-            break
-        except (binascii.Error, ValueError):
-            continue
-    if raw is None:
-        return None
-    if not any(raw.startswith(m) for m in _MAGIC):
-        return None
-    try:
-        img = Image.open(io.BytesIO(raw))
-        img.load()
-    except Exception:
-        return None
-    return img
 
 
 class ProviderCriticContract:
@@ -172,12 +125,12 @@ class ProviderCriticContract:
 
     def sent_image_list(self, request: Request) -> list[Image.Image]:
         body = request.json
-        return [img for _, v in _walk(body) if (img := decode_image_payload(v)) is not None]
+        return [img for _, v in walk_json(body) if (img := decode_image_payload(v)) is not None]
 
     def sent_text(self, request: Request) -> str:
         """All text of the request: messages, parts and system instructions, joined."""
         out: list[str] = []
-        for key, v in _walk(request.json):
+        for key, v in walk_json(request.json):
             if isinstance(v, str) and key in ("text", "content", "system", "input"):
                 if decode_image_payload(v) is None:
                     out.append(v)

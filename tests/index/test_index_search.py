@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from imagerag_sdk.index import CorpusIndex, CorpusStore, ExactBackend, HnswBackend, IndexRetriever, ingest
+from imagerag_sdk.index.scan import RootGuard
 from imagerag_sdk.testing.contracts import RetrieverContract
 from imagerag_sdk.testing.fakes import fake_corpus
 
@@ -139,6 +140,27 @@ def test_paths_never_escape_the_root(tmp_path, index_make_images, index_write_ca
     paths = [h.path for h in r.search(["item2 tag2 item91"], 10)[0]]
     assert str(root / "img0002.png") not in paths
     assert all(p.startswith(str(root) + os.sep) for p in paths)
+
+
+def test_root_guard_refuses_files_and_folders_that_now_lead_out(tmp_path):
+    root, outside = tmp_path / "imgs", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    (root / "moved").mkdir()
+    outside.mkdir()
+    for rel in ("a.png", "sub/b.png", "moved/c.png"):
+        (root / rel).write_bytes(b"x")
+    (outside / "c.png").write_bytes(b"x")
+    os.symlink(root / "a.png", root / "link-in.png")
+    os.symlink(outside / "c.png", root / "link-out.png")
+    shutil.rmtree(root / "moved")
+    os.symlink(outside, root / "moved")  # a folder replaced by a link out of the root
+    guard = RootGuard(root)
+    assert guard.path("a.png") == str(root / "a.png")
+    assert guard.path("sub/b.png") == str(root / "sub" / "b.png")
+    assert guard.path("link-in.png") == str(root / "link-in.png")
+    assert guard.path("link-out.png") is None
+    assert guard.path("moved/c.png") is None
+    assert guard.path("sub/b.png") == str(root / "sub" / "b.png"), "cached folder, same answer"
 
 
 class TestIndexRetrieverContract(RetrieverContract):

@@ -100,3 +100,17 @@ def test_rrf_hybrid_saves_unless_told_not_to(corpus):
     RRFReranker(index_dir=str(idx)).load()
     later = RRFReranker(index_dir=str(idx)).load()
     assert later.index.loaded_from is not None
+
+
+def test_items_that_now_lead_out_of_the_root_are_left_out(corpus, tmp_path):
+    root, idx = corpus
+    victim = sorted(root.rglob("*.png"))[0]
+    caption = victim.with_suffix(".txt").read_text().strip()
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(victim.read_bytes())
+    victim.unlink()
+    victim.symlink_to(outside)
+    index = BM25Index.from_corpus(index_dir=idx)
+    assert len(index) == 11 and str(victim) not in index.paths
+    assert all(p.startswith(str(root)) for p in index.paths)
+    assert all(path != str(victim) for path, _ in index.search(caption, 12))

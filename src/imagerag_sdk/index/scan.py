@@ -71,6 +71,29 @@ def _inside(real: str, root_real: str) -> bool:
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
+class RootGuard:
+    """Absolute paths of items under a corpus root, refusing those that now resolve outside it
+    (a folder or file replaced by a symbolic link after indexing).
+
+    For bulk use over many items: each folder is resolved once and cached, and a file costs one
+    ``lstat`` unless it is itself a link (then it is resolved)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = str(root)
+        self.real = os.path.realpath(root)
+        self._folders: dict[str, bool] = {}
+
+    def path(self, relpath: str) -> str | None:
+        path = os.path.join(self.root, relpath)
+        folder = os.path.dirname(path)
+        ok = self._folders.get(folder)
+        if ok is None:
+            ok = self._folders[folder] = _inside(os.path.realpath(folder), self.real)
+        if not ok or (os.path.islink(path) and not _inside(os.path.realpath(path), self.real)):
+            return None
+        return path
+
+
 def scan(root: str | os.PathLike, extensions: Iterable[str] | None = None) -> ScanResult:
     """Every image file under ``root`` (recursively), sorted by path, plus what was skipped."""
     root_path = Path(root).expanduser().resolve()

@@ -7,7 +7,6 @@ module is imported.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,6 +235,7 @@ class BM25Index:
         corpus root are left out. ``save``: keep the built index in the corpus folder
         (``bm25/``) and load it in later processes while the captions stay the same."""
         from imagerag_sdk.errors import CorpusError
+        from imagerag_sdk.index.scan import RootGuard
         from imagerag_sdk.index.store import CorpusStore
 
         with CorpusStore.open(corpus, index_dir, write=False) as store:
@@ -247,11 +247,9 @@ class BM25Index:
             name = store.meta.get("name") or store.name
             rows = sorted(store.items().values(), key=lambda item: item.label)
             folder = store.path / "bm25"
-        real_root = Path(os.path.realpath(root))
+        guard = RootGuard(root)
         items = []
         for item in rows:
-            path = root / item.path
-            real = Path(os.path.realpath(path))
-            if item.caption and (real == real_root or real_root in real.parents):
-                items.append((str(path), item.caption, item.metadata()))
+            if item.caption and (path := guard.path(item.path)) is not None:
+                items.append((path, item.caption, item.metadata()))
         return cls(items, name=name, save_dir=folder if save else None, **kwargs)

@@ -61,12 +61,22 @@ def test_changed_captions_or_settings_rebuild(corpus):
                               fresh.scores("a lighthouse by the sea"))
 
 
-def test_a_damaged_saved_index_is_reported_and_rebuilt(corpus, caplog):
+@pytest.mark.parametrize("damage", ["truncated scores", "empty positions", "garbled params",
+                                    "missing vocabulary"])
+def test_a_damaged_saved_index_is_reported_and_rebuilt(corpus, caplog, damage):
     _, idx = corpus
     built = BM25Index.from_corpus(index_dir=idx)
     (key,) = _saved(idx)
-    data = idx / "bm25" / key / "data.csc.index.npy"
-    data.write_bytes(data.read_bytes()[:40])
+    where = idx / "bm25" / key
+    if damage == "truncated scores":
+        data = where / "data.csc.index.npy"
+        data.write_bytes(data.read_bytes()[:40])
+    elif damage == "empty positions":
+        (where / "kept.npy").write_bytes(b"")
+    elif damage == "garbled params":
+        (where / "params.index.json").write_text('{"k1": 1.5, "b"')
+    else:
+        (where / "vocab.index.json").unlink()
     with caplog.at_level(logging.WARNING, logger="imagerag_bm25.saved"):
         rebuilt = BM25Index.from_corpus(index_dir=idx)
     assert rebuilt.loaded_from is None and "unreadable" in caplog.text

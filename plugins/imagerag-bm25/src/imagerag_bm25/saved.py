@@ -55,7 +55,7 @@ def load(folder: Path, key: str, bm25s: Any, n_items: int) -> tuple[Any, np.ndar
                 len(kept) and (kept.min() < 0 or kept.max() >= n_items)):
             raise ValueError(f"{KEPT} does not match the index ({len(kept)} positions, "
                              f"{model.scores['num_docs']} documents, {n_items} items)")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         log.warning("saved BM25 index %s is unreadable (%s: %s); rebuilding it", where,
                     type(exc).__name__, exc)
         shutil.rmtree(where, ignore_errors=True)

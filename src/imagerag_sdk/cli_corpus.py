@@ -57,9 +57,11 @@ def index_cmd(folder: str, corpus: str | None, index_dir: str | None, embedder_n
     if options and not embedder_name:
         raise ConfigError("--embedder-option needs --embedder", hint="e.g. --embedder clip --embedder-option model=ViT-B-32")
     spec = {"use": embedder_name, **options} if embedder_name else None
+    show = not (quiet or as_json)
     report = ingest(folder, corpus=corpus, index_dir=index_dir, embedder=spec, batch_size=batch_size,
                     workers=workers, extensions=extensions or None, max_pixels=max_pixels or MAX_PIXELS,
-                    progress=None if quiet or as_json else RichProgress(), draft_jpeg=not full_decode)
+                    progress=RichProgress() if show else None, draft_jpeg=not full_decode,
+                    graph_progress=RichProgress("HNSW graph", unit="vec") if show else None)
     err = _console(stderr=True)
     for problem in report.bad + report.skipped + report.warnings:
         err.print(f"{problem.kind}: {problem.path}: {problem.reason}", markup=False)

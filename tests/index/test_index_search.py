@@ -142,6 +142,41 @@ def test_paths_never_escape_the_root(tmp_path, index_make_images, index_write_ca
     assert all(p.startswith(str(root) + os.sep) for p in paths)
 
 
+class RecordingProgress:
+    def __init__(self):
+        self.events = []
+
+    def start(self, total):
+        self.events.append(("start", total))
+
+    def advance(self, n=1):
+        self.events.append(("advance", n))
+
+    def close(self):
+        self.events.append(("close",))
+
+
+def test_graph_build_reports_progress_when_it_is_long(tmp_path, index_make_images, index_embedder_factory,
+                                                       monkeypatch):
+    from imagerag_sdk.index import corpus as corpus_mod
+
+    root = tmp_path / "imgs"
+    index_make_images(root, 25, subdirs=False)
+    short = RecordingProgress()
+    ingest(root, corpus="gp", embedder=index_embedder_factory(), exact_below=10, graph_progress=short)
+    assert short.events == [], "25 vectors take no time: no bar"
+    monkeypatch.setattr(corpus_mod, "GRAPH_PROGRESS_FROM", 5)
+    monkeypatch.setattr(corpus_mod, "GRAPH_STEP", 4)
+    index_make_images(root, 10, start=100, subdirs=False)
+    files = RecordingProgress()
+    graph = RecordingProgress()
+    ingest(root, corpus="gp", embedder=index_embedder_factory(), exact_below=10, progress=files,
+           graph_progress=graph)
+    assert graph.events == [("start", 10), ("advance", 4), ("advance", 4), ("advance", 2), ("close",)]
+    assert files.events[0] == ("start", 10) and files.events[-1] == ("close",)
+    assert len(CorpusIndex("gp", backend="hnsw").backend) == 35
+
+
 def test_root_guard_refuses_files_and_folders_that_now_lead_out(tmp_path):
     root, outside = tmp_path / "imgs", tmp_path / "outside"
     (root / "sub").mkdir(parents=True)

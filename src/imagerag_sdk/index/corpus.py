@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -14,14 +14,23 @@ from .backends import EXACT_BELOW, ExactBackend, HnswBackend
 from .items import Item
 from .store import CorpusStore
 
+if TYPE_CHECKING:
+    from .ingest import Progress
+
 BackendKind = Literal["auto", "exact", "hnsw"]
+GRAPH_STEP = 10_000
+"""Vectors per hnswlib insert call (a progress tick)."""
+GRAPH_PROGRESS_FROM = 20_000
+"""Fewer new vectors than this are inserted in a few seconds: no progress bar."""
 
 
-def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None) -> HnswBackend:
+def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None,
+              progress: Progress | None = None) -> HnswBackend:
     """The newest HNSW snapshot of this epoch brought up to date with SQLite (built if none).
 
     With ``save`` (writers only) the updated index is written atomically under a name that
-    records what it covers, and older snapshots are removed afterwards."""
+    records what it covers, and older snapshots are removed afterwards. ``progress`` follows the
+    vectors inserted when there are at least :data:`GRAPH_PROGRESS_FROM` of them."""
     labels = store.live_labels()
     upto = store.next_label
     dim = store.dim
@@ -43,9 +52,18 @@ def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None) -> 
         changed = True
     new = labels[labels >= covered]
     if len(new):
-        for start in range(0, len(new), 50_000):
-            part = new[start:start + 50_000]
-            backend.add(store.get_vectors(part), part)
+        shown = progress if progress is not None and len(new) >= GRAPH_PROGRESS_FROM else None
+        if shown is not None:
+            shown.start(len(new))
+        try:
+            for start in range(0, len(new), GRAPH_STEP):
+                part = new[start:start + GRAPH_STEP]
+                backend.add(store.get_vectors(part), part)
+                if shown is not None:
+                    shown.advance(len(part))
+        finally:
+            if shown is not None:
+                shown.close()
         changed = True
     backend.deleted = backend.index.get_current_count() - len(labels)
     if save and (changed or not store.hnsw_snapshots()):

@@ -155,8 +155,12 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
            embedder: Embedder | ComponentSpec | dict | str | None = None, batch_size: int = 32,
            workers: int | None = None, extensions: Iterable[str] | None = None,
            max_pixels: int | None = MAX_PIXELS, progress: Progress | None = None,
-           exact_below: int = EXACT_BELOW, strict: bool = False, draft_jpeg: bool = True) -> IngestReport:
+           exact_below: int = EXACT_BELOW, strict: bool = False, draft_jpeg: bool = True,
+           graph_progress: Progress | None = None) -> IngestReport:
     """Index (or update) ``root`` into a corpus; return what happened. See module docstring.
+
+    ``progress`` follows the files, ``graph_progress`` the vectors inserted into the HNSW graph
+    afterwards (minutes for a first index of a million images; only shown for 20k or more).
 
     ``draft_jpeg``: when the embedder says its input size (``preprocess_spec.size``), decode JPEGs
     at a reduced DCT scale that still covers it (see :func:`~imagerag_sdk.index.scan.decode_image`).
@@ -212,7 +216,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
             store.compact()
         report.total = store.count()
         if store.dim and (report.total >= exact_below or store.hnsw_snapshots()):
-            sync_hnsw(store, save=True)
+            sync_hnsw(store, save=True, progress=graph_progress)
             report.backend = "hnsw"
         report.seconds = time.perf_counter() - t0
         report.report_path = str(store.write_report(report.to_dict()))

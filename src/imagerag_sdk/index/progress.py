@@ -1,4 +1,4 @@
-"""A rich progress bar on stderr: images done, images/s, elapsed and ETA."""
+"""A rich progress bar on stderr: items done, items/s, elapsed and ETA."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgress
 class RichProgress:
     """Implements the ``Progress`` protocol of :func:`imagerag_sdk.index.ingest.ingest`."""
 
-    def __init__(self, description: str = "indexing", console: Console | None = None) -> None:
+    def __init__(self, description: str = "indexing", console: Console | None = None,
+                 unit: str = "img") -> None:
         self.description = description
+        self.unit = unit
         self.console = console or Console(stderr=True)
         self._progress: Progress | None = None
         self._task = None
@@ -30,7 +32,7 @@ class RichProgress:
         self._progress.advance(self._task, n)
         speed = self._progress.tasks[0].speed
         if speed:
-            self._progress.update(self._task, rate=f"{speed:.1f} img/s")
+            self._progress.update(self._task, rate=f"{speed:.1f} {self.unit}/s")
 
     def close(self) -> None:
         if self._progress is not None:

@@ -9,6 +9,7 @@ and how hard the vectors are (local intrinsic dimensionality, top-1 / top-10 cos
     python benchmarks/retrieval.py --n 1000000 --json results-1m.json
     python benchmarks/retrieval.py --vectors my-clip-image-embeddings.npy [--text-vectors t.npy]
     python benchmarks/retrieval.py --n 1000000 --local-dim 32 --alpha 1   # a low-LID, easy variant
+    python benchmarks/retrieval.py --n 1000000 --m 32 --ef-construction 200  # another graph
 
 Data: synthetic CLIP-like vectors (see ``retrieval_data.py`` for the model), or real embeddings
 from a ``.npy`` file: its first ``--n`` rows are indexed and the next ``--queries`` rows are the
@@ -29,7 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from imagerag_sdk.index.backends import ExactBackend, HnswBackend, query_ef  # noqa: E402
+from imagerag_sdk.index.backends import (  # noqa: E402
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    ExactBackend,
+    HnswBackend,
+    query_ef,
+)
 
 from retrieval_data import load_vectors, make_data, query_stats, random_pair_cosine  # noqa: E402
 
@@ -96,6 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--exact-queries", type=int, default=20, help="single queries timed on the exact scan")
     ap.add_argument("--ef-sweep", type=int, nargs="*", default=[200, 400],
                     help="also report recall and latency at these query ef values")
+    ap.add_argument("--m", type=int, default=HNSW_M, help="HNSW graph degree (the index's default)")
+    ap.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION,
+                    help="HNSW build breadth (the index's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hugepages", action="store_true",
                     help="re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (glibc ≥ 2.35): hnswlib's "
@@ -132,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.hugepages:
         with_hugepages(argv)
     k = args.k
-    fig: dict[str, object] = {"k": k, "ef": query_ef(k), "threads": args.threads, "cpus": os.cpu_count(),
+    fig: dict[str, object] = {"k": k, "ef": query_ef(k), "m": args.m, "ef_construction": args.ef_construction,
+                              "threads": args.threads, "cpus": os.cpu_count(),
                               "tunables": os.environ.get("GLIBC_TUNABLES", "")}
 
     def say(name, value, fmt="{:.4g}"):
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     print(f"  load average before build: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     c0 = time.process_time()
     t0 = time.perf_counter()
-    hnsw = HnswBackend(d, capacity=n, threads=args.threads)
+    hnsw = HnswBackend(d, capacity=n, threads=args.threads, m=args.m, ef_construction=args.ef_construction)
     step = 50_000
     for s in range(0, n, step):
         hnsw.add(x[s:s + step], np.arange(s, min(s + step, n)))

@@ -69,6 +69,16 @@ def test_benchmark_runs_end_to_end_and_reports_its_figures(bench, tmp_path):
     assert fig["image_query_lid"] < fig["text_query_lid"]
 
 
+def test_graph_parameters_change_the_graph(bench):
+    retrieval, _ = bench
+    small = retrieval.main(["--n", "2000", "--queries", "32", "--clusters", "20", "--ef-sweep",
+                            "--m", "8", "--ef-construction", "40"])
+    assert (small["m"], small["ef_construction"]) == (8, 40)
+    # 8 fewer level-0 links of 4 bytes each than at M = 16
+    assert 2100 <= small["hnsw_bytes_per_vector"] <= 2150
+    assert small["recall@10_image_queries"] >= 0.9
+
+
 def test_real_vectors_file_is_split_into_data_and_queries(bench, tmp_path):
     retrieval, data = bench
     rng = np.random.default_rng(1)

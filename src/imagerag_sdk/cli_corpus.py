@@ -42,12 +42,16 @@ def _console(stderr: bool):
 @click.option("--strict", is_flag=True, help="Exit non-zero if any file could not be indexed.")
 @click.option("--full-decode", is_flag=True,
               help="Decode JPEGs at full size (default: the smallest DCT scale covering the model input).")
+@click.option("--hnsw-m", type=int, help="HNSW graph degree M (default: the corpus's own, else 16); "
+              "a new value rebuilds the graph from the stored vectors.")
+@click.option("--ef-construction", type=int,
+              help="HNSW build breadth (default: the corpus's own, else 100); a new value rebuilds the graph.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def index_cmd(folder: str, corpus: str | None, index_dir: str | None, embedder_name: str | None,
               embedder_options: tuple[str, ...], batch_size: int, workers: int | None,
-              extensions: tuple[str, ...], max_pixels: int | None, strict: bool, full_decode: bool, quiet: bool,
-              as_json: bool) -> None:
+              extensions: tuple[str, ...], max_pixels: int | None, strict: bool, full_decode: bool,
+              hnsw_m: int | None, ef_construction: int | None, quiet: bool, as_json: bool) -> None:
     """Index the images under FOLDER into a corpus; re-running embeds only new or changed files."""
     from .images import MAX_PIXELS
     from .index import ingest
@@ -61,7 +65,8 @@ def index_cmd(folder: str, corpus: str | None, index_dir: str | None, embedder_n
     report = ingest(folder, corpus=corpus, index_dir=index_dir, embedder=spec, batch_size=batch_size,
                     workers=workers, extensions=extensions or None, max_pixels=max_pixels or MAX_PIXELS,
                     progress=RichProgress() if show else None, draft_jpeg=not full_decode,
-                    graph_progress=RichProgress("HNSW graph", unit="vec") if show else None)
+                    graph_progress=RichProgress("HNSW graph", unit="vec") if show else None,
+                    hnsw_m=hnsw_m, ef_construction=ef_construction)
     err = _console(stderr=True)
     for problem in report.bad + report.skipped + report.warnings:
         err.print(f"{problem.kind}: {problem.path}: {problem.reason}", markup=False)

@@ -65,6 +65,18 @@ def test_index_then_search(tmp_path):
     assert bad_ef.returncode == 2 and "--ef" in bad_ef.stderr
 
 
+def test_graph_parameters_on_the_command_line(tmp_path):
+    home = tmp_path / "home"
+    root = fake_corpus(tmp_path / "imgs")
+    report = json.loads(_run(["index", root, "--corpus", "g", "--embedder", "fake", "--hnsw-m", "24",
+                              "--ef-construction", "200", "--json"], home).stdout)
+    assert (report["hnsw_m"], report["hnsw_ef_construction"]) == (24, 200)
+    kept = json.loads(_run(["index", root, "--corpus", "g", "--json"], home).stdout)
+    assert (kept["hnsw_m"], kept["hnsw_ef_construction"]) == (24, 200)
+    bad = _run(["index", root, "--corpus", "g", "--hnsw-m", "1"], home, check=False)
+    assert bad.returncode == 1 and "between 4 and 96" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_errors_are_one_line(tmp_path):
     home = tmp_path / "home"
     missing = _run(["search", "x", "--corpus", "nothing-here"], home, check=False)

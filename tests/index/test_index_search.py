@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagerag_sdk.errors import CorpusError
 from imagerag_sdk.index import CorpusIndex, CorpusStore, ExactBackend, HnswBackend, IndexRetriever, ingest
 from imagerag_sdk.index.scan import RootGuard
 from imagerag_sdk.testing.contracts import RetrieverContract
@@ -175,6 +176,59 @@ def test_graph_build_reports_progress_when_it_is_long(tmp_path, index_make_image
     assert graph.events == [("start", 10), ("advance", 4), ("advance", 4), ("advance", 2), ("close",)]
     assert files.events[0] == ("start", 10) and files.events[-1] == ("close",)
     assert len(CorpusIndex("gp", backend="hnsw").backend) == 35
+
+
+def _snapshot(corpus):
+    store = CorpusStore.open(corpus)
+    try:
+        (_, _, path), = store.hnsw_snapshots()
+        return path, HnswBackend.load(path, store.dim).graph_params
+    finally:
+        store.close()
+
+
+def test_graph_parameters_are_kept_and_a_change_rebuilds_without_embedding(tmp_path, index_make_images,
+                                                                           index_embedder_factory):
+    root = tmp_path / "imgs"
+    index_make_images(root, 25, subdirs=False)
+    report = ingest(root, corpus="gm", embedder=index_embedder_factory(), exact_below=10, hnsw_m=8,
+                    ef_construction=40)
+    assert (report.hnsw_m, report.hnsw_ef_construction) == (8, 40)
+    path, params = _snapshot("gm")
+    assert params == (8, 40)
+    mtime = path.stat().st_mtime_ns
+    again = ingest(root, corpus="gm", embedder=index_embedder_factory(), exact_below=10)
+    assert (again.hnsw_m, again.hnsw_ef_construction) == (8, 40), "the corpus's own, not the defaults"
+    assert _snapshot("gm")[0].stat().st_mtime_ns == mtime, "nothing changed: the graph is not rewritten"
+    emb = index_embedder_factory()
+    changed = ingest(root, corpus="gm", embedder=emb, exact_below=10, hnsw_m=12)
+    assert emb.embedded == 0 and (changed.hnsw_m, changed.hnsw_ef_construction) == (12, 40)
+    assert _snapshot("gm")[1] == (12, 40)
+    r = IndexRetriever(corpus="gm", backend="hnsw")
+    assert r.search(["item3 tag3"], 1)[0][0].metadata["relpath"] == "img0003.png"
+
+
+def test_a_reader_searches_a_graph_built_with_other_parameters(tmp_path, index_make_images,
+                                                               index_embedder_factory):
+    root = tmp_path / "imgs"
+    index_make_images(root, 25, subdirs=False)
+    ingest(root, corpus="gr", embedder=index_embedder_factory(), exact_below=10)
+    store = CorpusStore.open("gr", write=True)
+    try:
+        store.set_graph_params(24, 100)  # recorded, but no writer has rebuilt the graph yet
+    finally:
+        store.close()
+    index = CorpusIndex("gr", backend="hnsw")
+    assert index.backend.graph_params == (16, 100), "loaded as it is, not rebuilt at query time"
+    assert _snapshot("gr")[1] == (16, 100)
+
+
+@pytest.mark.parametrize("bad", [{"hnsw_m": 2}, {"hnsw_m": 500}, {"ef_construction": 5}])
+def test_graph_parameters_out_of_range_are_refused(tmp_path, index_make_images, index_embedder_factory, bad):
+    root = tmp_path / "imgs"
+    index_make_images(root, 3, subdirs=False)
+    with pytest.raises(CorpusError, match="must be between"):
+        ingest(root, corpus="bad", embedder=index_embedder_factory(), **bad)
 
 
 def test_root_guard_refuses_files_and_folders_that_now_lead_out(tmp_path):

@@ -149,6 +149,11 @@ class HnswBackend:
     def capacity(self) -> int:
         return self.index.get_max_elements()
 
+    @property
+    def graph_params(self) -> tuple[int, int]:
+        """(M, ef_construction) the graph was built with."""
+        return int(self.index.M), int(self.index.ef_construction)
+
     def add(self, vectors: np.ndarray, labels: Sequence[int] | np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)

@@ -34,17 +34,21 @@ def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None,
     labels = store.live_labels()
     upto = store.next_label
     dim = store.dim
+    m, ef_construction = store.graph_params
     backend = None
     covered, seq = 0, 0
     for covered, seq, path in store.hnsw_snapshots():
         try:
             backend = HnswBackend.load(path, dim, capacity=max(upto, 16), threads=threads)
-            break
         except (RuntimeError, OSError, ValueError):  # a damaged snapshot: try an older one
             continue
+        if not save or backend.graph_params == (m, ef_construction):
+            break  # a reader searches any valid graph; a writer rebuilds one built otherwise
+        backend = None
     if backend is None:
         covered, seq = 0, 0
-        backend = HnswBackend(dim, capacity=max(16, len(labels)), threads=threads)
+        backend = HnswBackend(dim, capacity=max(16, len(labels)), threads=threads, m=m,
+                              ef_construction=ef_construction)
     changed = False
     dead, last_seq = store.tombstones_after(seq)
     if dead:

@@ -60,6 +60,9 @@ class IngestReport:
     """Images that went through the model in this run."""
     total: int = 0
     backend: str = "exact"
+    hnsw_m: int = 0
+    hnsw_ef_construction: int = 0
+    """The graph's parameters (used once the corpus is large enough for the HNSW backend)."""
     seconds: float = 0.0
     bad: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
@@ -117,6 +120,19 @@ def resolve_embedder(embedder: Embedder | ComponentSpec | dict | str | None,
     return built, {"use": spec.use, **spec.options()}
 
 
+HNSW_M_RANGE = (4, 96)
+EF_CONSTRUCTION_RANGE = (10, 2000)
+
+
+def _check_graph_params(m: int | None, ef_construction: int | None) -> None:
+    for name, value, (lo, hi) in (("M", m, HNSW_M_RANGE), ("ef_construction", ef_construction,
+                                                           EF_CONSTRUCTION_RANGE)):
+        if value is not None and not lo <= value <= hi:
+            raise CorpusError(f"HNSW {name} must be between {lo} and {hi}, not {value}",
+                              hint="defaults: M=16, ef_construction=100; larger = better recall, "
+                                   "more memory (M) and a slower build")
+
+
 def same_spec(model: Embedder, stored: dict[str, Any] | None) -> bool:
     """Whether ``model`` is the embedder ``stored`` describes (same name, same validated options)."""
     if not stored or stored.get("use") != model.name:
@@ -156,8 +172,13 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
            workers: int | None = None, extensions: Iterable[str] | None = None,
            max_pixels: int | None = MAX_PIXELS, progress: Progress | None = None,
            exact_below: int = EXACT_BELOW, strict: bool = False, draft_jpeg: bool = True,
-           graph_progress: Progress | None = None) -> IngestReport:
+           graph_progress: Progress | None = None, hnsw_m: int | None = None,
+           ef_construction: int | None = None) -> IngestReport:
     """Index (or update) ``root`` into a corpus; return what happened. See module docstring.
+
+    ``hnsw_m`` / ``ef_construction``: the HNSW graph's parameters (default: the corpus's own,
+    else M=16, ef_construction=100). They are kept with the corpus; new values rebuild the graph
+    from the stored vectors (nothing is re-embedded).
 
     ``progress`` follows the files, ``graph_progress`` the vectors inserted into the HNSW graph
     afterwards (minutes for a first index of a million images; only shown for 20k or more).
@@ -171,6 +192,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         raise CorpusError(f"{root} is not a folder", hint="pass the folder holding your images")
     if batch_size < 1:
         raise CorpusError("batch size must be at least 1")
+    _check_graph_params(hnsw_m, ef_construction)
     workers = workers or min(4, os.cpu_count() or 1)
     store = CorpusStore.open(corpus or (None if index_dir else root_path.name), index_dir, write=True)
     try:
@@ -181,6 +203,9 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         store.bind(root=root_path, identity=None if deferred else model.identity, spec=spec)
         report = IngestReport(corpus=store.name, index_dir=str(store.path), root=str(root_path),
                               embedder=store.embedder_identity or model.identity)
+        if hnsw_m is not None or ef_construction is not None:
+            m, efc = store.graph_params
+            store.set_graph_params(hnsw_m or m, ef_construction or efc)
         found = scan(root_path, extensions)
         report.scanned = len(found.files)
         report.skipped = list(found.skipped)
@@ -218,6 +243,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         if store.dim and (report.total >= exact_below or store.hnsw_snapshots()):
             sync_hnsw(store, save=True, progress=graph_progress)
             report.backend = "hnsw"
+        report.hnsw_m, report.hnsw_ef_construction = store.graph_params
         report.seconds = time.perf_counter() - t0
         report.report_path = str(store.write_report(report.to_dict()))
     finally:

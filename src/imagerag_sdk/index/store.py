@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import CorpusError
 from ..paths import corpora_dir
+from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
 from .items import COLUMNS, SCHEMA, Item, NewItem
 
 __all__ = ["CorpusStore", "Item", "NewItem", "corpus_dir"]
@@ -174,6 +175,15 @@ class CorpusStore:
     @property
     def epoch(self) -> int:
         return self._int("epoch")
+
+    @property
+    def graph_params(self) -> tuple[int, int]:
+        """(M, ef_construction) of the HNSW graph (the defaults for a corpus that never set them)."""
+        return self._int("hnsw_m") or HNSW_M, self._int("hnsw_ef_construction") or HNSW_EF_CONSTRUCTION
+
+    def set_graph_params(self, m: int, ef_construction: int) -> None:
+        """Record the graph parameters; a graph built with others is rebuilt by the next writer."""
+        self._set_meta({"hnsw_m": m, "hnsw_ef_construction": ef_construction})
 
     def bind(self, *, root: Path, identity: str | None, spec: dict[str, Any] | None) -> None:
         """Record (first run) or check (later runs) the corpus root and the embedder identity.

@@ -32,28 +32,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import CorpusError
-from ..paths import corpora_dir
+from ..paths import corpus_dir
 from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
 from .items import COLUMNS, SCHEMA, Item, NewItem
 
 __all__ = ["CorpusStore", "Item", "NewItem", "corpus_dir"]
 
 SCHEMA_VERSION = 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HNSW_FILE = re.compile(r"^hnsw-e(\d+)-n(\d+)-t(\d+)\.bin$")
-
-def corpus_dir(corpus: str | None = None, index_dir: str | os.PathLike | None = None) -> tuple[str, Path]:
-    """The (name, folder) of a corpus given by name (under the corpora dir) or by folder."""
-    if index_dir is not None:
-        path = Path(index_dir).expanduser().resolve()
-        return corpus or path.name, path
-    if not corpus:
-        raise CorpusError("no corpus given", hint="pass --corpus NAME (or --index-dir PATH)")
-    if not _NAME.match(corpus):
-        raise CorpusError(f"invalid corpus name '{corpus}'",
-                          hint="use letters, digits, '.', '_' and '-' (no leading dot or slash)")
-    return corpus, corpora_dir() / corpus
-
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")

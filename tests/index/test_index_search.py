@@ -178,6 +178,40 @@ def test_graph_build_reports_progress_when_it_is_long(tmp_path, index_make_image
     assert len(CorpusIndex("gp", backend="hnsw").backend) == 35
 
 
+def test_an_interrupted_graph_build_resumes_from_its_last_checkpoint(tmp_path, index_make_images,
+                                                                     index_embedder_factory, monkeypatch):
+    from imagerag_sdk.index import corpus as corpus_mod
+
+    root = tmp_path / "imgs"
+    index_make_images(root, 25, subdirs=False)
+    monkeypatch.setattr(corpus_mod, "GRAPH_STEP", 4)
+    monkeypatch.setattr(corpus_mod, "GRAPH_CHECKPOINT_S", -1.0)  # save after every step
+    added = []
+    real_add = HnswBackend.add
+
+    def add(self, vectors, labels):
+        if len(added) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the third insert
+        added.append(len(labels))
+        real_add(self, vectors, labels)
+
+    monkeypatch.setattr(HnswBackend, "add", add)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(root, corpus="ck", embedder=index_embedder_factory(), exact_below=10)
+    folder = tmp_path / "imagerag-home" / "corpora" / "ck"
+    assert [p.name for p in folder.glob("hnsw-*.bin")] == ["hnsw-e0-n8-t0.bin"]
+    added.clear()
+    monkeypatch.setattr(HnswBackend, "add", lambda self, v, labels: (added.append(len(labels)),
+                                                                     real_add(self, v, labels)))
+    emb = index_embedder_factory()
+    ingest(root, corpus="ck", embedder=emb, exact_below=10)
+    assert emb.embedded == 0 and added == [4, 4, 4, 4, 1], "only the 17 vectors the checkpoint lacked"
+    assert [p.name for p in folder.glob("hnsw-*.bin")] == ["hnsw-e0-n25-t0.bin"]
+    r = IndexRetriever(corpus="ck", backend="hnsw", dedupe=None)
+    assert {h.metadata["relpath"] for h in r.search(["item tag"], 25)[0]} == {
+        p.name for p in root.glob("*.png")}
+
+
 def _snapshot(corpus):
     store = CorpusStore.open(corpus)
     try:

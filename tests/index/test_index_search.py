@@ -284,6 +284,11 @@ def test_root_guard_refuses_files_and_folders_that_now_lead_out(tmp_path):
     assert guard.path("link-out.png") is None
     assert guard.path("moved/c.png") is None
     assert guard.path("sub/b.png") == str(root / "sub" / "b.png"), "cached folder, same answer"
+    live = RootGuard(root, cache_folders=False)  # what a long-lived search index uses
+    assert live.path("sub/b.png") == str(root / "sub" / "b.png")
+    shutil.rmtree(root / "sub")
+    os.symlink(outside, root / "sub")  # replaced after the first look
+    assert live.path("sub/b.png") is None
 
 
 class TestIndexRetrieverContract(RetrieverContract):

@@ -53,7 +53,8 @@ class ExactBackend:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k``; ``ef`` is taken for the backends' common signature and ignored."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         n = len(self.vectors)
         kk = min(k, n)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
 from .items import Item
+from .scan import RootGuard
 from .store import CorpusStore
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class CorpusIndex:
                               hint="index a folder into it first: imagerag index <folder> "
                                    f"--corpus {self.store.name}")
         self.root = root
-        self._root_real = Path(os.path.realpath(root))
+        self._guard = RootGuard(root, cache_folders=False)
         for attempt in range(3):  # a writer may switch the vectors file between our reads
             try:
                 self.labels, _ = self.store.snapshot()
@@ -159,15 +159,9 @@ class CorpusIndex:
 
     def abspath(self, item: Item) -> str | None:
         """Absolute path of an item, or ``None`` when it now resolves outside the corpus root."""
-        path = self.root / item.path
-        real = Path(os.path.realpath(path))
-        if real != self._root_real and self._root_real not in real.parents:
-            return None
-        return str(path)
+        return self._guard.path(item.path)
 
     def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(labels, scores), each (len(queries), k), best first; label -1 pads short rows.
         ``ef``: the HNSW search breadth (ignored by the exact scan)."""
-        if isinstance(self.backend, HnswBackend):
-            return self.backend.search(queries, k, ef=ef)
-        return self.backend.search(queries, k)
+        return self.backend.search(queries, k, ef=ef)

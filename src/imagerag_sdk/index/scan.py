@@ -75,20 +75,23 @@ class RootGuard:
     """Absolute paths of items under a corpus root, refusing those that now resolve outside it
     (a folder or file replaced by a symbolic link after indexing).
 
-    For bulk use over many items: each folder is resolved once and cached, and a file costs one
-    ``lstat`` unless it is itself a link (then it is resolved)."""
+    ``cache_folders`` (bulk use over many items, within one moment): each folder is resolved once;
+    a file then costs one ``lstat`` unless it is itself a link (then it is resolved). A long-lived
+    guard leaves it off, so a folder replaced by a link later is still caught."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, cache_folders: bool = True) -> None:
         self.root = str(root)
         self.real = os.path.realpath(root)
-        self._folders: dict[str, bool] = {}
+        self._folders: dict[str, bool] | None = {} if cache_folders else None
 
     def path(self, relpath: str) -> str | None:
         path = os.path.join(self.root, relpath)
         folder = os.path.dirname(path)
-        ok = self._folders.get(folder)
+        ok = self._folders.get(folder) if self._folders is not None else None
         if ok is None:
-            ok = self._folders[folder] = _inside(os.path.realpath(folder), self.real)
+            ok = _inside(os.path.realpath(folder), self.real)
+            if self._folders is not None:
+                self._folders[folder] = ok
         if not ok or (os.path.islink(path) and not _inside(os.path.realpath(path), self.real)):
             return None
         return path

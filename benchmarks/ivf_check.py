@@ -29,12 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from imagerag_sdk.index.backends import HNSW_EF_CONSTRUCTION, HNSW_M, ExactBackend, HnswBackend  # noqa: E402
 
+from retrieval import recall  # noqa: E402
 from retrieval_data import load_vectors, make_data  # noqa: E402
-
-
-def recall(truth: np.ndarray, got: np.ndarray) -> float:
-    k = truth.shape[1]
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(truth, got)]))
 
 
 def nearest(x: np.ndarray, c: np.ndarray, step: int = 8192) -> np.ndarray:
@@ -82,7 +78,8 @@ def p50_ms(fn, queries: np.ndarray) -> float:
     return float(np.median(times)) * 1e3
 
 
-def measure_hnsw(x: np.ndarray, sets: dict, truth: dict, k: int, efs: list[int], threads: int) -> None:
+def measure_hnsw(x: np.ndarray, sets: dict, truth: dict, k: int, efs: list[int], threads: int,
+                 fig: dict[str, float]) -> None:
     n, d = x.shape
     t0 = time.perf_counter()
     hnsw = HnswBackend(d, capacity=n, threads=threads, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
@@ -92,17 +89,19 @@ def measure_hnsw(x: np.ndarray, sets: dict, truth: dict, k: int, efs: list[int],
     for ef in efs:
         row = [f"ef {ef:>4}"]
         for name, q in sets.items():
-            got = hnsw.search(q, k, ef=ef)[0]
+            fig[f"hnsw_ef{ef}_{name}_recall"] = r = recall(truth[name], hnsw.search(q, k, ef=ef)[0])
             ms = p50_ms(lambda v: hnsw.search(v[None], k, ef=ef), q)
-            row.append(f"{name} recall {recall(truth[name], got):.4f} p50 {ms:.3f} ms")
+            row.append(f"{name} recall {r:.4f} p50 {ms:.3f} ms")
         print("  " + "; ".join(row), flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Print the comparison; return the recall figures, keyed like ``ivf4096_probe3_text_recall``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=None, help="vectors (synthetic default 100000)")
     ap.add_argument("--vectors", help="real embeddings (.npy); the rows after --n are the queries")
     ap.add_argument("--text-vectors", help="with --vectors: a second, shifted query set (.npy)")
+    ap.add_argument("--clusters", type=int, default=3000, help="synthetic data: mixture components")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--nlist", type=int, nargs="+", default=[1024, 4096])
@@ -113,14 +112,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.vectors:
         x, q_img, q_txt = load_vectors(args.vectors, args.n, args.queries, args.text_vectors)
     else:
-        x, q_img, q_txt = make_data(args.n or 100_000, 512, 3000, args.queries)
+        x, q_img, q_txt = make_data(args.n or 100_000, 512, args.clusters, args.queries)
     sets = {"image": q_img} if q_txt is None else {"image": q_img, "text": q_txt}
     n, d = x.shape
     k = args.k
     print(f"n = {n}, d = {d}, k = {k}, {len(q_img)} queries per set", flush=True)
-    truth = {name: ExactBackend(x).search(q, k)[0] for name, q in sets.items()}
-
-    measure_hnsw(x, sets, truth, k, args.ef, args.threads)
+    exact = ExactBackend(x)
+    truth = {name: exact.search(q, k)[0] for name, q in sets.items()}
+    fig: dict[str, float] = {}
+    measure_hnsw(x, sets, truth, k, args.ef, args.threads, fig)
 
     for nlist in args.nlist:
         t0 = time.perf_counter()
@@ -134,9 +134,11 @@ def main(argv: list[str] | None = None) -> None:
             row = [f"nprobe {nprobe:>3} ({nprobe / nlist:.1%} of lists)"]
             for name, q in sets.items():
                 got = np.stack([np.pad(ivf.search(v, k, nprobe), (0, k), constant_values=-1)[:k] for v in q])
+                fig[f"ivf{nlist}_probe{nprobe}_{name}_recall"] = r = recall(truth[name], got)
                 ms = p50_ms(lambda v: ivf.search(v, k, nprobe), q)
-                row.append(f"{name} recall {recall(truth[name], got):.4f} p50 {ms:.3f} ms")
+                row.append(f"{name} recall {r:.4f} p50 {ms:.3f} ms")
             print("  " + "; ".join(row), flush=True)
+    return fig
 
 
 if __name__ == "__main__":

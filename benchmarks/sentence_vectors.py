@@ -46,7 +46,8 @@ def sentences(text: str):
     for para in re.split(r"\n\s*\n", text):
         lines = [ln for ln in para.splitlines() if not ln.lstrip().startswith((">>>", "...", "$ ", "#"))]
         flat = " ".join(" ".join(lines).split())
-        yield from (s.strip() for s in SENTENCE_END.split(flat) if flat)
+        if flat:
+            yield from (s.strip() for s in SENTENCE_END.split(flat))
 
 
 def docstrings(path: Path) -> str:

@@ -24,6 +24,14 @@ def bench(request):
     return retrieval, retrieval_data
 
 
+@pytest.fixture(scope="module")
+def extra(bench):
+    import ivf_check
+    import sentence_vectors
+
+    return ivf_check, sentence_vectors
+
+
 def top_sims(x: np.ndarray, q: np.ndarray, k: int = 20) -> np.ndarray:
     s = q @ x.T
     return -np.sort(-s, axis=1)[:, :k]
@@ -64,6 +72,7 @@ def test_benchmark_runs_end_to_end_and_reports_its_figures(bench, tmp_path):
     assert fig["recall@10_image_queries"] >= 0.99
     assert fig["recall@10_text_queries"] >= 0.95
     assert fig["recall@10_after_load"] >= 0.99
+    assert fig["self_found_first"] >= 0.99  # an indexed item's own vector finds it
     # float32 vectors + M = 16 links at level 0 + label: the ≤ 2.2 KB/vector figure
     assert 2150 <= fig["hnsw_bytes_per_vector"] <= 2250
     assert fig["image_query_lid"] < fig["text_query_lid"]
@@ -105,3 +114,35 @@ def test_hugepages_flag_reruns_under_the_glibc_tunable(tmp_path):
     fig = json.loads(out.read_text())
     assert fig["tunables"] == "glibc.malloc.hugetlb=1"  # the re-run happened under the tunable
     assert "anon_hugepages_mb" in fig  # how much went on huge pages depends on the kernel's setting
+
+
+def test_a_cluster_index_wins_only_where_the_data_is_a_clean_mixture(extra, tmp_path):
+    ivf_check, _ = extra
+    # the synthetic mixture: 3 of 64 k-means lists hold nearly every neighbour
+    mixture = ivf_check.main(["--n", "4000", "--clusters", "30", "--queries", "50", "--nlist", "64",
+                              "--nprobe", "3", "--ef", "100"])
+    assert mixture["ivf64_probe3_image_recall"] >= 0.9
+    assert mixture["hnsw_ef100_image_recall"] >= 0.9
+    # vectors with no cluster structure: the same 3 lists miss most neighbours, the graph does not
+    path = tmp_path / "iso.npy"
+    np.save(path, np.random.default_rng(2).standard_normal((4050, 32)).astype(np.float32))
+    iso = ivf_check.main(["--vectors", str(path), "--queries", "50", "--nlist", "64", "--nprobe", "3",
+                          "--ef", "100"])
+    assert iso["ivf64_probe3_image_recall"] < 0.6
+    assert iso["hnsw_ef100_image_recall"] >= 0.9
+    assert "ivf64_probe3_text_recall" not in iso
+
+
+def test_sentence_collection_strips_roff_and_keeps_prose(extra):
+    _, sv = extra
+    man = "\n".join([".TH LS 1", ".SH NAME", r"Lists the \fBfiles\fR in a \s-1DIRECTORY\s0, sorted.",
+                      ".PP", ".B Use", r"\-a to show hidden entries too.", '.\\" a comment'])
+    text = sv.man_text(man)
+    assert "Lists the files in a DIRECTORY, sorted." in text and "comment" not in text
+    found = [s for s in sv.sentences(text + "\n\nx = 1. Too short. >>> code") if sv.good(s)]
+    assert found == ["Lists the files in a DIRECTORY, sorted.", "Use -a to show hidden entries too."]
+    pool = ["The index keeps every vector of the corpus on disk."] * 3
+    queries = sv.keywords(pool, 2, np.random.default_rng(0))
+    assert len(queries) == 2
+    assert all(len(q.split()) == 3 and set(q.split()) <= {"index", "keeps", "every", "vector",
+                                                         "corpus", "disk"} for q in queries)

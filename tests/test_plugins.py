@@ -2,7 +2,7 @@
 
 import pytest
 
-from imagerag_sdk.errors import ComponentNotFoundError, PluginError
+from imagerag_sdk.errors import ComponentNotFoundError
 from imagerag_sdk.plugins import get_registry
 
 GOOD = """
@@ -78,14 +78,122 @@ def test_allow_list_restricts_entry_points(plugin_site, monkeypatch):
     assert registry.names("generator") == ["fake"]
 
 
-def test_duplicate_names_name_both_distributions(plugin_site, monkeypatch):
+def test_duplicate_names_are_ambiguous_and_recorded_on_both(plugin_site, monkeypatch):
     plugin_site("imagerag-tiny", "tiny", "imagerag_tiny_test", GOOD)
     plugin_site("imagerag-other", "other", "imagerag_other_test", DUPLICATE)
     monkeypatch.setenv("IMAGERAG_LOAD_PLUGINS", "tiny,other")
-    with pytest.raises(PluginError) as err:
-        get_registry(refresh=True)
-    assert "imagerag-tiny" in str(err.value) and "imagerag-other" in str(err.value)
-    assert "tiny-painter" in str(err.value)
+    registry = get_registry(refresh=True)
+    infos = {p.name: p for p in registry.plugins}
+    assert infos["tiny"].clashes == ["generator 'tiny-painter' is also registered by imagerag-other (plugin 'other')"]
+    assert infos["other"].clashes == ["generator 'tiny-painter' is also registered by imagerag-tiny (plugin 'tiny')"]
+    assert infos["tiny"].ok and infos["other"].ok
+    assert "tiny-painter" not in registry.names("generator") and "fake" in registry.names("generator")
+    with pytest.raises(ComponentNotFoundError) as err:
+        registry.get("generator", "tiny-painter")
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    assert "imagerag-tiny (plugin 'tiny')" in message and "imagerag-other (plugin 'other')" in message
+    assert "uninstall all but one of imagerag-other, imagerag-tiny" in message
+    assert "IMAGERAG_LOAD_PLUGINS" in message
+
+
+def test_from_profile_fails_only_for_the_ambiguous_name(plugin_site, tmp_path):
+    from imagerag_sdk.errors import ProfileError
+    from imagerag_sdk.pipeline import ImageRAG
+
+    plugin_site("imagerag-tiny", "tiny", "imagerag_tiny_test", GOOD)
+    plugin_site("imagerag-other", "other", "imagerag_other_test", DUPLICATE)
+    assert ImageRAG.from_profile("fake").generator.name == "fake"
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("name: tiny\ngenerator: {use: tiny-painter}\ncritic: {use: fake}\n")
+    with pytest.raises(ProfileError, match=r"generator.use: generator 'tiny-painter' is ambiguous"):
+        ImageRAG.from_profile(profile)
+
+
+def test_the_same_class_from_two_plugins_is_no_clash(register_plugin):
+    from imagerag_sdk import hookimpl
+    from imagerag_sdk.testing.fakes import FakeGenerator
+
+    class Plugin:
+        @hookimpl
+        def register_generators(self, register):
+            register(FakeGenerator)
+
+    registry = register_plugin(Plugin(), name="again")
+    assert registry.get("generator", "fake").plugin == "builtins"
+    assert all(not p.clashes for p in registry.plugins)
+
+
+def test_a_clash_with_a_plugin_that_broke_is_no_clash(register_plugin):
+    from imagerag_sdk import hookimpl
+    from imagerag_sdk.testing.fakes import FakeGenerator
+
+    class Other(FakeGenerator):
+        name = "fake"
+
+    class HalfBroken:
+        @hookimpl
+        def register_generators(self, register):
+            register(Other)
+
+        @hookimpl
+        def register_critics(self, register):
+            raise RuntimeError("critic table is corrupt")
+
+    registry = register_plugin(HalfBroken(), name="half")
+    assert registry.get("generator", "fake").plugin == "builtins"
+    half = next(p for p in registry.plugins if p.name == "half")
+    assert not half.ok and not half.clashes and half.components == []
+    assert "critic table is corrupt" in half.traceback
+
+
+def test_a_misspelt_hook_breaks_only_its_plugin(register_plugin):
+    from imagerag_sdk import hookimpl
+    from imagerag_sdk.testing.fakes import FakeGenerator, FakeReranker
+
+    class Typo(FakeGenerator):
+        name = "typo"
+
+    class Reverse(FakeReranker):
+        name = "reverse"
+
+    class Misspelt:
+        @hookimpl
+        def register_generator(self, register):
+            register(Typo)
+
+        @hookimpl
+        def register_rerankers(self, register):
+            register(Reverse)
+
+    class Optional:  # an optional hook (for a newer core) is no error
+        @hookimpl(optionalhook=True)
+        def register_scorers(self, register):
+            pass
+
+    register_plugin(Misspelt(), name="misspelt")
+    registry = register_plugin(Optional(), name="optional")
+    infos = {p.name: p for p in registry.plugins}
+    assert infos["misspelt"].error == ("hook 'register_generator' matches no imagerag hook spec — "
+                                       "did you mean 'register_generators'?")
+    assert "typo" not in registry.names("generator") and "reverse" not in registry.names("reranker")
+    assert not registry.pm.is_registered(Misspelt) and infos["optional"].ok
+
+
+def test_errors_and_tracebacks_are_scrubbed_of_secrets(register_plugin, monkeypatch):
+    from imagerag_sdk import hookimpl
+
+    monkeypatch.setenv("FAKE_API_KEY", "sk-fake-0123456789abcdef")
+
+    class Leaky:
+        @hookimpl
+        def register_critics(self, register):
+            raise RuntimeError("rejected key sk-fake-0123456789abcdef")
+
+    registry = register_plugin(Leaky(), name="leaky")
+    leaky = next(p for p in registry.plugins if p.name == "leaky")
+    assert leaky.error == "register_critics failed: RuntimeError: rejected key ***"
+    assert "RuntimeError: rejected key ***" in leaky.traceback and "sk-fake" not in leaky.traceback
 
 
 def test_unknown_component_suggests_a_close_name():

@@ -3,7 +3,9 @@
 A plugin is a module with functions marked ``@hookimpl``, found through the entry-point group
 ``imagerag``. Each ``register_<role>s`` hook receives ``register``; call it once per component
 class: ``register(MyGenerator)`` (the class's ``name`` is the name profiles use) or
-``register(MyGenerator, name="alias")``. Specs only ever gain arguments.
+``register(MyGenerator, name="alias")``. Specs only ever gain arguments. A ``@hookimpl`` whose
+name matches no spec here (a misspelling) marks its plugin broken, unless it is
+``@hookimpl(optionalhook=True)``.
 """
 
 from __future__ import annotations

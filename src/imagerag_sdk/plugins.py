@@ -1,9 +1,11 @@
 """Plugin discovery: built-ins first, then each entry point of group ``imagerag`` on its own.
 
-A plugin that fails to import (or whose hook raises) is recorded with its error and skipped; the
-others still load. ``IMAGERAG_LOAD_PLUGINS`` (comma-separated entry-point or distribution names,
-empty for none) restricts which entry points load. Two components with the same role and name are
-an error naming both distributions.
+A plugin that fails to import, implements a hook no spec defines (a misspelt name), or whose hook
+raises is recorded as broken with its error and traceback (secrets scrubbed) and contributes
+nothing; the others still load. ``IMAGERAG_LOAD_PLUGINS`` (comma-separated entry-point or
+distribution names, empty for none) restricts which entry points load. Two plugins registering
+different classes under the same role and name make that name ambiguous: the clash is recorded on
+both, the name is kept out of the registry, and only asking for it fails.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
-from .errors import ComponentNotFoundError, PluginError
+from .errors import ComponentNotFoundError
 from .roles import ROLES, Component
 
 ENTRY_POINT_GROUP = "imagerag"
@@ -35,8 +37,16 @@ class PluginInfo:
     distribution: str
     version: str | None = None
     module: str | None = None
-    error: str | None = None
+    error: str | None = None  # set: the plugin is broken and contributes nothing
     components: list[tuple[str, str]] = field(default_factory=list)  # (role, name)
+    clashes: list[str] = field(default_factory=list)  # names another plugin registers too
+    traceback: str | None = None  # of the error, secrets scrubbed
+
+    def fail(self, message: str, exc: BaseException | None = None) -> None:
+        """Mark broken with ``message`` (and the traceback of ``exc``), secrets scrubbed."""
+        self.error = scrub(message)
+        if exc is not None:
+            self.traceback = scrub("".join(traceback.format_exception(exc)))
 
     @property
     def ok(self) -> bool:
@@ -59,6 +69,8 @@ class Registry:
         self.pm = pm
         self.plugins = plugins
         self.components: dict[str, dict[str, Registration]] = {role: {} for role in ROLES}
+        # names two or more plugins register with different classes: role -> name -> registrations
+        self.ambiguous: dict[str, dict[str, list[Registration]]] = {role: {} for role in ROLES}
 
     @property
     def broken(self) -> list[PluginInfo]:
@@ -70,6 +82,9 @@ class Registry:
     def get(self, role: str, name: str) -> Registration:
         if role not in self.components:
             raise ComponentNotFoundError(f"unknown role '{role}'", hint=f"roles are {', '.join(ROLES)}")
+        clash = self.ambiguous[role].get(name)
+        if clash:
+            raise ComponentNotFoundError(clash_message(role, name, clash), hint=clash_hint(clash)) from None
         try:
             return self.components[role][name]
         except KeyError:
@@ -77,7 +92,7 @@ class Registry:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             hint += f"installed {role}s: {', '.join(known) or 'none'}"
-            broken = [p for p in self.broken]
+            broken = self.broken
             if broken:
                 hint += "; broken plugins: " + ", ".join(f"{p.name} ({p.error})" for p in broken)
             raise ComponentNotFoundError(f"no {role} named '{name}'", hint=hint) from None
@@ -147,9 +162,9 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: list[tuple[s
     pm.register(core_builtins, name="builtins")
     infos.append(PluginInfo("builtins", CORE_DISTRIBUTION, _core_version(), core_builtins.__name__))
     for name, plugin in extra_plugins:
-        pm.register(plugin, name=name)
-        infos.append(PluginInfo(name, getattr(plugin, "__name__", name), None,
-                                getattr(plugin, "__name__", None)))
+        info = PluginInfo(name, getattr(plugin, "__name__", name), None, getattr(plugin, "__name__", None))
+        infos.append(info)
+        _register_checked(pm, plugin, info)
     if entry_points:
         allowed = _allowed()
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -160,15 +175,46 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: list[tuple[s
             info = PluginInfo(ep.name, dist, version, ep.value)
             infos.append(info)
             if pm.has_plugin(ep.name):
-                info.error = f"another plugin is already registered as '{ep.name}'"
+                info.fail(f"another plugin is already registered as '{ep.name}'")
                 continue
             try:
                 module = ep.load()
-                pm.register(module, name=ep.name)
             except Exception as exc:  # a broken plugin is recorded, never fatal
-                info.error = _one_line(exc)
-                info.traceback = traceback.format_exc()  # type: ignore[attr-defined]
+                info.fail(_one_line(exc), exc)
+                continue
+            _register_checked(pm, module, info)
     return pm, infos
+
+
+def _register_checked(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> None:
+    """Register ``plugin``; one whose hooks do not match the specs is recorded broken and left out."""
+    try:
+        pm.register(plugin, name=info.name)
+    except Exception as exc:  # e.g. a hookimpl whose arguments the spec does not have
+        info.fail(_one_line(exc), exc)
+        return
+    # pluggy's check_pending() per plugin: a hookimpl no spec defines (a misspelt name) breaks it
+    unknown = sorted(hc.name for hc in pm.get_hookcallers(plugin) or () if not hc.has_spec()
+                     and any(i.plugin is plugin and not i.optionalhook for i in hc.get_hookimpls()))
+    if unknown:
+        pm.unregister(plugin)
+        specs = [hc.name for hc in vars(pm.hook).values() if hc.has_spec()]
+        info.fail("; ".join(_unknown_hook_message(n, specs) for n in unknown))
+
+
+def _unknown_hook_message(name: str, specs: list[str]) -> str:
+    close = difflib.get_close_matches(name, specs, n=1)
+    fix = f"did you mean '{close[0]}'?" if close else f"hooks are {', '.join(sorted(specs))}"
+    return f"hook '{name}' matches no imagerag hook spec — {fix}"
+
+
+def scrub(text: str) -> str:
+    """``text`` with credential-looking environment values (API keys, tokens) replaced by ***."""
+    from .trace import env_secrets
+
+    for secret in sorted(env_secrets(), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _one_line(exc: BaseException) -> str:
@@ -177,49 +223,69 @@ def _one_line(exc: BaseException) -> str:
 
 
 def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
+    """Call every registration hook; a hook that raises breaks only its own plugin, a name two
+    plugins register with different classes becomes ambiguous (recorded on both)."""
     registry = Registry(pm, infos)
     by_name = {info.name: info for info in infos}
+    found: list[Registration] = []
     for role, hook_name in hookspecs.REGISTRATION_HOOKS.items():
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
-            info = by_name.get(impl.plugin_name) or PluginInfo(impl.plugin_name, impl.plugin_name)
+            info = by_name.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name, impl.plugin_name))
             if info.error:
                 continue
 
             def register(cls: type[Component], name: str | None = None, *, _role=role, _info=info) -> None:
-                _register(registry, _role, cls, name, _info)
+                found.append(_registration(_role, cls, name, _info))
 
             try:
                 impl.function(register=register)
-            except PluginError:
-                raise
             except Exception as exc:  # a hook that raises breaks only its own plugin
-                info.error = f"{hook_name} failed: {_one_line(exc)}"
-    # a plugin that broke half-way must not leave components behind
-    bad = {i.name for i in infos if i.error}
-    for role in registry.components:
-        registry.components[role] = {n: r for n, r in registry.components[role].items()
-                                     if r.plugin not in bad}
-        for reg in registry.components[role].values():
-            by_name[reg.plugin].components.append((role, reg.name)) if reg.plugin in by_name else None
+                info.fail(f"{hook_name} failed: {_one_line(exc)}", exc)
+    # a plugin that broke half-way leaves no components behind (and clashes with nothing)
+    by_key: dict[tuple[str, str], list[Registration]] = {}
+    for reg in found:
+        if by_name[reg.plugin].error:
+            continue
+        same = by_key.setdefault((reg.role, reg.name), [])
+        if all(other.cls is not reg.cls for other in same):
+            same.append(reg)
+    for (role, name), regs in by_key.items():
+        if len(regs) == 1:
+            registry.components[role][name] = regs[0]
+            by_name[regs[0].plugin].components.append((role, name))
+            continue
+        registry.ambiguous[role][name] = regs
+        for reg in regs:
+            others = ", ".join(f"{o.distribution} (plugin '{o.plugin}')" for o in regs if o is not reg)
+            by_name[reg.plugin].clashes.append(f"{role} '{name}' is also registered by {others}")
     return registry
 
 
-def _register(registry: Registry, role: str, cls: type[Component], name: str | None,
-              info: PluginInfo) -> None:
+def clash_message(role: str, name: str, regs: list[Registration]) -> str:
+    both = " and ".join(f"{r.distribution} (plugin '{r.plugin}')" for r in regs)
+    return f"{role} '{name}' is ambiguous: {len(regs)} plugins register it, {both}"
+
+
+def clash_hint(regs: list[Registration]) -> str:
+    """How to resolve a clash (the core's built-ins always load, so only plugins are named)."""
+    plugins = [r for r in regs if r.distribution != CORE_DISTRIBUTION]
+    if len(plugins) == 1:
+        return (f"uninstall {plugins[0].distribution}, or set IMAGERAG_LOAD_PLUGINS to the plugins to "
+                f"load without '{plugins[0].plugin}'")
+    return (f"uninstall all but one of {', '.join(r.distribution for r in plugins)}, or set "
+            f"IMAGERAG_LOAD_PLUGINS to the plugins to load with only one of "
+            f"{', '.join(repr(r.plugin) for r in plugins)}")
+
+
+def _registration(role: str, cls: type[Component], name: str | None, info: PluginInfo) -> Registration:
     base = ROLES[role]
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise TypeError(f"register_{role}s expects a {base.__name__} subclass, got {cls!r}")
     name = name or cls.name
     if not name:
         raise TypeError(f"{cls.__qualname__} has no 'name'; set the class attribute or pass name=")
-    existing = registry.components[role].get(name)
-    if existing is not None and existing.cls is not cls:
-        raise PluginError(
-            f"two plugins register a {role} named '{name}': {existing.distribution} "
-            f"(plugin '{existing.plugin}') and {info.distribution} (plugin '{info.name}')",
-            hint="uninstall one of them, or set IMAGERAG_LOAD_PLUGINS to load only one")
-    registry.components[role][name] = Registration(role, name, cls, info.name, info.distribution)
+    return Registration(role, name, cls, info.name, info.distribution)
 
 
 # -- process-wide state ------------------------------------------------------------------------

@@ -31,25 +31,36 @@ def cli() -> None:
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_cmd(as_json: bool) -> None:
-    """Installed plugins, broken ones with their error, and each component's options."""
+    """Installed plugins, broken ones with their error, name clashes, and each component's options.
+
+    With IMAGERAG_RAISE_ERRORS=1 the traceback of each broken plugin is printed too.
+    """
     from .plugins import get_registry
     from .describe import component_table, options_of
 
     registry = get_registry()
     if as_json:
         data = {"plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version,
-                             "error": p.error, "components": [list(c) for c in p.components]}
+                             "error": p.error, "traceback": p.traceback, "clashes": p.clashes,
+                             "components": [list(c) for c in p.components]}
                             for p in registry.plugins],
                 "components": {role: {name: {"plugin": reg.plugin, "distribution": reg.distribution,
                                              "description": reg.cls.description,
                                              "options": options_of(reg.cls)}
                                       for name, reg in regs.items()}
-                               for role, regs in registry.components.items()}}
+                               for role, regs in registry.components.items()},
+                "ambiguous": {role: {name: [{"plugin": r.plugin, "distribution": r.distribution} for r in regs]
+                                     for name, regs in names.items()}
+                              for role, names in registry.ambiguous.items() if names}}
         click.echo(json.dumps(data, indent=2))
         return
     console = _console(stderr=False)
     for table in component_table(registry):
         console.print(table)
+    if _raise_errors():
+        for p in registry.broken:
+            console.print(f"\nplugin '{p.name}' ({p.distribution}): {p.error}")
+            console.print(p.traceback or "(no traceback: the error was found, not raised)")
 
 
 # -- profiles ------------------------------------------------------------------------------------
@@ -170,28 +181,38 @@ def _progress_printer(console):
 
 
 # -- entry point -----------------------------------------------------------------------------------
+def _raise_errors() -> bool:
+    return os.environ.get("IMAGERAG_RAISE_ERRORS", "") not in ("", "0")
+
+
 def _add_plugin_commands(group: click.Group) -> None:
+    """Run each working plugin's ``register_commands``; a broken plugin's is never run."""
     from .plugins import get_registry
 
     registry = get_registry()
     infos = {p.name: p for p in registry.plugins}
     for impl in registry.pm.hook.register_commands.get_hookimpls():
+        info = infos.get(impl.plugin_name)
+        if info is not None and not info.ok:
+            continue
         try:
             impl.function(cli=group)
         except Exception as exc:  # a plugin's broken command must not take the CLI down
-            info = infos.get(impl.plugin_name)
             if info is not None:
-                info.error = f"register_commands failed: {type(exc).__name__}: {exc}"
+                info.fail(f"register_commands failed: {type(exc).__name__}: {exc}", exc)
 
 
 def main(argv: list[str] | None = None) -> None:
     from . import cli_corpus
+    from .plugins import scrub
 
     cli_corpus.add_commands(cli)
-    raise_errors = os.environ.get("IMAGERAG_RAISE_ERRORS", "") not in ("", "0")
+    raise_errors = _raise_errors()
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        _add_plugin_commands(cli)
-        cli.main(args=argv, prog_name="imagerag", standalone_mode=False)
+        if args[:1] != ["--version"]:  # the version needs no plugin
+            _add_plugin_commands(cli)
+        cli.main(args=args, prog_name="imagerag", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         raise SystemExit(130)
@@ -206,13 +227,13 @@ def main(argv: list[str] | None = None) -> None:
     except ImageRAGError as exc:
         if raise_errors:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(scrub(f"error: {exc}"), err=True)
         raise SystemExit(1)
     except Exception as exc:
         if raise_errors:
             raise
-        click.echo(f"error: unexpected {type(exc).__name__}: {exc} "
-                   "(set IMAGERAG_RAISE_ERRORS=1 for the traceback; please report it)", err=True)
+        click.echo(scrub(f"error: unexpected {type(exc).__name__}: {exc} "
+                         "(set IMAGERAG_RAISE_ERRORS=1 for the traceback; please report it)"), err=True)
         raise SystemExit(1)
 
 

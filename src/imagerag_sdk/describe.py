@@ -31,10 +31,11 @@ def component_table(registry) -> list:
     plugins = Table("plugin", "distribution", "version", "status", "components", title="Plugins")
     for p in registry.plugins:
         comps = ", ".join(f"{role}:{name}" for role, name in p.components) or "-"
-        plugins.add_row(p.name, p.distribution, p.version or "-", "ok" if p.ok else f"BROKEN: {p.error}", comps)
+        plugins.add_row(p.name, p.distribution, p.version or "-", plugin_status(p), comps)
     tables = [plugins]
     for role, regs in registry.components.items():
-        if not regs:
+        ambiguous = registry.ambiguous.get(role, {})
+        if not regs and not ambiguous:
             continue
         t = Table("name", "option", "type", "default", "description", title=f"{role}s")
         for name, reg in sorted(regs.items()):
@@ -43,5 +44,16 @@ def component_table(registry) -> list:
                 t.add_row(name, "-", "", "", reg.cls.description)
             for i, o in enumerate(opts):
                 t.add_row(name if i == 0 else "", o["name"], o["type"], repr(o["default"]), o["description"])
+        for name, clash in sorted(ambiguous.items()):
+            t.add_row(name, "-", "", "", "AMBIGUOUS: registered by " + ", ".join(r.distribution for r in clash))
         tables.append(t)
     return tables
+
+
+def plugin_status(p) -> str:
+    """'ok', 'BROKEN: <error>', or the names this plugin shares with another one."""
+    if not p.ok:
+        return f"BROKEN: {p.error}"
+    if p.clashes:
+        return "CLASH: " + "; ".join(p.clashes)
+    return "ok"

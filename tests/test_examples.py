@@ -56,3 +56,11 @@ def test_plugin_authors_doc_runs(tmp_path):
                  "TestUniqueCaption::test_returns_subset_of_hits", "test_best_caption_first", "test_duplicates_go",
                  "test_whole_loop_with_my_generator"):
         assert f"{test} PASSED" in out.stdout, out.stdout
+
+
+def test_python_api_doc_runs(tmp_path):
+    script = tmp_path / "python_api_doc.py"
+    script.write_text("\n\n".join(python_blocks(ROOT / "docs" / "python-api.md")), encoding="utf-8")
+    out = run_python([str(script)], cwd=tmp_path).stdout
+    assert "user image /no/such/me.png does not exist" in out, out
+    assert (tmp_path / "final.png").is_file() and "picked runs/" in out

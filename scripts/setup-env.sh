@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade uv
 args=(-e .)
-for d in plugins/*/ examples/imagerag-example-plugin/; do
+for d in plugins/*/ examples/imagerag-example-plugin/ examples/imagerag-example-generator/; do
   [ -f "$d/pyproject.toml" ] && args+=(-e "$d")
 done
 .venv/bin/uv pip install --quiet --python .venv/bin/python -c requirements/constraints.txt \

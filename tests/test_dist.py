@@ -19,7 +19,8 @@ BUILD = ROOT / "scripts" / "build-dist.sh"
 def _clean_env(tmp_path: Path, venv: Path | None = None) -> dict[str, str]:
     """The environment minus anything that would let the shared venv or the checkout leak in."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("IMAGERAG_")}
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+           and (not k.startswith("IMAGERAG_") or k == "IMAGERAG_DIST_TOOLS")}
     env["IMAGERAG_HOME"] = str(tmp_path / "home")
     if venv is not None:
         env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"

@@ -31,7 +31,8 @@ class ConnectionOptions(Options):
                                  "server or a test server); default: api.anthropic.com")
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for one HTTP request")
     max_retries: int = Field(2, ge=0, le=10, description="SDK retries with exponential backoff "
-                             "on connection errors, 408, 409, 429, 5xx and 529 (overloaded)")
+                             "on connection errors, 408, 409, 429, 5xx and 529 (overloaded); a Retry-After "
+                             "over 120 s ends the call instead of sleeping")
 
 
 def import_anthropic():

@@ -5,6 +5,7 @@ import json
 
 from PIL import Image
 
+from imagerag_sdk.errors import MalformedReplyError
 from imagerag_sdk.testing import ScriptedCritic
 
 PROMPT = "an oil painting of a sheep and a car"
@@ -109,3 +110,57 @@ def test_rephrase():
     prompt, exchanges = c.rephrase(PROMPT)
     assert prompt == "a thick oil painting of a white sheep next to a red car"
     assert exchanges[0].stage == "rephrase"
+
+
+class MalformedFirst(ScriptedCritic):
+    """Its provider answers ``bad`` malformed replies (an HTML page) before the script."""
+
+    name = "malformed-first"
+
+    def __init__(self, *args, bad=1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bad = bad
+
+    def ask(self, request):
+        if self.bad:
+            self.bad -= 1
+            self.requests.append(request)
+            raise MalformedReplyError("an HTML page (text/html), not a JSON completion", provider="fakeprov",
+                                      raw="<html>a sheep: a login page</html>" + "x" * 5000)
+        return super().ask(request)
+
+
+def test_malformed_reply_is_recorded_and_retried():
+    c = MalformedFirst(answers=["Yes"], mode="three_step", bad=2)
+    result = c.critique(PROMPT, IMAGE)
+    assert result.matches and not result.gave_up and result.attempts == 3
+    first, second, third = result.exchanges
+    assert first.error == "malformed reply from fakeprov: an HTML page (text/html), not a JSON completion"
+    assert first.answer.startswith("<html>") and len(first.answer) < 2100, "raw reply kept, capped"
+    assert first.parsed is None and second.error == first.error and third.error is None
+    assert [r.temperature for r in c.requests] == sorted(r.temperature for r in c.requests)
+
+
+def test_malformed_replies_to_the_end_give_up():
+    c = MalformedFirst(answers=["Yes"], mode="fused", retries=2, bad=10)
+    result = c.critique(PROMPT, IMAGE)
+    assert result.gave_up and not result.matches and len(result.exchanges) == 3
+    assert all(e.error.startswith("malformed reply from fakeprov") for e in result.exchanges)
+
+
+class MalformedCaptions(ScriptedCritic):
+    name = "malformed-captions"
+
+    def ask(self, request):
+        if request.text.startswith("For each concept below"):
+            self.requests.append(request)
+            raise MalformedReplyError("JSON of another shape", provider="fakeprov",
+                                      raw='{"error": "a sheep: a login page"}')
+        return super().ask(request)
+
+
+def test_malformed_caption_reply_is_not_read_for_captions():
+    result = MalformedCaptions(answers=["No", "- a sheep"], mode="three_step", retries=1).critique(PROMPT, IMAGE)
+    assert [(m.concept, m.caption) for m in result.missing] == [("a sheep", "a sheep")], \
+        "the raw reply must not be read as a caption"
+    assert [e.stage for e in result.exchanges][-2:] == ["captions", "captions"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imagerag_sdk.critique import VLMAnswer, VLMRequest
-from imagerag_sdk.errors import ConfigError, ProviderError
+from imagerag_sdk.errors import ConfigError, MalformedReplyError, ProviderError
 from imagerag_sdk.hookspecs import hookimpl
 from imagerag_sdk.images import fit_within, load_rgb
 from imagerag_sdk.rerank_vlm import VLMReranker, parse_choice
@@ -228,3 +228,29 @@ def test_in_a_profile_the_choice_reaches_the_references(tmp_path):
     assert reranked[0]["path"] == hits[1]["path"], "the critic's choice (image 2) comes first"
     assert reranked[0]["metadata"]["vlm_rerank"]["exchange"]["answer"] == "2"
     assert result.references[0].path == hits[1]["path"]
+
+
+class MalformedCritic(ScriptedCritic):
+    name = "malformed-vlm"
+
+    def ask(self, request: VLMRequest) -> VLMAnswer:
+        raise MalformedReplyError("'choices' is not a list", provider="fakeprov", raw='{"choices": "nope"}')
+
+
+class _MalformedPlugin:
+    @staticmethod
+    @hookimpl
+    def register_critics(register):
+        register(MalformedCritic)
+
+
+@pytest.mark.parametrize("on_provider_error", ["raise", "keep_order"])
+def test_malformed_reply_is_an_unusable_answer(vlm_hits, register_plugin, on_provider_error):
+    register_plugin(_MalformedPlugin(), name="vlm-malformed-critic")
+    r = VLMReranker(critic={"use": "malformed-vlm"}, on_provider_error=on_provider_error)
+    out = r.rerank(QUERY, vlm_hits)
+    assert paths(out) == paths(vlm_hits)
+    record = out[0].metadata["vlm_rerank"]
+    assert record["kept_visual_order"] is True
+    assert record["reason"] == "unusable answer: malformed reply from fakeprov: 'choices' is not a list"
+    assert r.exchanges[-1].answer == '{"choices": "nope"}'

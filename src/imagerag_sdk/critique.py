@@ -18,6 +18,7 @@ from PIL import Image
 from pydantic import Field
 
 from . import parsing
+from .errors import MalformedReplyError
 from .images import fit_within, to_rgb
 from .roles import Critic, Options
 from .types import Critique, Exchange, MissingConcept
@@ -119,7 +120,10 @@ class VLMCritic(Critic):
 
     @abstractmethod
     def ask(self, request: VLMRequest) -> VLMAnswer:
-        """Send one request; raise a :class:`~imagerag_sdk.errors.ProviderError` on failure."""
+        """Send one request; raise a :class:`~imagerag_sdk.errors.ProviderError` on failure, and
+        its :class:`~imagerag_sdk.errors.MalformedReplyError` when the provider answered with
+        something that is not a reply (an HTML page, JSON of another shape): the protocol counts
+        that as an unusable answer and asks again."""
 
     async def aask(self, request: VLMRequest) -> VLMAnswer:
         """Async variant; providers with an async client override it."""
@@ -169,11 +173,14 @@ class _Run:
         self.exchanges: list[Exchange] = []
         self.notes: list[str] = []
         self.max_attempt = 1
+        self.last_text = ""
+        """The text of the latest well-formed answer."""
 
     def ladder(self, stage: str, text: str, *, with_image: bool, parse: Callable[[VLMAnswer], Any],
                schema: dict | None = None) -> Any:
         """Ask until ``parse`` returns something not ``None``; ``None`` after all retries."""
         critic = self.critic
+        self.last_text = ""
         for attempt in range(critic.options.retries + 1):
             temperature, alternative, seed = critic.ladder(attempt)
             body = text + (VARIANTS[attempt % len(VARIANTS)] if alternative else "")
@@ -181,12 +188,17 @@ class _Run:
             req = VLMRequest(text=body, images=images, temperature=temperature,
                              json_schema=schema, seed=seed)
             start = time.perf_counter()
-            answer = critic.ask(req)
             try:
-                value = parse(answer)
-                error = None if value is not None else "unusable answer"
-            except Exception as exc:  # a parser bug must not lose the run; record it
-                value, error = None, f"parse failed: {type(exc).__name__}: {exc}"
+                answer = critic.ask(req)
+            except MalformedReplyError as exc:  # an unusable answer: record the raw reply, retry
+                answer, value, error = VLMAnswer(text=exc.raw), None, exc.message
+            else:
+                self.last_text = answer.text
+                try:
+                    value = parse(answer)
+                    error = None if value is not None else "unusable answer"
+                except Exception as exc:  # a parser bug must not lose the run; record it
+                    value, error = None, f"parse failed: {type(exc).__name__}: {exc}"
             self.exchanges.append(Exchange(
                 stage=stage, prompt=body, answer=answer.text, attempt=attempt + 1,
                 temperature=temperature, alternative=alternative, seed=req.seed, images=len(images),
@@ -228,8 +240,7 @@ class _Run:
                                parse=parse)
         if captions is None:
             # keep whatever the last answer did give, and fall back to the concept for the rest
-            last = self.exchanges[-1].answer if self.exchanges else ""
-            captions = parsing.parse_captions(last, concepts)
+            captions = parsing.parse_captions(self.last_text, concepts)
             for c in concepts:
                 if c not in captions:
                     captions[c] = c

@@ -56,6 +56,20 @@ class ProviderTimeoutError(ProviderError):
     """The provider did not answer in time."""
 
 
+class MalformedReplyError(ProviderError):
+    """The provider answered 2xx, but not with a well-formed reply: a body that is not UTF-8, an
+    HTML page, JSON of another shape. An *unusable answer*, not a failed call: the critic protocol
+    records it (``raw``: the body as text, capped) and asks again, as for any unusable answer."""
+
+    RAW_CAP = 2000
+
+    def __init__(self, detail: str, *, provider: str, raw: str = "", hint: str | None = None) -> None:
+        self.provider = provider
+        self.detail = detail
+        self.raw = raw if len(raw) <= self.RAW_CAP else raw[: self.RAW_CAP] + " …[cut]"
+        ImageRAGError.__init__(self, f"malformed reply from {provider}: {detail}", hint=hint)
+
+
 class CorpusError(ImageRAGError):
     """A corpus index that is missing, inconsistent, or built with another embedder."""
 

@@ -6,7 +6,8 @@ It works with any :class:`~imagerag_sdk.critique.VLMCritic` provider, named in t
 
     reranker: {use: vlm, top_n: 6, critic: {use: openai, model: gpt-4o-2024-08-06}}
 
-An unusable answer never fails the run: the visual order is kept and the reason recorded. Every
+An unusable answer (a malformed reply included) never fails the run: the visual order is kept
+and the reason recorded. Every
 exchange is kept in ``exchanges`` and in the first returned hit's ``metadata["vlm_rerank"]``.
 """
 
@@ -23,7 +24,7 @@ from pydantic import Field
 
 from . import parsing
 from .critique import VLMAnswer, VLMCritic, VLMRequest
-from .errors import ConfigError, ImageRAGError
+from .errors import ConfigError, ImageRAGError, MalformedReplyError
 from .images import fit_within, load_rgb
 from .roles import Options, Reranker
 from .specs import ComponentSpec
@@ -141,6 +142,9 @@ class VLMReranker(Reranker):
         start = time.perf_counter()
         try:
             answer = critic.ask(request)
+        except MalformedReplyError as exc:  # an unusable answer, whatever on_provider_error says
+            answer, error = VLMAnswer(text=exc.raw), f"unusable answer: {exc.message}"
+            ranking = None
         except ImageRAGError as exc:
             if self.options.on_provider_error == "raise":
                 raise

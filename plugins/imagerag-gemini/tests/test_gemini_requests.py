@@ -125,7 +125,7 @@ def test_5xx_is_retried_by_http_retry_options(gemini_server):
 def test_timeout_retried_then_mapped(gemini_server):
     gemini_server.set_default("Yes", delay=1.0)
     c = critic(gemini_server, mode="three_step", timeout=0.2, max_retries=1)
-    with pytest.raises(ProviderTimeoutError, match="after 1 retries"):
+    with pytest.raises(ProviderTimeoutError, match="after 2 requests"):
         c.critique(PROMPT, sample_image())
     assert len(gemini_server.requests) == 2
 

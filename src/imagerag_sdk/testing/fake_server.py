@@ -10,6 +10,11 @@ the real client at this server instead::
         ...
         server.requests[0].json["temperature"]         # what the client really sent
 
+Replies that are not a well-formed completion, for every provider: ``server.malformed(kind)``
+with a kind of :data:`MALFORMED_KINDS` (a body that is not UTF-8, an HTML page, JSON of the wrong
+shape …); ``server.error(429, retry_after=3600)`` for a long Retry-After; ``delay=`` for a slow
+reply. ``server.request_count`` is the number of HTTP requests that reached the server.
+
 Routing is on the path suffix: ``/chat/completions``, ``/responses``, ``/images/generations``,
 ``/images/edits``, ``/messages``, ``:generateContent``. Each queued reply is rendered in the
 shape of the provider the request was addressed to. With the queue empty the server answers 500.
@@ -39,6 +44,9 @@ class Reply:
     usage: dict[str, int] | None = None
     images_b64: list[str] | None = None
     """For image endpoints: base64 PNGs to return."""
+    malformed: str | None = None
+    """One of :data:`MALFORMED_KINDS`: a reply that is not a well-formed completion."""
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -101,13 +109,15 @@ class FakeAPIServer:
                     return
                 if reply.delay:
                     time.sleep(reply.delay)
-                self._send(reply.status, render(req, reply), reply.headers)
+                content_type = "text/html" if reply.malformed == "html" else reply.content_type
+                self._send(reply.status, render(req, reply), reply.headers, content_type)
 
-            def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+            def _send(self, status: int, payload: Any, headers: dict[str, str],
+                      content_type: str = "application/json") -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", content_type)
                     self.send_header("content-length", str(len(data)))
                     for k, v in headers.items():
                         self.send_header(k, v)
@@ -143,27 +153,83 @@ class FakeAPIServer:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    @property
+    def request_count(self) -> int:
+        """How many HTTP requests reached the server (client retries included)."""
+        with self._lock:
+            return len(self.requests)
+
     # -- scripting ---------------------------------------------------------------------------
     def reply(self, text: str | None = None, **kwargs: Any) -> "FakeAPIServer":
         """Queue one reply; ``status`` ≥ 400 sends the provider's error shape."""
         self.replies.append(Reply(text=text, **kwargs))
         return self
 
-    def error(self, status: int, message: str = "fake error", **kwargs: Any) -> "FakeAPIServer":
+    def error(self, status: int, message: str = "fake error", *, retry_after: float | None = None,
+              **kwargs: Any) -> "FakeAPIServer":
+        """Queue an error reply; a 429 asks for a 1 ms wait unless ``retry_after`` (seconds,
+        sent as both Retry-After and retry-after-ms) says otherwise."""
         headers = kwargs.pop("headers", {})
-        if status == 429:
+        if retry_after is not None:
+            headers = {"retry-after": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:g}",
+                       **headers}
+        elif status == 429:
             headers = {"retry-after-ms": "1", "retry-after": "0", **headers}
         return self.reply(message, status=status, headers=headers, **kwargs)
+
+    def malformed(self, kind: str, **kwargs: Any) -> "FakeAPIServer":
+        """Queue a 200 reply that is not a well-formed completion (see :data:`MALFORMED_KINDS`)."""
+        if kind not in MALFORMED_KINDS:
+            raise ValueError(f"unknown malformed kind {kind!r}; one of {', '.join(MALFORMED_KINDS)}")
+        return self.reply(malformed=kind, **kwargs)
 
     def set_default(self, text: str | None = None, **kwargs: Any) -> None:
         """The reply used whenever the queue is empty."""
         self.default = Reply(text=text, **kwargs)
 
 
+MALFORMED_KINDS = ("not_utf8", "html", "not_json", "not_object", "wrong_shape", "empty", "no_content")
+"""Replies with status 200 that no client can read as a completion: ``not_utf8`` (the provider's
+own shape, but the answer text in Latin-1), ``html`` (a web server's page, text/html), ``not_json``
+(cut-off JSON), ``not_object`` (a JSON list), ``wrong_shape`` (the main field of another type:
+``{"choices": "nope"}``), ``empty`` (no answer list: ``{"choices": []}``) and ``no_content`` (an
+answer without its message / text)."""
+
+_HTML = (b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n"
+         b"<body><h1>Welcome to nginx!</h1><p>If you see this page, the web server works.</p>"
+         b"</body></html>\n")
+_LATIN1 = "caf\u00e9 cr\u00e8me"  # sent Latin-1 encoded: not UTF-8
+_SHAPES = {
+    "openai": {"wrong_shape": {"choices": "nope"}, "empty": {"choices": []},
+               "no_content": {"choices": [{"index": 0, "finish_reason": "stop"}]}},
+    "anthropic": {"wrong_shape": {"type": "message", "role": "assistant", "content": "nope"},
+                  "empty": {"type": "message", "role": "assistant"},
+                  "no_content": {"type": "message", "role": "assistant", "content": [{"type": "text"}]}},
+    "gemini": {"wrong_shape": {"candidates": "nope"}, "empty": {"candidates": []},
+               "no_content": {"candidates": [{"index": 0}]}},
+}
+
+
+def _render_malformed(req: Request, reply: Reply) -> bytes:
+    kind = reply.malformed
+    if kind == "html":
+        return _HTML
+    if kind == "not_json":
+        return b'{"choices": [{"index": 0, "message": {"role": "assist'
+    if kind == "not_object":
+        return b'["Yes"]'
+    if kind == "not_utf8":
+        good = render(req, Reply(text="@@TEXT@@", usage=reply.usage))
+        return json.dumps(good).encode().replace(b"@@TEXT@@", _LATIN1.encode("latin-1"))
+    return json.dumps(_SHAPES[req.provider][kind]).encode()
+
+
 def render(req: Request, reply: Reply) -> Any:
     """The body of ``reply`` in the shape the addressed provider uses."""
     if reply.body is not None:
         return reply.body
+    if reply.malformed is not None:
+        return _render_malformed(req, reply)
     provider = req.provider
     if reply.status >= 400:
         return _error_body(provider, reply)

@@ -35,10 +35,10 @@ from typing import Any, ClassVar, Iterator
 import pytest
 from PIL import Image
 
-from ..errors import (AuthenticationError, ImageRAGError, ProviderError, ProviderTimeoutError,
-                      RateLimitError)
+from ..errors import (AuthenticationError, ImageRAGError, MalformedReplyError, ProviderError,
+                      ProviderTimeoutError, RateLimitError)
 from ..types import Critique
-from .fake_server import FakeAPIServer, Request
+from .fake_server import MALFORMED_KINDS, FakeAPIServer, Request
 from .payloads import decode_image_payload, sample_image, walk_json
 
 __all__ = ["ProviderCriticContract", "decode_image_payload", "sample_image", "PROMPT", "CONCEPTS",
@@ -276,6 +276,23 @@ class ProviderCriticContract:
             self._three_step(fake_server, **self.retry_options(0)).critique(PROMPT, picture)
         assert self.provider in str(err.value)
 
+    def test_long_retry_after_reports_the_real_request_count(self, fake_server, picture):
+        fake_server.set_default("slow down", status=429,
+                                headers={"retry-after": "3600", "retry-after-ms": "3600000"})
+        with pytest.raises(RateLimitError) as err:
+            self._three_step(fake_server, **self.retry_options(2)).critique(PROMPT, picture)
+        n = fake_server.request_count
+        assert err.value.provider == self.provider and self.provider in str(err.value)
+        assert f"after {n} request{'s' if n != 1 else ''}" in str(err.value), (n, str(err.value))
+        assert "\n" not in str(err.value)
+
+    def test_server_error_reports_the_real_request_count(self, fake_server, picture):
+        fake_server.set_default("boom", status=503)
+        with pytest.raises(ProviderError) as err:
+            self._three_step(fake_server, **self.retry_options(2)).critique(PROMPT, picture)
+        assert fake_server.request_count == 3
+        assert "after 3 requests" in str(err.value) and self.provider in str(err.value)
+
     def test_timeout(self, fake_server, picture):
         fake_server.reply("Yes", delay=3.0)
         critic = self._three_step(fake_server, **self.timeout_options(0.3))
@@ -318,6 +335,43 @@ class ProviderCriticContract:
         dumped = json.dumps(got.to_dict()) + json.dumps(critic.describe(), default=str) + repr(critic)
         assert self.fake_api_key not in dumped
         assert self.fake_api_key not in repr(critic.options)
+
+    # -- replies that are not a completion: unusable answers, retried, then given up -----------------
+    @pytest.mark.parametrize("kind", MALFORMED_KINDS)
+    def test_malformed_reply_is_an_unusable_answer(self, fake_server, picture, kind):
+        fake_server.set_default(malformed=kind)
+        got = self._critic(fake_server, mode="fused", retries=2).critique(PROMPT, picture)
+        assert isinstance(got, Critique)
+        assert got.gave_up is True and got.matches is False and got.missing == ()
+        assert fake_server.request_count == 3 and [e.attempt for e in got.exchanges] == [1, 2, 3]
+        for e in got.exchanges:
+            assert e.error and e.error.startswith(f"malformed reply from {self.provider}: "), e.error
+            assert e.answer, "the raw reply is kept in the exchange"
+            assert len(e.answer) <= MalformedReplyError.RAW_CAP + 10
+
+    @pytest.mark.parametrize("kind", ["html", "wrong_shape", "not_utf8"])
+    def test_malformed_three_step_gives_up(self, fake_server, picture, kind):
+        fake_server.set_default(malformed=kind)
+        got = self._three_step(fake_server, retries=1).critique(PROMPT, picture)
+        assert got.gave_up is True and got.matches is False
+        assert [e.stage for e in got.exchanges] == ["decide", "decide", "concepts", "concepts"]
+        assert all("malformed reply" in e.error for e in got.exchanges)
+
+    def test_malformed_then_valid_answer(self, fake_server, picture):
+        fake_server.malformed("html").reply(json_data=FUSED_NO)
+        got = self._critic(fake_server, mode="fused").critique(PROMPT, picture)
+        assert not got.gave_up and got.attempts == 2 and len(got.missing) == 2
+        assert "HTML" in got.exchanges[0].error and got.exchanges[0].answer.startswith("<!DOCTYPE html>")
+        assert got.exchanges[1].error is None
+
+    def test_aask_malformed_raises_malformed_reply_error(self, fake_server):
+        from ..critique import VLMRequest
+
+        fake_server.malformed("wrong_shape")
+        critic = self._three_step(fake_server).load()
+        with pytest.raises(MalformedReplyError) as err:
+            asyncio.run(critic.aask(VLMRequest(text="say hello", temperature=0.0)))
+        assert err.value.provider == self.provider and "nope" in err.value.raw
 
     # -- images, usage, async ---------------------------------------------------------------------
     @pytest.mark.parametrize("side", [128, 300])

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
-from imagerag_sdk.providers import api_key, require
+from imagerag_sdk.providers import CallRecord, api_key, event_hooks, reply_error, require
 from imagerag_sdk.errors import (AuthenticationError, ProviderError,
                                  ProviderTimeoutError, RateLimitError)
 from imagerag_sdk.images import encode, fit_within, to_rgb
@@ -31,7 +31,8 @@ class ConnectionOptions(Options):
                                  "server or a test server); default: api.anthropic.com")
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for one HTTP request")
     max_retries: int = Field(2, ge=0, le=10, description="SDK retries with exponential backoff "
-                             "on connection errors, 408, 409, 429, 5xx and 529 (overloaded)")
+                             "on connection errors, 408, 409, 429, 5xx and 529 (overloaded); a Retry-After "
+                             "over 120 s ends the call instead of sleeping")
 
 
 def import_anthropic():
@@ -51,11 +52,17 @@ def client_kwargs(options: ConnectionOptions) -> dict[str, Any]:
 
 
 def make_client(options: ConnectionOptions):
-    return import_anthropic().Anthropic(**client_kwargs(options))
+    """A client whose HTTP client records each call's requests and reply (``record_call``) and
+    does not sleep through a Retry-After longer than ``MAX_RETRY_WAIT``."""
+    anthropic = import_anthropic()
+    return anthropic.Anthropic(**client_kwargs(options),
+                               http_client=anthropic.DefaultHttpxClient(event_hooks=event_hooks()))
 
 
 def make_async_client(options: ConnectionOptions):
-    return import_anthropic().AsyncAnthropic(**client_kwargs(options))
+    anthropic = import_anthropic()
+    return anthropic.AsyncAnthropic(**client_kwargs(options), http_client=anthropic.DefaultAsyncHttpxClient(
+        event_hooks=event_hooks(is_async=True)))
 
 
 def image_block(img, *, max_side: int, fmt: Literal["png", "jpeg"] = "png",
@@ -86,11 +93,18 @@ def error_detail(exc: Any) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def map_error(exc: BaseException, *, options: ConnectionOptions, what: str) -> BaseException:
-    """The SDK error for an ``anthropic`` exception; names the provider and the fix.
+def map_error(exc: BaseException, *, options: ConnectionOptions, what: str,
+              record: CallRecord | None = None) -> BaseException:
+    """The SDK error for an ``anthropic`` exception; names the provider and the fix. ``record``
+    (the call's HTTP traffic) makes "after N requests" true; a reply the client could not read
+    (not UTF-8, HTML, not JSON) becomes a MalformedReplyError.
 
-    Exceptions that are not the anthropic SDK's (programming errors) are returned unchanged."""
+    Other exceptions (programming errors) are returned unchanged."""
     anthropic = import_anthropic()
+    if record is not None and record.answered and isinstance(
+            exc, (ValueError, TypeError, AttributeError, KeyError, anthropic.APIResponseValidationError)):
+        return reply_error(PROVIDER, record, f"the anthropic client could not read it: "
+                           f"{type(exc).__name__}: {exc}")
     if not isinstance(exc, anthropic.AnthropicError):
         return exc
     try:
@@ -99,9 +113,9 @@ def map_error(exc: BaseException, *, options: ConnectionOptions, what: str) -> B
         key = None
     detail = _redact(error_detail(exc), key)
     where = options.base_url or "api.anthropic.com"
-    retried = f"after {options.max_retries} retries"
+    retried = record.tries() if record is not None else f"after up to {options.max_retries} retries"
     if isinstance(exc, anthropic.APITimeoutError):
-        return ProviderTimeoutError(f"{what} timed out after {options.timeout:g} s ({where}) {retried}",
+        return ProviderTimeoutError(f"{what} timed out ({options.timeout:g} s per request, {retried}; {where})",
                                     provider=PROVIDER, hint="raise the 'timeout' option or retry later")
     if isinstance(exc, anthropic.APIConnectionError):
         return ProviderError(f"{what}: cannot reach {where}: {detail}", provider=PROVIDER,

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
+from imagerag_sdk.providers import CallRecord, body_problem, record_call, reply_error
 
 from . import _client
 from ._client import PROVIDER, ConnectionOptions
@@ -100,12 +101,19 @@ class AnthropicCritic(VLMCritic):
             args["extra_body"] = extra
         return args
 
-    def _answer(self, message: Any) -> VLMAnswer:
+    def _answer(self, message: Any, record: CallRecord) -> VLMAnswer:
+        if record.answered and body_problem(record):  # e.g. Latin-1 text decoded without complaint
+            raise reply_error(PROVIDER, record)
+        content = getattr(message, "content", None)
+        if not isinstance(content, list):
+            raise reply_error(PROVIDER, record, "no 'content' list of blocks in the reply")
         texts: list[str] = []
         data = None
-        for block in getattr(message, "content", None) or []:
+        for block in content:
             kind = getattr(block, "type", None)
             if kind == "text":
+                if not isinstance(getattr(block, "text", None), str):
+                    raise reply_error(PROVIDER, record, "a text block without text")
                 texts.append(block.text)
             elif kind == "tool_use" and getattr(block, "name", None) == TOOL_NAME:
                 data = block.input
@@ -119,8 +127,9 @@ class AnthropicCritic(VLMCritic):
         return VLMAnswer(text=text, data=data, usage=usage,
                          model=getattr(message, "model", None) or self.options.model)
 
-    def _raise_mapped(self, exc: BaseException) -> None:
-        mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
+    def _raise_mapped(self, exc: BaseException, record: CallRecord) -> None:
+        mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}",
+                                   record=record)
         if mapped is exc:
             raise exc
         raise mapped from exc
@@ -143,29 +152,31 @@ class AnthropicCritic(VLMCritic):
     def ask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         args = self._call_args(request)
-        try:
+        with record_call() as record:
             try:
-                message = self._client.messages.create(**args)
+                try:
+                    message = self._client.messages.create(**args)
+                except Exception as exc:
+                    if not self._tool_refused(exc, args):
+                        raise
+                    message = self._client.messages.create(**args)
             except Exception as exc:
-                if not self._tool_refused(exc, args):
-                    raise
-                message = self._client.messages.create(**args)
-        except Exception as exc:
-            self._raise_mapped(exc)
-        return self._answer(message)
+                self._raise_mapped(exc, record)
+            return self._answer(message, record)
 
     async def aask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         args = self._call_args(request)
         # an async client is bound to the event loop it first runs in: one per call
         async with _client.make_async_client(self.options) as client:
-            try:
+            with record_call() as record:
                 try:
-                    message = await client.messages.create(**args)
+                    try:
+                        message = await client.messages.create(**args)
+                    except Exception as exc:
+                        if not self._tool_refused(exc, args):
+                            raise
+                        message = await client.messages.create(**args)
                 except Exception as exc:
-                    if not self._tool_refused(exc, args):
-                        raise
-                    message = await client.messages.create(**args)
-            except Exception as exc:
-                self._raise_mapped(exc)
-        return self._answer(message)
+                    self._raise_mapped(exc, record)
+                return self._answer(message, record)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
-from imagerag_sdk.providers import api_key
+from imagerag_sdk.providers import CallRecord, api_key, event_hooks, reply_error
 from imagerag_sdk.errors import (AuthenticationError, MissingDependencyError, ProviderError,
                                  ProviderTimeoutError, RateLimitError, install_hint)
 from imagerag_sdk.images import encode, fit_within, to_rgb
@@ -64,7 +64,10 @@ def http_options(options: ConnectionOptions):
         attempts=options.max_retries + 1, initial_delay=options.retry_initial_delay,
         max_delay=options.retry_max_delay, exp_base=2.0,
         jitter=min(1.0, options.retry_initial_delay), http_status_codes=list(RETRY_STATUS))
-    kwargs: dict[str, Any] = {"timeout": max(1, round(options.timeout * 1000)), "retry_options": retry}
+    kwargs: dict[str, Any] = {"timeout": max(1, round(options.timeout * 1000)), "retry_options": retry,
+                              # count each call's requests and keep its reply (record_call)
+                              "client_args": {"event_hooks": event_hooks()},
+                              "async_client_args": {"event_hooks": event_hooks(is_async=True)}}
     if options.base_url:
         kwargs["base_url"] = options.base_url
     if options.api_version:
@@ -103,18 +106,29 @@ def _redact(text: str, key: str | None) -> str:
     return text.replace(key, "<redacted>") if key and key in text else text
 
 
-def map_error(exc: BaseException, *, options: ConnectionOptions, what: str) -> BaseException:
+def map_error(exc: BaseException, *, options: ConnectionOptions, what: str,
+              record: CallRecord | None = None) -> BaseException:
     """The SDK error for a google-genai / httpx2 exception; names the provider and the fix.
+    ``record`` (the call's HTTP traffic) makes "after N requests" true; a reply the client could
+    not read (not UTF-8, HTML, not JSON) becomes a MalformedReplyError.
 
     Exceptions that are neither (programming errors) are returned unchanged."""
     from google.genai import errors as genai_errors
+
+    if (record is not None and record.answered
+            and isinstance(exc, (ValueError, TypeError, AttributeError, KeyError,
+                                 genai_errors.UnknownApiResponseError))):
+        return reply_error(PROVIDER, record, f"the google-genai client could not read it: "
+                           f"{type(exc).__name__}: {exc}")
 
     try:
         key: str | None = resolve_key(options)
     except AuthenticationError:
         key = None
     where = options.base_url or "the Gemini API"
-    retried = f"after {options.max_retries} retries"
+    # google-genai ignores Retry-After: it retries on its own backoff
+    retried = (record.tries(max_wait=None) if record is not None
+               else f"after up to {options.max_retries} retries")
     if isinstance(exc, genai_errors.APIError):
         code = exc.code or 0
         detail = _redact(str(exc.message or exc.status or exc), key)
@@ -141,7 +155,7 @@ def map_error(exc: BaseException, *, options: ConnectionOptions, what: str) -> B
     except ImportError:  # pragma: no cover - google-genai 3.x depends on it
         httpx2 = None
     if httpx2 is not None and isinstance(exc, httpx2.TimeoutException):
-        return ProviderTimeoutError(f"{what} timed out after {options.timeout:g} s ({where}) {retried}",
+        return ProviderTimeoutError(f"{what} timed out ({options.timeout:g} s per request, {retried}; {where})",
                                     provider=PROVIDER, hint="raise the 'timeout' option or retry later")
     if httpx2 is not None and isinstance(exc, httpx2.TransportError):
         return ProviderError(f"{what}: cannot reach {where}: {type(exc).__name__}: "

@@ -7,6 +7,7 @@ valid JSON; the answer's text is then returned as is and the core parses it tole
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any, ClassVar, Literal
@@ -14,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
+from imagerag_sdk.providers import CallRecord, body_problem, record_call, reply_error
 
 from . import _client
 from ._client import PROVIDER, ConnectionOptions
@@ -92,7 +94,8 @@ class GeminiCritic(VLMCritic):
         return {"model": o.model, "contents": parts,
                 "config": types.GenerateContentConfig(**config)}
 
-    def _answer(self, response: Any, args: dict[str, Any]) -> VLMAnswer:
+    def _answer(self, response: Any, args: dict[str, Any], record: CallRecord) -> VLMAnswer:
+        _check_reply(response, record)
         text = response.text or ""
         data = None
         if args["config"].response_json_schema is not None:
@@ -122,8 +125,9 @@ class GeminiCritic(VLMCritic):
             return True
         return False
 
-    def _raise_mapped(self, exc: BaseException) -> None:
-        mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
+    def _raise_mapped(self, exc: BaseException, record: CallRecord) -> None:
+        mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}",
+                                   record=record)
         if mapped is exc:
             raise exc
         raise mapped from exc
@@ -131,27 +135,55 @@ class GeminiCritic(VLMCritic):
     def ask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         args = self._call_args(request)
-        try:
+        with record_call() as record:
             try:
-                response = self._client.models.generate_content(**args)
+                try:
+                    response = self._client.models.generate_content(**args)
+                except Exception as exc:
+                    if not self._schema_refused(exc, args):
+                        raise
+                    response = self._client.models.generate_content(**args)
             except Exception as exc:
-                if not self._schema_refused(exc, args):
-                    raise
-                response = self._client.models.generate_content(**args)
-        except Exception as exc:
-            self._raise_mapped(exc)
-        return self._answer(response, args)
+                self._raise_mapped(exc, record)
+            return self._answer(response, args, record)
 
     async def aask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         args = self._call_args(request)
-        try:
+        with record_call() as record:
             try:
-                response = await self._client.aio.models.generate_content(**args)
+                try:
+                    response = await self._client.aio.models.generate_content(**args)
+                except Exception as exc:
+                    if not self._schema_refused(exc, args):
+                        raise
+                    response = await self._client.aio.models.generate_content(**args)
             except Exception as exc:
-                if not self._schema_refused(exc, args):
-                    raise
-                response = await self._client.aio.models.generate_content(**args)
-        except Exception as exc:
-            self._raise_mapped(exc)
-        return self._answer(response, args)
+                self._raise_mapped(exc, record)
+            return self._answer(response, args, record)
+
+
+def _check_reply(response: Any, record: CallRecord) -> None:
+    """:class:`MalformedReplyError` unless the reply is a generateContent response: candidates
+    (each with content or a finish reason), or none with the prompt's block reason. google-genai
+    accepts any JSON object silently (``{"candidates": "nope"}`` reads as no candidates)."""
+    problem = body_problem(record) if record.answered else None
+    if problem:  # e.g. Latin-1 text, decoded by the client with replacement characters
+        raise reply_error(PROVIDER, record)
+    raw = _raw_json(record)
+    if not isinstance(raw, dict):
+        raise reply_error(PROVIDER, record, "the reply is not a JSON object")
+    candidates = raw.get("candidates")
+    if candidates is None or candidates == []:
+        if _client.finish_reason(response):  # prompt blocked: a well-formed, empty answer
+            return
+        raise reply_error(PROVIDER, record, "no candidates and no prompt feedback in the reply")
+    if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
+        raise reply_error(PROVIDER, record, "'candidates' is not a list of objects")
+    first = candidates[0]
+    if not isinstance(first.get("content"), dict) and not first.get("finishReason"):
+        raise reply_error(PROVIDER, record, "the first candidate has neither content nor a finish reason")
+
+
+def _raw_json(record: CallRecord) -> Any:
+    return json.loads(record.body) if record.body else None

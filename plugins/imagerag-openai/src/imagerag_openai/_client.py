@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
-from imagerag_sdk.providers import api_key, require
+from imagerag_sdk.providers import CallRecord, api_key, event_hooks, reply_error, require
 from imagerag_sdk.errors import (AuthenticationError, ProviderError,
                                  ProviderTimeoutError, RateLimitError)
 from imagerag_sdk.images import encode, fit_within, to_rgb
@@ -57,14 +57,17 @@ def client_kwargs(options: ConnectionOptions) -> dict[str, Any]:
 
 
 def make_clients(options: ConnectionOptions):
-    """A sync client; the async one is made per event loop by :func:`make_async_client`."""
+    """A sync client; the async one is made per event loop by :func:`make_async_client`.
+    Its HTTP client records each call's requests and reply (:func:`~imagerag_sdk.providers.record_call`)."""
     openai = import_openai()
-    return openai.OpenAI(**client_kwargs(options))
+    return openai.OpenAI(**client_kwargs(options),
+                         http_client=openai.DefaultHttpxClient(event_hooks=event_hooks()))
 
 
 def make_async_client(options: ConnectionOptions):
     openai = import_openai()
-    return openai.AsyncOpenAI(**client_kwargs(options))
+    return openai.AsyncOpenAI(**client_kwargs(options), http_client=openai.DefaultAsyncHttpxClient(
+        event_hooks=event_hooks(is_async=True)))
 
 
 def _redact(text: str, key: str | None) -> str:
@@ -73,9 +76,12 @@ def _redact(text: str, key: str | None) -> str:
     return text
 
 
-def map_error(exc: Exception, *, options: ConnectionOptions, what: str) -> Exception:
-    """The SDK error for an ``openai`` exception: names the provider and the fix."""
+def map_error(exc: Exception, *, options: ConnectionOptions, what: str,
+              record: CallRecord | None = None) -> Exception:
+    """The SDK error for an ``openai`` exception: names the provider and the fix; ``record``
+    (the call's HTTP traffic) makes "after N requests" true and spots malformed replies."""
     openai = import_openai()
+    tries = record.tries() if record is not None else f"after up to {options.max_retries + 1} requests"
     key = None
     try:
         key = resolve_key(options)
@@ -83,11 +89,14 @@ def map_error(exc: Exception, *, options: ConnectionOptions, what: str) -> Excep
         pass
     where = options.base_url or "api.openai.com"
     detail = _redact(str(getattr(exc, "message", None) or exc), key)
+    if record is not None and record.answered and isinstance(exc, openai.APIResponseValidationError):
+        return reply_error(PROVIDER, record, f"{type(exc).__name__}: {detail}")
     if isinstance(exc, openai.APITimeoutError):
-        return ProviderTimeoutError(f"{what} timed out after {options.timeout:g} s ({where})",
+        return ProviderTimeoutError(f"{what} timed out ({options.timeout:g} s per request, {tries}; "
+                                    f"{where})",
                                     provider=PROVIDER, hint="raise the 'timeout' option or retry later")
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(f"{what}: cannot connect to {where}: {detail}", provider=PROVIDER,
+        return ProviderError(f"{what}: cannot connect to {where} ({tries}): {detail}", provider=PROVIDER,
                              hint="check base_url and that the server is running")
     if isinstance(exc, openai.AuthenticationError):
         return AuthenticationError(f"{what}: the API key was rejected (401): {detail}",
@@ -97,14 +106,15 @@ def map_error(exc: Exception, *, options: ConnectionOptions, what: str) -> Excep
                                    hint=f"check that the key in {KEY_ENV} may use this model "
                                    "(organization / project access, verified organization for gpt-image)")
     if isinstance(exc, openai.RateLimitError):
-        return RateLimitError(f"{what}: rate limited (429) after {options.max_retries} retries: {detail}",
+        return RateLimitError(f"{what}: rate limited (429) {tries}: {detail}",
                               provider=PROVIDER, hint="wait, lower concurrency, raise 'max_retries', "
                               "or check the account's quota and billing")
     if isinstance(exc, openai.NotFoundError):
         return ProviderError(f"{what}: not found (404): {detail}", provider=PROVIDER,
                              hint="check the 'model' option (and base_url for a compatible server)")
     if isinstance(exc, openai.APIStatusError):
-        return ProviderError(f"{what}: HTTP {exc.status_code}: {detail}", provider=PROVIDER,
+        return ProviderError(f"{what}: HTTP {exc.status_code} {tries}: {detail}",
+                             provider=PROVIDER,
                              hint="check the model and options; 5xx errors are retried "
                              "'max_retries' times")
     return ProviderError(f"{what}: {type(exc).__name__}: {detail}", provider=PROVIDER)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
+from imagerag_sdk.providers import CallRecord, body_problem, record_call, reply_error
 
 from ._client import (PROVIDER, ConnectionOptions, data_url, import_openai, make_async_client,
                       make_clients, map_error, usage_dict)
@@ -129,10 +130,22 @@ class OpenAICritic(VLMCritic):
                 "name": "critique", "schema": request.json_schema, "strict": True}}
         return params
 
-    def _answer(self, response: Any, structured: bool) -> VLMAnswer:
-        choice = response.choices[0] if response.choices else None
-        message = choice.message if choice is not None else None
-        text = (message.content or getattr(message, "refusal", None) or "") if message else ""
+    def _answer(self, response: Any, structured: bool, record: CallRecord) -> VLMAnswer:
+        """The answer in a completion; :class:`MalformedReplyError` when the reply is none."""
+        problem = body_problem(record) if record.answered else None
+        if problem:  # e.g. Latin-1 text the SDK decoded without complaint
+            raise reply_error(PROVIDER, record)
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise reply_error(PROVIDER, record, "no 'choices' list with an answer in the reply"
+                              if not isinstance(choices, list) else "'choices' is empty")
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None)
+        refusal = getattr(message, "refusal", None)
+        if not isinstance(content, str) and not isinstance(refusal, str):
+            raise reply_error(PROVIDER, record, "the first choice has no message with text content")
+        text = content or refusal or ""
         data = None
         if structured and text:
             try:
@@ -157,33 +170,53 @@ class OpenAICritic(VLMCritic):
             return True
         return False
 
+    def _failed(self, exc: Exception, record: CallRecord) -> Exception:
+        """The SDK error for what the openai client raised; a reply the client could not read
+        (not UTF-8, HTML, not JSON) is a :class:`MalformedReplyError`, anything else re-raised."""
+        openai = import_openai()
+        if isinstance(exc, openai.OpenAIError):
+            return map_error(exc, options=self.options, what=f"chat completion with {self.options.model}",
+                             record=record)
+        if record.answered and isinstance(exc, (ValueError, TypeError, AttributeError, KeyError)):
+            return reply_error(PROVIDER, record, f"the openai client could not read it: "
+                               f"{type(exc).__name__}: {exc}")
+        return exc
+
     def ask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         openai = import_openai()
         params = self.build_params(request)
-        try:
+        with record_call() as record:
             try:
-                response = self._client.chat.completions.create(**params)
-            except openai.APIStatusError as exc:
-                if not self._rejected_schema(exc, params):
+                try:
+                    response = self._client.chat.completions.create(**params)
+                except openai.APIStatusError as exc:
+                    if not self._rejected_schema(exc, params):
+                        raise
+                    response = self._client.chat.completions.create(**params)
+            except Exception as exc:
+                failed = self._failed(exc, record)
+                if failed is exc:
                     raise
-                response = self._client.chat.completions.create(**params)
-        except openai.OpenAIError as exc:
-            raise map_error(exc, options=self.options, what=f"chat completion with {self.options.model}") from exc
-        return self._answer(response, "response_format" in params)
+                raise failed from exc
+            return self._answer(response, "response_format" in params, record)
 
     async def aask(self, request: VLMRequest) -> VLMAnswer:
         self.load()
         openai = import_openai()
         params = self.build_params(request)
         client = self._async_client()
-        try:
+        with record_call() as record:
             try:
-                response = await client.chat.completions.create(**params)
-            except openai.APIStatusError as exc:
-                if not self._rejected_schema(exc, params):
+                try:
+                    response = await client.chat.completions.create(**params)
+                except openai.APIStatusError as exc:
+                    if not self._rejected_schema(exc, params):
+                        raise
+                    response = await client.chat.completions.create(**params)
+            except Exception as exc:
+                failed = self._failed(exc, record)
+                if failed is exc:
                     raise
-                response = await client.chat.completions.create(**params)
-        except openai.OpenAIError as exc:
-            raise map_error(exc, options=self.options, what=f"chat completion with {self.options.model}") from exc
-        return self._answer(response, "response_format" in params)
+                raise failed from exc
+            return self._answer(response, "response_format" in params, record)

@@ -103,3 +103,13 @@ def test_builtin_profiles_options_match_their_components():
         assert check(profile) == [], entry.name
         checked += 1
     assert checked >= 1
+
+
+def test_a_profile_without_critic_is_invalid_for_validate_too(tmp_path):
+    """build_pipeline always refused it; validate now says so instead of 'ok'."""
+    profile = load_profile(write(tmp_path, "name: x\ngenerator: {use: fake, sise: 3}\n"))
+    problems = check(profile)
+    assert any("critic: the loop needs a critic" in p for p in problems)
+    with pytest.raises(ProfileError) as err:
+        ImageRAG.from_profile(profile)
+    assert err.value.problems == problems and len(problems) == 2

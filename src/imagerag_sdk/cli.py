@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -102,8 +102,11 @@ def profiles_show(name: str) -> None:
 @profiles_cmd.command("validate")
 @click.argument("files", nargs=-1, required=True)
 def profiles_validate(files: tuple[str, ...]) -> None:
-    """Validate profiles (names or paths). Exit 1 if any is invalid."""
-    from .profiles import check, load_profile
+    """Validate profiles (names or paths). Exit 1 if any is invalid.
+
+    'note:' lines say what stops a valid profile from running on this machine now (an unset
+    environment variable, a missing API key); 'imagerag generate' refuses those too."""
+    from .profiles import inspect_profile, load_profile
 
     bad = 0
     for item in files:
@@ -114,15 +117,17 @@ def profiles_validate(files: tuple[str, ...]) -> None:
             for problem in getattr(exc, "problems", [str(exc)]):
                 click.echo(f"invalid: {problem}")
             continue
-        problems = check(profile)
-        missing = [p for p in problems if "requires" in p and "not installed" in p]
-        other = [p for p in problems if p not in missing]
+        findings = inspect_profile(profile)
+        missing = [p for p in findings.invalid if "requires" in p and "not installed" in p]
+        other = [p for p in findings.invalid if p not in missing]
         for p in other:
             click.echo(f"invalid: {p}")
         bad += bool(other)
         if not other:
             note = "; to run it here: " + "; ".join(p.split(" — ", 1)[-1] for p in missing) if missing else ""
             click.echo(f"ok: {profile.source}{note}")
+        for p in findings.here:
+            click.echo(f"note: {p}")
     if bad:
         raise SystemExit(1)
 
@@ -134,7 +139,7 @@ def profiles_validate(files: tuple[str, ...]) -> None:
 @click.option("--out", "-o", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Folder the run folder is created in.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--image", "images", multiple=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--image", "images", multiple=True, metavar="PATH",
               help="A user (personalization) image; counts against the reference budget. Repeatable.")
 @click.option("--mode", type=click.Choice(["captions", "concepts", "prompt", "rephrase"]),
               help="Override the profile's loop mode (the paper's ablations).")
@@ -142,18 +147,41 @@ def profiles_validate(files: tuple[str, ...]) -> None:
 @click.option("--min-similarity", type=float, help="Override loop.min_similarity.")
 def generate_cmd(prompt: str, profile: str, out: str, seed: int, images: tuple[str, ...],
                  mode: str | None, max_rounds: int | None, min_similarity: float | None) -> None:
-    """Run the ImageRAG loop for PROMPT; prints the run folder."""
+    """Run the ImageRAG loop for PROMPT; prints the run folder.
+
+    The profile (as 'profiles validate' checks it, plus missing keys) and every --image are
+    checked before any model loads; each problem is printed on its own line."""
+    from .images import bad_images_error, check_images
     from .pipeline import ImageRAG
 
     overrides: dict[str, Any] = {k: v for k, v in (("mode", mode), ("max_rounds", max_rounds),
                                                    ("min_similarity", min_similarity)) if v is not None}
     console = _console()
-    pipeline = ImageRAG.from_profile(profile, **overrides)
+    bad_images = check_images([os.path.expanduser(i) for i in images], what="--image")
+    try:
+        pipeline = ImageRAG.from_profile(profile, **overrides)
+    except ImageRAGError as exc:
+        if bad_images:
+            exc.problems = list(getattr(exc, "problems", [str(exc)])) + bad_images  # type: ignore[attr-defined]
+        _refuse(exc)
+    if bad_images:
+        _refuse(bad_images_error(bad_images))
     progress = _progress_printer(console)
     pipeline.load(progress)
     result = pipeline.run(prompt, seed=seed, user_images=list(images), out=out, progress=progress)
     console.print(f"done · {summary(result)} · report: {result.run_dir / 'report.html'}")
     click.echo(str(result.run_dir))
+
+
+def _refuse(error: ImageRAGError) -> NoReturn:
+    """Print each of ``error.problems`` as its own ``error:`` line and exit 1; an error without
+    ``.problems`` (or IMAGERAG_RAISE_ERRORS=1) goes on to :func:`main`."""
+    problems = getattr(error, "problems", None)
+    if not problems or os.environ.get("IMAGERAG_RAISE_ERRORS", "") not in ("", "0"):
+        raise error
+    for line in problems:
+        click.echo(f"error: {line}", err=True)
+    raise SystemExit(1)
 
 
 def summary(result) -> str:

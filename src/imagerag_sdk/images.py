@@ -28,6 +28,29 @@ def load_rgb(path: str | Path, *, max_pixels: int | None = MAX_PIXELS) -> Image.
     return decode_rgb(data, name=str(p), max_pixels=max_pixels)
 
 
+def check_images(paths, *, what: str = "image", max_pixels: int | None = MAX_PIXELS) -> list[str]:
+    """Decode each of ``paths`` fully with :func:`load_rgb` (the indexer's pixel limit); one line
+    per file that cannot be used (missing, not an image, truncated, a decompression bomb), each
+    saying how to fix it; ``[]`` when all can be used."""
+    limit = f" of at most {max_pixels:,} pixels" if max_pixels is not None else ""
+    problems = []
+    for path in paths:
+        try:
+            load_rgb(path, max_pixels=max_pixels)
+        except BadImageError as exc:
+            problems.append(f"{what}: {exc.message} — pass the path of a complete image file "
+                            f"(PNG, JPEG, WebP …){limit}")
+    return problems
+
+
+def bad_images_error(problems: list[str]) -> BadImageError:
+    """One :class:`BadImageError` for every line of :func:`check_images`, in ``.problems``."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    error = BadImageError(problems[0] + more)
+    error.problems = list(problems)  # type: ignore[attr-defined]
+    return error
+
+
 def decode_rgb(data: bytes, *, name: str = "<bytes>", max_pixels: int | None = MAX_PIXELS,
                draft: tuple[int, int] | None = None) -> Image.Image:
     """Decode fully, upright, RGB. ``draft=(w, h)`` lets JPEGs decode at a reduced scale that

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 from PIL import Image
 
 from .errors import ConfigError, ImageRAGError, PipelineError
+from .images import bad_images_error, check_images
 from .roles import Component, Critic, Generator, Reranker, Retriever
 from .settings import LoopSettings
 from .trace import RunRecorder, new_run_dir
@@ -117,6 +118,9 @@ class ImageRAG:
         if not prompt or not prompt.strip():
             raise ConfigError("the prompt is empty", hint="pass the text to draw")
         users = [_user_ref(u, self.loop.user_caption) for u in user_images]
+        bad = check_images([u.path for u in users], what="user image")
+        if bad:  # before anything is generated, and before a run folder exists
+            raise bad_images_error(bad)
         left, n_concepts = self.budget(len(users))
         rec = RunRecorder(new_run_dir(out, prompt) if out is not None else None, secrets=self.secrets)
         caps = self.generator.capabilities
@@ -349,12 +353,11 @@ def _caps(caps: GeneratorCapabilities) -> dict[str, Any]:
 
 
 def _user_ref(item: str | Path | Reference, caption: str) -> Reference:
+    """The user image as a reference (absolute path); ``run()`` checks that it decodes."""
     if isinstance(item, Reference):
-        return Reference(path=str(Path(item.path).resolve()), caption=item.caption or caption, origin="user")
-    path = Path(item).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigError(f"user image {path} does not exist", hint="pass the path of an image file")
-    return Reference(path=str(path), caption=caption, origin="user")
+        return Reference(path=str(Path(item.path).expanduser().resolve()), caption=item.caption or caption,
+                         origin="user")
+    return Reference(path=str(Path(item).expanduser().resolve()), caption=caption, origin="user")
 
 
 def _picked_ref(item: Hit | Reference | str | Path) -> Reference:

@@ -4,6 +4,11 @@ A profile is validated in two steps. The shape (sections, ``use:`` names, loop s
 always, so built-in profiles validate on any install. Component options are checked against each
 component's own ``Options`` model when its plugin is installed; otherwise the profile says what to
 install. ``{$env: NAME}`` values are read from the environment only when the pipeline is built.
+
+What stops a valid profile from running on this machine and is known without loading anything (an
+unset ``{$env}`` variable, a component's ``preflight``: a missing API key) is a note for
+``profiles validate`` and an error for :func:`build_pipeline`, which checks everything (nested
+components included) before it constructs anything.
 """
 
 from __future__ import annotations
@@ -117,10 +122,16 @@ def parse_profile(data: Any, *, source: str = "<memory>") -> Profile:
 
 
 def profile_error(source: str, exc: ValidationError, prefix: str = "") -> ProfileError:
-    problems = [format_problem(source, err, prefix) for err in exc.errors()]
-    error = ProfileError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                         hint="see docs/profiles.md for the fields")
-    error.problems = problems  # type: ignore[attr-defined]
+    return problems_error([format_problem(source, err, prefix) for err in exc.errors()],
+                          hint="see docs/profiles.md for the fields")
+
+
+def problems_error(problems: list[str], hint: str | None = None) -> ProfileError:
+    """One :class:`ProfileError` carrying every problem line in ``.problems``; its message is the
+    first line (plus how many more), so one problem reads exactly as ``profiles validate`` prints it."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    error = ProfileError(problems[0] + more, hint=hint)
+    error.problems = list(problems)  # type: ignore[attr-defined]
     return error
 
 
@@ -137,38 +148,74 @@ def format_problem(source: str, err: dict[str, Any], prefix: str = "") -> str:
     return f"{source}: {loc or '<top>'}: {msg}{got}"
 
 
+@dataclass(frozen=True)
+class Findings:
+    """What :func:`inspect_profile` found, one actionable line per problem."""
+
+    invalid: list[str]
+    """The profile is wrong: missing plugins, unknown components, invalid options (nested
+    components included), no critic."""
+    here: list[str]
+    """The profile is right but cannot run on this machine now, known without loading anything:
+    unset ``{$env: …}`` variables and each component's ``preflight`` (e.g. a missing API key)."""
+
+    @property
+    def problems(self) -> list[str]:
+        return self.invalid + self.here
+
+
 def check(profile: Profile, *, registry=None) -> list[str]:
-    """Problems that stop this profile from being built here (missing plugins, unknown components,
-    invalid options); ``[]`` when it can be built."""
+    """Problems that stop this profile from being built anywhere (missing plugins, unknown
+    components, invalid options); ``[]`` when it can be built. See :func:`inspect_profile`."""
+    return inspect_profile(profile, registry=registry).invalid
+
+
+def inspect_profile(profile: Profile, *, registry=None) -> Findings:
+    """Every problem of ``profile`` that can be known without loading a model: what
+    ``profiles validate`` reports and what :func:`build_pipeline` refuses before building."""
     from .plugins import get_registry
 
     registry = registry or get_registry()
-    problems = [f"{profile.source}: requires {dist}, which is not installed — {install_hint(dist)}"
-                for dist in missing_distributions(profile)]
-    if problems:  # its components come from those plugins; naming each as unknown adds nothing
-        return problems
+    source = profile.source
+    missing = [f"{source}: requires {dist}, which is not installed — {install_hint(dist)}"
+               for dist in missing_distributions(profile)]
+    if missing:  # its components come from those plugins; naming each as unknown adds nothing
+        return Findings(missing, [])
+    invalid: list[str] = []
+    here: list[str] = []
     for role in SECTIONS:
         spec = getattr(profile, role)
         if spec is not None:
-            problems += _check_spec(profile.source, role, role, spec, registry)
-    return problems
+            here += [_unset_env_problem(source, where, name) for where, name in _env_refs(spec.options(), role)
+                     if not os.environ.get(name)]
+            _inspect_spec(source, role, role, spec, registry, invalid, here)
+    if profile.critic is None:
+        invalid.append(f"{source}: critic: the loop needs a critic — add a 'critic:' section "
+                       "(e.g. {use: openai} or {use: clip})")
+    return Findings(invalid, here)
 
 
-def _check_spec(source: str, role: str, where: str, spec: ComponentSpec, registry) -> list[str]:
+def _inspect_spec(source: str, role: str, where: str, spec: ComponentSpec, registry,
+                  invalid: list[str], here: list[str]) -> None:
     try:
         reg = registry.get(role, spec.use)
     except ComponentNotFoundError as exc:
-        return [f"{source}: {where}.use: {exc}"]
+        invalid.append(f"{source}: {where}.use: {exc}")
+        return
     try:
         options = reg.cls.Options.model_validate(_placeholder_secrets(spec.options()))
     except ValidationError as exc:
-        return [format_problem(source, err, where) for err in exc.errors()]
-    problems: list[str] = []
+        invalid += [format_problem(source, err, where) for err in exc.errors()]
+        return
+    try:
+        notes = list(reg.cls.preflight(options))
+    except Exception as exc:  # a plugin's broken preflight is reported as a problem, not raised
+        notes = [f"the preflight check of {role} '{spec.use}' failed: {type(exc).__name__}: {exc}"]
+    here += [f"{source}: {where}: {note}" for note in notes]
     for field_name in type(options).model_fields:
         value = getattr(options, field_name)
         if isinstance(value, ComponentSpec) and field_name in ROLES:
-            problems += _check_spec(source, field_name, f"{where}.{field_name}", value, registry)
-    return problems
+            _inspect_spec(source, field_name, f"{where}.{field_name}", value, registry, invalid, here)
 
 
 def missing_distributions(profile: Profile) -> list[str]:
@@ -196,14 +243,28 @@ def _placeholder_secrets(value: Any) -> Any:
     return value
 
 
+def _env_refs(value: Any, where: str) -> list[tuple[str, str]]:
+    """``(field path, variable)`` of every ``{$env: NAME}`` inside ``value``."""
+    if _is_env(value):
+        return [(where, value["$env"])]
+    if isinstance(value, dict):
+        return [ref for k, v in value.items() for ref in _env_refs(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [ref for i, v in enumerate(value) for ref in _env_refs(v, f"{where}[{i}]")]
+    return []
+
+
+def _unset_env_problem(source: str, where: str, name: str) -> str:
+    return f"{source}: {where} reads the environment variable {name}, which is not set — export {name}=…"
+
+
 def resolve_env(value: Any, where: str, source: str, secrets: set[str]) -> Any:
     """Replace ``{$env: NAME}`` with the variable's value (collected into ``secrets``)."""
     if _is_env(value):
         name = value["$env"]
         got = os.environ.get(name)
         if not got:
-            raise ConfigError(f"{source}: {where} reads the environment variable {name}, which is not set",
-                              hint=f"export {name}=…")
+            raise ConfigError(_unset_env_problem(source, where, name))
         secrets.add(got)
         return got
     if isinstance(value, dict):
@@ -215,7 +276,12 @@ def resolve_env(value: Any, where: str, source: str, secrets: set[str]) -> Any:
 
 # -- building --------------------------------------------------------------------------------------
 def build_pipeline(profile: str | Path | Profile, **loop_overrides: Any):
-    """A ready :class:`~imagerag_sdk.pipeline.ImageRAG` (components constructed, not yet loaded)."""
+    """A ready :class:`~imagerag_sdk.pipeline.ImageRAG` (components constructed, not yet loaded).
+
+    Before constructing anything it runs :func:`inspect_profile` (what ``profiles validate``
+    checks, nested components included) and treats its notes as failures too: an unset
+    ``{$env}`` variable or a component's preflight problem (a missing API key). All of them, and
+    invalid loop overrides, come in one :class:`ProfileError` whose ``.problems`` lists each line."""
     from .pipeline import ImageRAG
     from .plugins import get_registry
 
@@ -226,6 +292,15 @@ def build_pipeline(profile: str | Path | Profile, **loop_overrides: Any):
             f"profile '{profile.name}' needs {', '.join(missing)}, not installed",
             hint="; ".join(install_hint(d) for d in missing))
     registry = get_registry()
+    problems = inspect_profile(profile, registry=registry).problems
+    loop = profile.loop
+    if loop_overrides:
+        try:
+            loop = LoopSettings.model_validate({**loop.model_dump(), **loop_overrides})
+        except ValidationError as exc:
+            problems += [format_problem("overrides", err, "loop") for err in exc.errors()]
+    if problems:
+        raise problems_error(problems, hint="the error's .problems lists them all" if len(problems) > 1 else None)
     secrets: set[str] = set()
     built: dict[str, Any] = {}
     for role in SECTIONS:
@@ -235,19 +310,11 @@ def build_pipeline(profile: str | Path | Profile, **loop_overrides: Any):
         options = resolve_env(spec.options(), role, profile.source, secrets)
         try:
             built[role] = registry.build(role, spec.use, options)
-        except ComponentNotFoundError as exc:
-            raise ProfileError(f"{profile.source}: {role}.use: {exc.message}", hint=exc.hint) from None
-        except ValidationError as exc:
-            raise profile_error(profile.source, exc, prefix=role) from None
-    loop = profile.loop
-    if loop_overrides:
-        try:
-            loop = LoopSettings.model_validate({**loop.model_dump(), **loop_overrides})
-        except ValidationError as exc:
-            raise profile_error("overrides", exc, prefix="loop") from None
-    if profile.critic is None and "generator" in built:
-        raise ProfileError(f"{profile.source}: critic: the loop needs a critic",
-                           hint="add a 'critic:' section (e.g. {use: openai} or {use: clip})")
+        except ValidationError as exc:  # a value read from the environment that does not fit
+            lines = [format_problem(profile.source, err, role) for err in exc.errors()]
+            for secret in secrets:
+                lines = [line.replace(secret, "<redacted>") for line in lines]
+            raise problems_error(lines) from None
     return ImageRAG(built["generator"], built.get("critic"), built.get("retriever"), built.get("reranker"),
                     loop, profile=profile.name, secrets=secrets)
 

@@ -63,6 +63,18 @@ class Component(ABC):
     def _load(self) -> None:
         """Override: import heavy libraries and load weights here, never at import time."""
 
+    @classmethod
+    def preflight(cls, options: Options) -> list[str]:
+        """Problems that would stop this component from working and that are known without
+        loading anything (e.g. no API key in the options or the environment): one actionable
+        line each, ``[]`` when none. Must be cheap: no heavy import, no network, no weights.
+
+        ``options`` are already validated; a ``{$env: NAME}`` value arrives as a placeholder
+        string (the variable itself is checked by the profile). Called before a pipeline is built
+        and by ``imagerag profiles validate`` (there as notes). Nested component options are
+        checked through their own component's preflight."""
+        return []
+
     # -- description ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """Name, version and options (secrets masked) for traces and ``imagerag plugins``."""

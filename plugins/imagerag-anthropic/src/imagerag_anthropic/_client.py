@@ -43,6 +43,16 @@ def resolve_key(options: ConnectionOptions) -> str:
     return api_key(options.api_key, (KEY_ENV,), provider=PROVIDER, hint=KEY_HINT)
 
 
+def key_problems(options: ConnectionOptions) -> list[str]:
+    """The components' preflight: the missing-key line when neither the ``api_key`` option nor
+    the environment gives one (known without importing the SDK); ``[]`` otherwise."""
+    try:
+        resolve_key(options)
+    except AuthenticationError as exc:
+        return [str(exc)]
+    return []
+
+
 def client_kwargs(options: ConnectionOptions) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"api_key": resolve_key(options), "timeout": options.timeout,
                               "max_retries": options.max_retries}

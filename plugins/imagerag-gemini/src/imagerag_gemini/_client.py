@@ -57,6 +57,16 @@ def resolve_key(options: ConnectionOptions) -> str:
     return api_key(options.api_key, KEY_ENVS, provider=PROVIDER, hint=KEY_HINT)
 
 
+def key_problems(options: ConnectionOptions) -> list[str]:
+    """The components' preflight: the missing-key line when neither the ``api_key`` option nor
+    the environment gives one (known without importing the SDK); ``[]`` otherwise."""
+    try:
+        resolve_key(options)
+    except AuthenticationError as exc:
+        return [str(exc)]
+    return []
+
+
 def http_options(options: ConnectionOptions):
     """google-genai ``HttpOptions``: timeout in milliseconds, retries with exponential backoff."""
     _, types = import_genai()

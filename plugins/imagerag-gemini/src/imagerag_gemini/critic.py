@@ -55,6 +55,13 @@ class GeminiCritic(VLMCritic):
 
     options: GeminiCriticOptions
 
+    @classmethod
+    def preflight(cls, options: Any) -> list[str]:
+        """A missing API key, found before anything loads."""
+        from ._client import key_problems
+
+        return key_problems(options)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._client = None

@@ -131,16 +131,25 @@ def profiles_validate(files: tuple[str, ...]) -> None:
 @click.option("--min-similarity", type=float, help="Override loop.min_similarity.")
 def generate_cmd(prompt: str, profile: str, out: str, seed: int, images: tuple[str, ...],
                  mode: str | None, max_rounds: int | None, min_similarity: float | None) -> None:
-    """Run the ImageRAG loop for PROMPT; prints the run folder."""
+    """Run the ImageRAG loop for PROMPT; prints the run folder.
+
+    SIGTERM stops it like Ctrl-C (trace 'interrupted', report written), with exit code 143."""
+    from .interrupts import Terminated, sigterm_as_interrupt
     from .pipeline import ImageRAG
 
     overrides: dict[str, Any] = {k: v for k, v in (("mode", mode), ("max_rounds", max_rounds),
                                                    ("min_similarity", min_similarity)) if v is not None}
     console = _console()
-    pipeline = ImageRAG.from_profile(profile, **overrides)
-    progress = _progress_printer(console)
-    pipeline.load(progress)
-    result = pipeline.run(prompt, seed=seed, user_images=list(images), out=out, progress=progress)
+    try:
+        with sigterm_as_interrupt():
+            pipeline = ImageRAG.from_profile(profile, **overrides)
+            progress = _progress_printer(console)
+            pipeline.load(progress)
+            result = pipeline.run(prompt, seed=seed, user_images=list(images), out=out, progress=progress)
+    except Terminated as exc:
+        click.echo("terminated (SIGTERM): the run folder keeps what was done, with status 'interrupted'",
+                   err=True)
+        raise SystemExit(exc.exit_code) from None
     console.print(f"done · {summary(result)} · report: {result.run_dir / 'report.html'}")
     click.echo(str(result.run_dir))
 

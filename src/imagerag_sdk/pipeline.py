@@ -132,8 +132,8 @@ class ImageRAG:
                         generations=[], rounds=[], matched=None)
         try:
             result = self._loop(prompt, seed, users, n_concepts, rec, progress)
-        except KeyboardInterrupt:
-            rec.finish("interrupted", "interrupted by the user")
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under interrupts.sigterm_as_interrupt
+            rec.finish("interrupted", str(exc) or "interrupted by the user")
             raise
         except ImageRAGError as exc:
             rec.finish("failed", str(exc))

@@ -75,6 +75,7 @@ class RunRecorder:
         """Time a stage; its record is yielded so the caller can add details."""
         record: dict[str, Any] = {"stage": name, "round": round, "component": component}
         start = time.perf_counter()
+        self.save()  # the trace exists (status running) while the first stage runs
         try:
             yield record
             record["status"] = "done"

@@ -1,7 +1,7 @@
-"""Run folders: images, copied references, and ``trace.json`` written after every stage.
+"""Run folders: images, copied references, and ``trace.json`` written as every stage starts and ends.
 
-The trace is rewritten atomically (temp file + rename) each time a stage ends, so a run that is
-interrupted or fails still leaves a readable trace saying how far it got. Secret values (API keys
+The trace is rewritten atomically (temp file + rename) each time a stage starts or ends, so a run
+that is interrupted or fails still leaves a readable trace saying how far it got. Secret values (API keys
 read from the environment or a profile) are scrubbed from everything written.
 
 ``trace.json`` stays small: a text longer than :data:`INLINE_CHARS` is written once to

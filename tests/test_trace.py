@@ -89,3 +89,13 @@ def test_report_marks_a_hit_used_only_under_its_own_query(tmp_path):
     assert all(u["query"] in trace["rounds"][0]["hits"] for u in used)
     html = (result.run_dir / "report.html").read_text()
     assert html.count('class="used"') == len(used)
+
+
+def test_a_run_of_ordinary_sizes_is_written_whole(tmp_path):
+    """Limits and side files leave an ordinary run alone: trace.json holds the run's data as it is."""
+    result = ImageRAG.from_profile("fake").run(PROMPT, out=tmp_path)
+    on_disk = json.loads((result.run_dir / "trace.json").read_text())
+    assert on_disk == json.loads(json.dumps(result.trace, default=str))
+    assert on_disk["settings"]["limits"] == {"answer": 8000, "concept": 200, "caption": 1000}
+    assert not (result.run_dir / "texts").exists()
+    assert all("truncated" not in r for r in on_disk["rounds"])

@@ -150,8 +150,10 @@ def generate_cmd(prompt: str, profile: str, out: str, seed: int, images: tuple[s
     """Run the ImageRAG loop for PROMPT; prints the run folder.
 
     The profile (as 'profiles validate' checks it, plus missing keys) and every --image are
-    checked before any model loads; each problem is printed on its own line."""
+    checked before any model loads; each problem is printed on its own line. SIGTERM stops a
+    run like Ctrl-C (trace 'interrupted', report written), with exit code 143."""
     from .images import bad_images_error, check_images
+    from .interrupts import Terminated, sigterm_as_interrupt
     from .pipeline import ImageRAG
 
     overrides: dict[str, Any] = {k: v for k, v in (("mode", mode), ("max_rounds", max_rounds),
@@ -166,9 +168,15 @@ def generate_cmd(prompt: str, profile: str, out: str, seed: int, images: tuple[s
         _refuse(exc)
     if bad_images:
         _refuse(bad_images_error(bad_images))
-    progress = _progress_printer(console)
-    pipeline.load(progress)
-    result = pipeline.run(prompt, seed=seed, user_images=list(images), out=out, progress=progress)
+    try:
+        with sigterm_as_interrupt():
+            progress = _progress_printer(console)
+            pipeline.load(progress)
+            result = pipeline.run(prompt, seed=seed, user_images=list(images), out=out, progress=progress)
+    except Terminated as exc:
+        click.echo("terminated (SIGTERM): the run folder keeps what was done, with status 'interrupted'",
+                   err=True)
+        raise SystemExit(exc.exit_code) from None
     console.print(f"done · {summary(result)} · report: {result.run_dir / 'report.html'}")
     click.echo(str(result.run_dir))
 
@@ -177,7 +185,7 @@ def _refuse(error: ImageRAGError) -> NoReturn:
     """Print each of ``error.problems`` as its own ``error:`` line and exit 1; an error without
     ``.problems`` (or IMAGERAG_RAISE_ERRORS=1) goes on to :func:`main`."""
     problems = getattr(error, "problems", None)
-    if not problems or os.environ.get("IMAGERAG_RAISE_ERRORS", "") not in ("", "0"):
+    if not problems or _raise_errors():
         raise error
     for line in problems:
         click.echo(f"error: {line}", err=True)

@@ -136,8 +136,8 @@ class ImageRAG:
                         generations=[], rounds=[], matched=None)
         try:
             result = self._loop(prompt, seed, users, n_concepts, rec, progress)
-        except KeyboardInterrupt:
-            rec.finish("interrupted", "interrupted by the user")
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under interrupts.sigterm_as_interrupt
+            rec.finish("interrupted", str(exc) or "interrupted by the user")
             raise
         except ImageRAGError as exc:
             rec.finish("failed", str(exc))
@@ -176,9 +176,12 @@ class ImageRAG:
             with rec.stage("critique", round=round_, component=critic.name):
                 with _stage_errors("critique", critic):
                     crit = critic.critique(prompt, image, max_concepts=max(n_concepts, 1))
+            crit, cuts = loop.limits.apply(crit)  # retrieval uses the cut captions
             result.critiques.append(crit)
             result.matched = crit.matches
             rnd["critique"] = crit.to_dict()
+            if cuts:
+                rnd["truncated"] = rec.record_cuts(cuts)
             rec.data["matched"] = crit.matches
             if crit.matches:
                 rnd["notes"].append("the critic says the image matches: nothing retrieved")
@@ -187,6 +190,10 @@ class ImageRAG:
                 with rec.stage("rephrase", round=round_, component=critic.name) as st:
                     with _stage_errors("rephrase", critic):
                         new_prompt, exchanges = critic.rephrase(prompt)
+                    cuts = []
+                    exchanges = loop.limits.apply_exchanges(exchanges, cuts)
+                    if cuts:
+                        rnd.setdefault("truncated", []).extend(rec.record_cuts(cuts))
                     st["prompt"] = new_prompt
                     rnd["rephrase"] = {"prompt": new_prompt, "exchanges": [x.to_dict() for x in exchanges]}
                 image = self._generate(rec, progress, round_, new_prompt, users, seed)

@@ -1,4 +1,7 @@
-"""``report.html``: one self-contained page showing a run at a glance (images inlined)."""
+"""``report.html``: one self-contained page showing a run at a glance (images inlined).
+
+Texts come from the written trace, where long ones are already previews naming their side file
+(``texts/….txt``); the page links those files instead of repeating the texts."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,14 @@ figcaption{font-size:12px;color:#555;word-break:break-all}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
 pre{white-space:pre-wrap;background:#f7f7f7;padding:6px;font-size:12px}
 """
+
+
+_SIDE_FILE = re.compile(r"texts/[0-9a-f]{16}\.txt")
+
+
+def _text(value: Any) -> str:
+    """Escaped text with side-file names (``texts/….txt``) as links."""
+    return _SIDE_FILE.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', html.escape(str(value)))
 
 
 def _img_tag(path: Path, alt: str, cls: str = "", max_side: int = 512) -> str:
@@ -73,10 +85,16 @@ def render_report(trace: dict[str, Any], run_dir: Path) -> str:
             out.append(f"<p>critic: <b>{verdict}</b> (attempts {crit.get('attempts')})"
                        + (" — named no concept; fell back to the prompt" if rnd.get("fallback") else "")
                        + "</p>")
+        if rnd.get("truncated"):
+            out.append("<p>cut to the loop's limits (<code>loop.limits</code>):</p><ul>" + "".join(
+                f"<li>{e(t.get('what', ''))} of {e(str(t.get('where', '')))}: {t.get('original_chars')} → "
+                f"{t.get('kept_chars')} characters" + (f" (full text: {_text(t['full_text'])})"
+                                                       if t.get("full_text") else "") + "</li>"
+                for t in rnd["truncated"]) + "</ul>")
         if rnd.get("queries"):
             out.append("<table><tr><th>concept</th><th>retrieval caption</th></tr>")
             for q in rnd["queries"]:
-                out.append(f"<tr><td>{e(q.get('concept', ''))}</td><td>{e(q.get('query', ''))}</td></tr>")
+                out.append(f"<tr><td>{_text(q.get('concept', ''))}</td><td>{_text(q.get('query', ''))}</td></tr>")
             out.append("</table>")
         used = {(u.get("query"), u.get("path")) for u in rnd.get("used", [])}
         for query, hits in (rnd.get("hits") or {}).items():
@@ -91,13 +109,13 @@ def render_report(trace: dict[str, Any], run_dir: Path) -> str:
                 f"<li>{e(Path(d.get('path', '')).name)}: {e(d.get('reason', ''))}</li>" for d in rnd["dropped"])
                 + "</ul>")
         if rnd.get("notes"):
-            out.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in rnd["notes"]) + "</ul>")
+            out.append("<ul>" + "".join(f"<li>{_text(n)}</li>" for n in rnd["notes"]) + "</ul>")
         if crit.get("exchanges"):
             out.append("<details><summary>critic exchanges</summary>")
             for x in crit["exchanges"]:
                 out.append(f"<p>{e(x.get('stage', ''))} #{x.get('attempt')} · temperature "
                            f"{e(str(x.get('temperature')))}{' · ' + e(x['alternative']) if x.get('alternative') else ''}"
-                           f"</p><pre>{e(x.get('prompt', ''))}</pre><pre>{e(x.get('answer', ''))}</pre>")
+                           f"</p><pre>{_text(x.get('prompt', ''))}</pre><pre>{_text(x.get('answer', ''))}</pre>")
             out.append("</details>")
     if trace.get("final_image"):
         out.append("<h2>Final image</h2>" + _figure(run_dir, trace["final_image"], trace.get("prompt", "")))

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .limits import Limits
+
 
 class LoopSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -31,3 +33,5 @@ class LoopSettings(BaseModel):
                          "is the generator's image placeholder")
     user_caption: str = Field("the given subject", description="Caption of user (personalization) images "
                               "given without one")
+    limits: Limits = Field(default_factory=Limits, description="Characters kept of each critic answer, "
+                           "concept and caption; what is cut is recorded in the trace")

@@ -1,13 +1,18 @@
-"""Run folders: images, copied references, and ``trace.json`` written after every stage.
+"""Run folders: images, copied references, and ``trace.json`` written as every stage starts and ends.
 
-The trace is rewritten atomically (temp file + rename) each time a stage ends, so a run that is
-interrupted or fails still leaves a readable trace saying how far it got. Secret values (API keys
+The trace is rewritten atomically (temp file + rename) each time a stage starts or ends, so a run
+that is interrupted or fails still leaves a readable trace saying how far it got. Secret values (API keys
 read from the environment or a profile) are scrubbed from everything written.
+
+``trace.json`` stays small: a text longer than :data:`INLINE_CHARS` is written once to
+``texts/<sha256 prefix>.txt`` and the trace keeps its first :data:`PREVIEW_CHARS` characters and a
+pointer to the file. Images are files of the run folder, named in the trace, never embedded.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
@@ -20,6 +25,10 @@ from typing import Any, Iterable, Iterator
 from PIL import Image
 
 SCHEMA_VERSION = 1
+INLINE_CHARS = 10_000
+"""Texts longer than this go to a side file; the trace keeps a preview and the file's name."""
+PREVIEW_CHARS = 500
+TEXT_DIR = "texts"
 _SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)$", re.I)
 
 
@@ -66,6 +75,7 @@ class RunRecorder:
         """Time a stage; its record is yielded so the caller can add details."""
         record: dict[str, Any] = {"stage": name, "round": round, "component": component}
         start = time.perf_counter()
+        self.save()  # the trace exists (status running) while the first stage runs
         try:
             yield record
             record["status"] = "done"
@@ -97,6 +107,25 @@ class RunRecorder:
             shutil.copyfile(src, dest)
         return str(dest.relative_to(self.run_dir))
 
+    def side_text(self, text: str) -> str | None:
+        """Write ``text`` (scrubbed) once to ``texts/<sha256 prefix>.txt``; its run-relative path."""
+        if self.run_dir is None:
+            return None
+        text = self.scrub(text)
+        name = f"{TEXT_DIR}/{hashlib.sha256(text.encode()).hexdigest()[:16]}.txt"
+        path = self.run_dir / name
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        return name
+
+    def record_cuts(self, cuts: Iterable[Any]) -> list[dict[str, Any]]:
+        """Trace entries for :class:`~imagerag_sdk.limits.Cut` s, each full text in a side file."""
+        return [{"what": c.what, "where": c.where, "original_chars": len(c.text), "kept_chars": c.kept,
+                 "full_text": self.side_text(c.text)} for c in cuts]
+
     def finish(self, status: str, error: str | None = None) -> None:
         self.data["status"] = status
         self.data["error"] = self.scrub(error) if error else None
@@ -112,7 +141,23 @@ class RunRecorder:
         return text
 
     def to_json(self) -> str:
-        return self.scrub(json.dumps(self.data, indent=2, default=_default, ensure_ascii=False))
+        plain = json.loads(json.dumps(self.data, default=_default, ensure_ascii=False))
+        return self.scrub(json.dumps(self._compact(plain), indent=2, ensure_ascii=False))
+
+    def _compact(self, value: Any) -> Any:
+        """``value`` with every long text (a key too) replaced by a preview naming its side file."""
+        if isinstance(value, str):
+            if len(value) <= INLINE_CHARS:
+                return value
+            text = self.scrub(value)  # before cutting, so no secret is left half-masked
+            where = self.side_text(text)
+            return (text[:PREVIEW_CHARS] + f" … [{len(text)} characters; "
+                    + (f"full text: {where}]" if where else "full text not kept]"))
+        if isinstance(value, dict):
+            return {self._compact(k): self._compact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._compact(v) for v in value]
+        return value
 
     def save(self) -> None:
         if self.run_dir is None:

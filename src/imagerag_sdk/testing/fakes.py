@@ -15,6 +15,7 @@ import json
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,6 +56,7 @@ class FakeGeneratorOptions(Options):
     size: int = Field(64, ge=8, le=1024, description="Output side in pixels")
     max_references: int = Field(3, ge=0, description="References one call accepts")
     conditioning: str = Field("in_context", description="in_context | adapter | none")
+    delay: float = Field(0.0, ge=0, description="Seconds each call sleeps first (to test stopping a slow run)")
 
 
 class FakeGenerator(Generator):
@@ -80,6 +82,8 @@ class FakeGenerator(Generator):
         if len(references) > self.options.max_references:
             raise ValueError(f"{len(references)} references given, at most "
                              f"{self.options.max_references} accepted")
+        if self.options.delay:
+            time.sleep(self.options.delay)
         self.calls.append({"prompt": prompt, "references": list(references), "seed": seed})
         s = self.options.size
         r, g, b = _digest(prompt, seed)[:3]

@@ -96,12 +96,16 @@ def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None,
 
 
 def _save_snapshot(store: CorpusStore, backend: HnswBackend, upto: int, seq: int) -> None:
-    """Write the graph as covering live labels < ``upto`` and tombstones ≤ ``seq``; drop the others."""
+    """Write the graph as covering live labels < ``upto`` and tombstones ≤ ``seq``; drop the others.
+
+    The file's name is then committed to the meta table, so readers searching exactly for want of
+    a graph see the change (``PRAGMA data_version``) and load it."""
     target = store.hnsw_path(upto, seq)
     backend.save(target)
     for _, _, old in store.hnsw_snapshots():
         if old != target:
             old.unlink(missing_ok=True)
+    store.note_graph(target.name)
 
 
 def _drop(labels: np.ndarray, dead: list[int]) -> np.ndarray:
@@ -329,8 +333,7 @@ class CorpusIndex:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         view = self.current()
         for attempt in range(RETRIES):
-            labels, scores = view.backend.search(queries, k, ef=ef)
-            labels = np.where(_sorted_member(view.labels, labels), labels, -1)  # only this view's
+            labels, scores = self._search(view, queries, k, ef)
             wanted = sorted({int(x) for x in labels.ravel() if x >= 0})
             with self._lock, self.store.reading():
                 same = self.store.data_version() == view.version or self.store.epoch == view.epoch
@@ -348,8 +351,15 @@ class CorpusIndex:
         """(labels, scores), each (len(queries), k), best first; label -1 pads short rows.
         ``ef``: the HNSW search breadth (ignored by the exact scan). :meth:`query` also returns
         the items, from the same view."""
-        found = self.query(queries, k, ef=ef)
-        return found.labels, found.scores
+        return self._search(self.current(), np.atleast_2d(np.asarray(queries, dtype=np.float32)), k, ef)
+
+    @staticmethod
+    def _search(view: View, queries: np.ndarray, k: int, ef: int | None) -> tuple[np.ndarray, np.ndarray]:
+        labels, scores = view.backend.search(queries, k, ef=ef)
+        live = _sorted_member(view.labels, labels)
+        if not live.all():  # a graph shared with a newer view, or saved after this view was read
+            labels = np.where(live | (labels < 0), labels, -1)
+        return labels, scores
 
     @property
     def labels(self) -> np.ndarray:

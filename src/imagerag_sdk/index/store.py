@@ -399,6 +399,10 @@ class CorpusStore:
     def hnsw_path(self, upto: int, seq: int) -> Path:
         return self.path / f"hnsw-e{self.epoch}-n{upto}-t{seq}.bin"
 
+    def note_graph(self, name: str) -> None:
+        """Record the newest snapshot's name (informative; its commit tells readers to look)."""
+        self._set_meta({"hnsw_snapshot": name})
+
     def write_report(self, report: dict[str, Any]) -> Path:
         path = self.path / "last-ingest.json"
         _atomic_write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -14,7 +14,8 @@ SQLite is the source of truth. A batch's vectors are written and flushed *before
 that records their rows (and advances ``next_label``) commits, so rows at or past ``next_label``
 are garbage left by a crash and are simply overwritten. The vectors file is replaced (grown 2×, or
 compacted) by writing a new generation and switching the name in the same transaction. HNSW files
-are derived caches: the newest one is loaded and brought up to date from SQLite + the vectors.
+are derived caches: the newest one is loaded and brought up to date from SQLite + the vectors
+(by a reader only when few are missing: see ``corpus.READER_INSERT_MAX``).
 No pickle anywhere.
 """
 

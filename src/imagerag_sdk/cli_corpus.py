@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import click
@@ -119,12 +120,21 @@ def search_cmd(text: str | None, image_path: str | None, k: int, corpus: str | N
         raise CorpusError("no corpus given", hint="pass --corpus NAME, --index-dir PATH or --profile NAME")
     retriever = spec.build("retriever")
     assert isinstance(retriever, Retriever)
-    if image_path:
-        img = load_rgb(image_path)
-        img.filename = image_path  # type: ignore[attr-defined]
-        hits = retriever.search_images([img], k)[0]
-    else:
-        hits = retriever.search([text], k)[0]
+    corpus_log = logging.getLogger("imagerag_sdk.index.corpus")
+    level = corpus_log.level
+    corpus_log.setLevel(logging.ERROR)  # its warning (no saved graph yet) is printed once, below
+    try:
+        if image_path:
+            img = load_rgb(image_path)
+            img.filename = image_path  # type: ignore[attr-defined]
+            hits = retriever.search_images([img], k)[0]
+        else:
+            hits = retriever.search([text], k)[0]
+    finally:
+        corpus_log.setLevel(level)
+    note = getattr(retriever, "note", None)
+    if note:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         click.echo(json.dumps([h.to_dict() for h in hits], indent=2))
     else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -18,7 +20,15 @@ from .store import CorpusStore
 if TYPE_CHECKING:
     from .ingest import Progress
 
+log = logging.getLogger(__name__)
+
 BackendKind = Literal["auto", "exact", "hnsw"]
+READER_INSERT_MAX = 5_000
+"""A reader inserts at most this many vectors a saved graph lacks (about a second on 2 cores).
+With more missing (no graph saved yet: an index run still adding, or one killed while it built
+the graph) it searches exactly, with a note, until ``imagerag index`` saves the graph: building a
+large graph is the writer's job."""
+RETRIES = 3
 GRAPH_STEP = 10_000
 """Vectors per hnswlib insert call (a progress tick)."""
 GRAPH_PROGRESS_FROM = 20_000
@@ -86,26 +96,140 @@ def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None,
 
 
 def _save_snapshot(store: CorpusStore, backend: HnswBackend, upto: int, seq: int) -> None:
-    """Write the graph as covering live labels < ``upto`` and tombstones ≤ ``seq``; drop the others."""
+    """Write the graph as covering live labels < ``upto`` and tombstones ≤ ``seq``; drop the others.
+
+    The file's name is then committed to the meta table, so readers searching exactly for want of
+    a graph see the change (``PRAGMA data_version``) and load it."""
     target = store.hnsw_path(upto, seq)
     backend.save(target)
     for _, _, old in store.hnsw_snapshots():
         if old != target:
             old.unlink(missing_ok=True)
+    store.note_graph(target.name)
+
+
+def _drop(labels: np.ndarray, dead: list[int]) -> np.ndarray:
+    """The ascending ``labels`` without ``dead``."""
+    if not dead:
+        return labels
+    return labels[~_sorted_member(np.unique(np.asarray(dead, dtype=np.int64)), labels)]
+
+
+def _sorted_member(sorted_labels: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Which of ``labels`` (any shape) occur in the ascending array ``sorted_labels``."""
+    if len(sorted_labels) == 0:
+        return np.zeros(labels.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_labels, labels), len(sorted_labels) - 1)
+    return sorted_labels[pos] == labels
 
 
 @dataclass
-class SearchResult:
-    item: Item
-    score: float
-    label: int
+class _State:
+    """What a view is built from, read in one transaction."""
+
+    version: int
+    epoch: int
+    upto: int
+    seq: int
+    dim: int
+    vectors_file: str
+    labels: np.ndarray
+    dead: list[int]
+    """Tombstones after the previous view's (same epoch only)."""
+
+
+class View:
+    """One consistent snapshot of a corpus: its live labels, their vectors and a backend over them.
+
+    Within an epoch a label never moves (a changed file gets a new label), so the view answers
+    with its own labels' paths and vectors until a compaction starts a new epoch. ``items`` caches
+    the rows of the labels searches returned."""
+
+    def __init__(self, state: _State, vectors: np.ndarray, backend: ExactBackend | HnswBackend,
+                 note: str | None) -> None:
+        self.version, self.epoch, self.upto, self.seq = state.version, state.epoch, state.upto, state.seq
+        self.vectors_file = state.vectors_file
+        self.labels = state.labels
+        self.vectors = vectors
+        self.backend = backend
+        self.note = note
+        self.items: dict[int, Item] = {}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def vectors_of(self, labels) -> np.ndarray:
+        """The stored vectors of labels of this view (from the vectors file it was built on)."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size == 0:
+            return np.zeros((0, self.vectors.shape[1]), np.float32)
+        return np.ascontiguousarray(self.vectors[labels], dtype=np.float32)
+
+
+@dataclass
+class Answer:
+    """A search answered from one view: (labels, scores), each (queries, k), best first (label -1
+    pads), and the items of every label in it."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    items: dict[int, Item]
+    view: View
+
+
+def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_insert: int, newer_ok: bool,
+               lock: threading.RLock) -> tuple[HnswBackend | None, str | None]:
+    """A reader's graph for ``state``: the newest saved snapshot of its epoch (whatever its
+    parameters) with at most ``max_insert`` missing vectors inserted and later deletions marked.
+
+    ``(None, note)`` when more are missing (no snapshot saved yet, or an old one): the reader
+    searches exactly. ``(None, None)`` when the snapshot is newer than ``state`` (a writer saved
+    it meanwhile) and not ``newer_ok``: read the state again. ``lock`` guards the SQLite reads."""
+    labels = state.labels
+    backend, covered, seq = None, 0, 0
+    for covered, seq, path in store.hnsw_snapshots(state.epoch):
+        if (covered > state.upto or seq > state.seq) and not newer_ok:
+            return None, None
+        try:
+            backend = HnswBackend.load(path, state.dim, capacity=max(state.upto, covered, 16))
+            break
+        except (RuntimeError, OSError, ValueError):  # damaged, or removed by a writer: an older one
+            backend = None
+    if backend is None:
+        covered, seq = 0, 0
+    start = int(np.searchsorted(labels, covered))
+    if len(labels) - start > max_insert:
+        what = (f"has no saved search graph for its {len(labels)} images" if backend is None else
+                f"has a saved search graph covering {start} of its {len(labels)} images")
+        return None, (f"corpus '{store.name}' {what}: searches are exact (slower) until "
+                      "'imagerag index' finishes")
+    with lock:
+        m, ef_construction = store.graph_params
+        dead, _ = store.tombstones_after(seq, until=state.seq)
+    if backend is None:
+        backend = HnswBackend(state.dim, capacity=max(16, len(labels)), m=m, ef_construction=ef_construction)
+    backend.mark_deleted([d for d in dead if d < covered])
+    new = labels[start:]
+    for i in range(0, len(new), GRAPH_STEP):
+        backend.add(vectors[new[i:i + GRAPH_STEP]], new[i:i + GRAPH_STEP])
+    backend.deleted = max(0, backend.index.get_current_count() - len(labels))
+    return backend, None
 
 
 class CorpusIndex:
-    """Open a corpus for search. ``backend='auto'`` is exact below ``exact_below`` live vectors."""
+    """Open a corpus for search. ``backend='auto'`` is exact below ``exact_below`` live vectors.
+
+    Every search answers from one consistent :class:`View`. Before a search the index asks SQLite
+    whether anything was committed since its view was read (``PRAGMA data_version``, a few µs);
+    if so it builds a new view (added vectors are inserted into the graph and removals marked;
+    after a compaction everything is re-read) and swaps it in, while searches in other threads go
+    on with the old one. A reader inserts at most ``max_insert`` vectors a saved graph lacks
+    (default :data:`READER_INSERT_MAX`); with more missing it searches exactly and says so in
+    :attr:`note` and a log warning."""
 
     def __init__(self, corpus: str | None = None, index_dir: str | os.PathLike | None = None, *,
-                 backend: BackendKind = "auto", exact_below: int = EXACT_BELOW) -> None:
+                 backend: BackendKind = "auto", exact_below: int = EXACT_BELOW,
+                 max_insert: int | None = None) -> None:
         self.store = CorpusStore.open(corpus, index_dir, write=False)
         self.name = self.store.meta.get("name") or self.store.name
         root = self.store.root
@@ -115,20 +239,140 @@ class CorpusIndex:
                                    f"--corpus {self.store.name}")
         self.root = root
         self._guard = RootGuard(root, cache_folders=False)
-        for attempt in range(3):  # a writer may switch the vectors file between our reads
+        self._kind = backend
+        self._exact_below = exact_below
+        self._max_insert = READER_INSERT_MAX if max_insert is None else max_insert
+        self._lock = threading.RLock()  # the SQLite connection and the view swap
+        self._build_lock = threading.Lock()  # one view built at a time
+        self._view = self._build(None)
+
+    # -- the current view ------------------------------------------------------------------------
+    def current(self) -> View:
+        """The view to search now: re-read when another process committed since it was built
+        (unless another thread is re-reading it right now: then the previous one)."""
+        view = self._view
+        with self._lock:
+            version = self.store.data_version()
+        return view if version == view.version else self.refresh(wait=False)
+
+    def refresh(self, *, wait: bool = True) -> View:
+        """Build a new view if the corpus changed since the current one, and swap it in."""
+        if not self._build_lock.acquire(blocking=wait):
+            return self._view
+        try:
+            old = self._view
+            with self._lock:
+                version = self.store.data_version()
+            if version == old.version:
+                return old
+            new = self._build(old)
+            with self._lock:
+                self._view = new
+            return new
+        finally:
+            self._build_lock.release()
+
+    def _read_state(self, old: View | None) -> _State:
+        store = self.store
+        with self._lock, store.reading():
+            version = store.data_version()
+            meta = store.meta
+            epoch, upto = int(meta.get("epoch") or 0), int(meta.get("next_label") or 0)
+            seq = store.last_tombstone()
+            dead: list[int] = []
+            if old is not None and old.epoch == epoch:
+                dead, _ = store.tombstones_after(old.seq)
+                labels = np.concatenate([_drop(old.labels, dead), store.live_labels(old.upto)])
+            else:
+                labels = store.live_labels()
+        return _State(version, epoch, upto, seq, int(meta.get("dim") or 0), meta.get("vectors_file") or "",
+                      labels, dead)
+
+    def _build(self, old: View | None) -> View:
+        for attempt in range(3):  # a writer may switch files or save a graph between our reads
+            state = self._read_state(old)
             try:
-                self.labels, _ = self.store.snapshot()
-                if len(self.labels) and (backend == "hnsw" or (backend == "auto"
-                                                               and len(self.labels) >= exact_below)):
-                    self.backend: ExactBackend | HnswBackend = sync_hnsw(self.store, save=False)
-                else:
-                    self.backend = ExactBackend(self.store.get_vectors(self.labels), self.labels)
-                break
+                vectors = (old.vectors if old is not None and old.vectors_file == state.vectors_file
+                           else self.store.open_vectors(state.vectors_file))
             except FileNotFoundError:
-                self.store._vectors = None
                 if attempt == 2:
                     raise
-        self._items: dict[int, Item] = {}
+                continue
+            backend, note = self._backend(state, vectors, old, newer_ok=attempt == 2)
+            if backend is None and note is None:
+                continue
+            if note and (old is None or old.note is None):
+                log.warning(note)
+            if backend is None:
+                backend = ExactBackend(vectors[state.labels], state.labels)
+            return View(state, vectors, backend, note)
+        raise AssertionError("unreachable")
+
+    def _backend(self, state: _State, vectors: np.ndarray, old: View | None,
+                 newer_ok: bool) -> tuple[ExactBackend | HnswBackend | None, str | None]:
+        labels = state.labels
+        if not len(labels) or self._kind == "exact" or (self._kind == "auto" and len(labels) < self._exact_below):
+            return ExactBackend(vectors[labels], labels), None
+        if old is not None and old.epoch == state.epoch and isinstance(old.backend, HnswBackend):
+            new = labels[np.searchsorted(labels, old.upto):]
+            if len(new) <= self._max_insert:  # the same graph, brought up to date in place
+                graph = old.backend
+                graph.mark_deleted(state.dead)
+                graph.add(vectors[new], new)
+                graph.deleted = max(0, graph.index.get_current_count() - len(labels))
+                return graph, None
+        return open_graph(self.store, state, vectors, self._max_insert, newer_ok, self._lock)
+
+    # -- searching -------------------------------------------------------------------------------
+    def query(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> Answer:
+        """Top ``k`` labels and scores of each query with their items, all from one view.
+
+        The items are read in one transaction that also checks the view is still of the current
+        epoch; a label removed since the view (or an epoch changed under it) makes the search run
+        again on a fresh view."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        view = self.current()
+        for attempt in range(RETRIES):
+            labels, scores = self._search(view, queries, k, ef)
+            wanted = sorted({int(x) for x in labels.ravel() if x >= 0})
+            with self._lock, self.store.reading():
+                same = self.store.data_version() == view.version or self.store.epoch == view.epoch
+                missing = [x for x in wanted if x not in view.items] if same else []
+                if missing:
+                    view.items.update(self.store.items_by_label(missing))
+            found = {x: view.items[x] for x in wanted if x in view.items}
+            if same and (len(found) == len(wanted) or attempt == RETRIES - 1):
+                return Answer(labels, scores, found, view)
+            view = self.refresh()
+        raise CorpusError(f"corpus '{self.name}' was compacted {RETRIES} times during one search",
+                          hint="search again")
+
+    def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, scores), each (len(queries), k), best first; label -1 pads short rows.
+        ``ef``: the HNSW search breadth (ignored by the exact scan). :meth:`query` also returns
+        the items, from the same view."""
+        return self._search(self.current(), np.atleast_2d(np.asarray(queries, dtype=np.float32)), k, ef)
+
+    @staticmethod
+    def _search(view: View, queries: np.ndarray, k: int, ef: int | None) -> tuple[np.ndarray, np.ndarray]:
+        labels, scores = view.backend.search(queries, k, ef=ef)
+        live = _sorted_member(view.labels, labels)
+        if not live.all():  # a graph shared with a newer view, or saved after this view was read
+            labels = np.where(live | (labels < 0), labels, -1)
+        return labels, scores
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._view.labels
+
+    @property
+    def backend(self) -> ExactBackend | HnswBackend:
+        return self._view.backend
+
+    @property
+    def note(self) -> str | None:
+        """Why searches are exact although a graph was wanted (no or an incomplete saved graph)."""
+        return self._view.note
 
     @property
     def identity(self) -> str | None:
@@ -143,25 +387,23 @@ class CorpusIndex:
         return self.store.dim
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.current())
 
     def close(self) -> None:
         self.store.close()
 
     def items(self, labels) -> dict[int, Item]:
-        missing = [int(x) for x in labels if int(x) >= 0 and int(x) not in self._items]
-        if missing:
-            self._items.update(self.store.items_by_label(missing))
-        return {int(x): self._items[int(x)] for x in labels if int(x) in self._items}
+        """Items of labels of the current view (use :meth:`query` for an answer from one view)."""
+        view = self.current()
+        with self._lock:
+            missing = [int(x) for x in labels if int(x) >= 0 and int(x) not in view.items]
+            if missing:
+                view.items.update(self.store.items_by_label(missing))
+        return {int(x): view.items[int(x)] for x in labels if int(x) in view.items}
 
     def vectors(self, labels) -> np.ndarray:
-        return self.store.get_vectors(np.asarray(labels, dtype=np.int64))
+        return self.current().vectors_of(labels)
 
     def abspath(self, item: Item) -> str | None:
         """Absolute path of an item, or ``None`` when it now resolves outside the corpus root."""
         return self._guard.path(item.path)
-
-    def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, scores), each (len(queries), k), best first; label -1 pads short rows.
-        ``ef``: the HNSW search breadth (ignored by the exact scan)."""
-        return self.backend.search(queries, k, ef=ef)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -56,7 +55,6 @@ class IndexRetriever(Retriever):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._search_lock = threading.Lock()
         self.index: CorpusIndex | None = None
         self.embedder: Embedder | None = None
 
@@ -81,12 +79,14 @@ class IndexRetriever(Retriever):
         self.index, self.embedder = index, embedder
 
     def refresh(self) -> None:
-        """Re-open the corpus to see what a later ``imagerag index`` run changed."""
-        with self._load_lock:
-            if self.index is not None:
-                self.index.close()
-            self._loaded = False
+        """Take in what another process changed in the corpus now (every search does it anyway)."""
         self.load()
+        self.index.refresh()
+
+    @property
+    def note(self) -> str | None:
+        """Why searches are exact although the corpus is large (its search graph is not saved yet)."""
+        return self.index.note if self.index is not None else None
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         queries = list(queries)
@@ -111,15 +111,14 @@ class IndexRetriever(Retriever):
         """Top ``k`` hits for each (unit) query vector, searched in one backend call."""
         self.load()
         index = self.index
-        if k <= 0 or len(index) == 0:
+        if k <= 0:
             return [[] for _ in queries]
         dedupe = self.options.dedupe
-        fetch = min(len(index), k if dedupe is None or dedupe >= 1.0 else 4 * k + 4)
-        with self._search_lock:
-            labels, scores = index.search(np.asarray(vectors, dtype=np.float32), fetch, ef=self.options.ef)
-            wanted = sorted({int(x) for x in labels.ravel() if x >= 0})
-            items = index.items(wanted)
-            vecs = dict(zip(wanted, index.vectors(wanted))) if dedupe is not None else {}
+        fetch = k if dedupe is None or dedupe >= 1.0 else 4 * k + 4
+        # one consistent snapshot: labels, items and vectors all come from the same view
+        found = index.query(np.asarray(vectors, dtype=np.float32), fetch, ef=self.options.ef)
+        labels, scores, items = found.labels, found.scores, found.items
+        vecs = dict(zip(items, found.view.vectors_of(list(items)))) if dedupe is not None else {}
         out: list[list[Hit]] = []
         floor = self.options.min_similarity
         for qi, query in enumerate(queries):

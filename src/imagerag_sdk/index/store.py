@@ -14,7 +14,8 @@ SQLite is the source of truth. A batch's vectors are written and flushed *before
 that records their rows (and advances ``next_label``) commits, so rows at or past ``next_label``
 are garbage left by a crash and are simply overwritten. The vectors file is replaced (grown 2×, or
 compacted) by writing a new generation and switching the name in the same transaction. HNSW files
-are derived caches: the newest one is loaded and brought up to date from SQLite + the vectors.
+are derived caches: the newest one is loaded and brought up to date from SQLite + the vectors
+(by a reader only when few are missing: see ``corpus.READER_INSERT_MAX``).
 No pickle anywhere.
 """
 
@@ -26,8 +27,9 @@ import os
 import re
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -209,15 +211,18 @@ class CorpusStore:
                 out[item.label] = item
         return out
 
-    def live_labels(self) -> np.ndarray:
-        rows = self.db.execute("SELECT label FROM items ORDER BY label").fetchall()
+    def live_labels(self, start: int = 0) -> np.ndarray:
+        """Labels of the live items (those ≥ ``start``), ascending."""
+        rows = self.db.execute("SELECT label FROM items WHERE label >= ? ORDER BY label", (start,)).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
-    def tombstones_after(self, seq: int) -> tuple[list[int], int]:
-        rows = self.db.execute("SELECT seq, label FROM tombstones WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+    def tombstones_after(self, seq: int, until: int | None = None) -> tuple[list[int], int]:
+        """Labels removed after tombstone ``seq`` (up to ``until``), and the last seq read."""
+        rows = self.db.execute("SELECT seq, label FROM tombstones WHERE seq > ? AND seq <= ? ORDER BY seq",
+                               (seq, 2**62 if until is None else until)).fetchall()
         last = rows[-1][0] if rows else seq
         return [r[1] for r in rows], int(last)
 
@@ -230,10 +235,16 @@ class CorpusStore:
         if not name:
             return np.zeros((0, self.dim), np.float32)
         if self._vectors is None or self._vectors_name != name:
-            self._vectors = np.load(self.path / name, mmap_mode="r+" if self.write else "r",
-                                    allow_pickle=False)
+            self._vectors = self.open_vectors(name)
             self._vectors_name = name
         return self._vectors
+
+    def open_vectors(self, name: str) -> np.ndarray:
+        """One vectors file (``meta['vectors_file']`` at some moment) as a memmap; a reader keeps
+        it open, so the rows stay readable after a writer switched to a new file and removed it."""
+        if not name:
+            return np.zeros((0, self.dim), np.float32)
+        return np.load(self.path / name, mmap_mode="r+" if self.write else "r", allow_pickle=False)
 
     def get_vectors(self, labels: Sequence[int] | np.ndarray) -> np.ndarray:
         labels = np.asarray(labels, dtype=np.int64)
@@ -241,15 +252,18 @@ class CorpusStore:
             return np.zeros((0, self.dim), np.float32)
         return np.ascontiguousarray(self.vectors()[labels], dtype=np.float32)
 
-    def snapshot(self) -> tuple[np.ndarray, dict[str, str]]:
-        """Live labels and meta read in one transaction (consistent with each other)."""
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits (cheap: no table is read)."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Everything read inside sees one committed state of the database (a read transaction)."""
         self.db.execute("BEGIN")
         try:
-            meta = self.meta
-            labels = self.live_labels()
+            yield
         finally:
             self.db.execute("COMMIT")
-        return labels, meta
 
     # -- writing -----------------------------------------------------------------------------
     def _tx(self):
@@ -373,17 +387,22 @@ class CorpusStore:
             p.unlink(missing_ok=True)
 
     # -- hnsw snapshots ------------------------------------------------------------------------
-    def hnsw_snapshots(self) -> list[tuple[int, int, Path]]:
-        """(labels covered, tombstone seq, file) of this epoch's snapshots, newest first."""
+    def hnsw_snapshots(self, epoch: int | None = None) -> list[tuple[int, int, Path]]:
+        """(labels covered, tombstone seq, file) of this (or ``epoch``'s) snapshots, newest first."""
+        epoch = self.epoch if epoch is None else epoch
         out = []
         for p in self.path.glob("hnsw-*.bin"):
             m = _HNSW_FILE.match(p.name)
-            if m and int(m.group(1)) == self.epoch:
+            if m and int(m.group(1)) == epoch:
                 out.append((int(m.group(2)), int(m.group(3)), p))
         return sorted(out, reverse=True)
 
     def hnsw_path(self, upto: int, seq: int) -> Path:
         return self.path / f"hnsw-e{self.epoch}-n{upto}-t{seq}.bin"
+
+    def note_graph(self, name: str) -> None:
+        """Record the newest snapshot's name (informative; its commit tells readers to look)."""
+        self._set_meta({"hnsw_snapshot": name})
 
     def write_report(self, report: dict[str, Any]) -> Path:
         path = self.path / "last-ingest.json"

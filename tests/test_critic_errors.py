@@ -76,3 +76,20 @@ def test_on_critic_error_is_validated():
     assert LoopSettings().on_critic_error == "fail"
     with pytest.raises(ValueError, match="on_critic_error"):
         LoopSettings(on_critic_error="ignore")
+
+
+def test_cli_says_the_critic_failed_and_the_image_was_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\ngenerator: {use: fake}\nretriever: {use: fake}\n"
+                       "critic: {use: scripted, fail_with: 'HTTP 502: bad gateway'}\n"
+                       "loop: {on_critic_error: keep_initial}\n")
+    out = subprocess.run([sys.executable, "-m", "imagerag_sdk.cli", "generate", "a cat", "--profile",
+                          str(profile), "--out", str(tmp_path / "runs")], capture_output=True, text=True,
+                         env={**os.environ, "IMAGERAG_HOME": str(tmp_path / "home")}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "the critic failed; kept the image made so far" in out.stderr
+    assert os.path.isfile(os.path.join(out.stdout.strip().splitlines()[-1], "final.png"))

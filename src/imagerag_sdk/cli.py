@@ -148,6 +148,8 @@ def generate_cmd(prompt: str, profile: str, out: str, seed: int, images: tuple[s
 def summary(result) -> str:
     """One line on what the run did."""
     n = len(result.critiques)
+    if result.critic_error:
+        return "the critic failed; kept the image made so far (on_critic_error: keep_initial; see report)"
     if n == 0:
         return "no critique"
     if result.critiques[-1].matches:

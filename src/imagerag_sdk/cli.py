@@ -195,6 +195,8 @@ def _refuse(error: ImageRAGError) -> NoReturn:
 def summary(result) -> str:
     """One line on what the run did."""
     n = len(result.critiques)
+    if result.critic_error:
+        return "the critic failed; kept the image made so far (on_critic_error: keep_initial; see report)"
     if n == 0:
         return "no critique"
     if result.critiques[-1].matches:

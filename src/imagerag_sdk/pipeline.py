@@ -11,8 +11,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 from PIL import Image
 
-from .errors import ConfigError, ImageRAGError, PipelineError
+from .errors import AuthenticationError, ConfigError, ImageRAGError, PipelineError, ProviderError
 from .images import bad_images_error, check_images
+from .outputs import check_critique, check_hits, check_image, check_reranked, component_label
 from .roles import Component, Critic, Generator, Reranker, Retriever
 from .settings import LoopSettings
 from .trace import RunRecorder, new_run_dir
@@ -43,6 +44,8 @@ class RunResult:
     """The critic's verdict on the last image it judged (``None``: never asked)."""
     run_dir: Path | None = None
     trace: dict[str, Any] = field(default_factory=dict)
+    critic_error: str | None = None
+    """Why the critic failed, when ``loop.on_critic_error: keep_initial`` kept the image instead."""
 
 
 class ImageRAG:
@@ -155,6 +158,7 @@ class ImageRAG:
         with rec.stage("generate", round=round_, component=self.generator.name) as st:
             with _stage_errors("generate", self.generator):
                 image = self.generator.generate(prompt, refs, seed=seed)
+            check_image(image, self.generator)
             name = "initial.png" if round_ == 0 else f"round-{round_}.png"
             rec.save_image(image, name)
             st.update(prompt=prompt, references=len(refs))
@@ -173,9 +177,18 @@ class ImageRAG:
             rnd: dict[str, Any] = {"round": round_, "notes": []}
             rec.data["rounds"].append(rnd)
             _call(progress, "critique", f"round {round_}")
-            with rec.stage("critique", round=round_, component=critic.name):
-                with _stage_errors("critique", critic):
-                    crit = critic.critique(prompt, image, max_concepts=max(n_concepts, 1))
+            try:
+                with rec.stage("critique", round=round_, component=critic.name):
+                    with _stage_errors("critique", critic):
+                        crit = critic.critique(prompt, image, max_concepts=max(n_concepts, 1))
+                    check_critique(crit, critic)
+            except PipelineError as exc:
+                if not _keeps_image(loop.on_critic_error, exc):
+                    raise
+                result.critic_error = rec.data["critic_error"] = rec.scrub(str(exc))
+                rnd["notes"].append(f"the critic failed, the image is kept (on_critic_error: keep_initial): "
+                                    f"{result.critic_error}")
+                break
             crit, cuts = loop.limits.apply(crit)  # retrieval uses the cut captions
             result.critiques.append(crit)
             result.matched = crit.matches
@@ -253,9 +266,7 @@ class ImageRAG:
             with _stage_errors("retrieve", retriever):
                 k = max(loop.candidates, max(q.images for q in queries))
                 results = retriever.search(texts, k)
-            if len(results) != len(texts):
-                raise PipelineError(f"returned {len(results)} result lists for {len(texts)} queries",
-                                    stage="retrieve", component=retriever.name)
+            results = check_hits(results, retriever, len(texts))
         rnd["hits"] = {q: [h.to_dict() for h in hits] for q, hits in zip(texts, results)}
         dropped: list[Dropped] = []
         if loop.min_similarity is not None:  # on the retriever's similarity, before any reranker rescored
@@ -271,7 +282,8 @@ class ImageRAG:
             _call(progress, "rerank", self.reranker.name)
             with rec.stage("rerank", round=round_, component=self.reranker.name):
                 with _stage_errors("rerank", self.reranker):
-                    results = [self.reranker.rerank(q, hits) if hits else [] for q, hits in zip(texts, results)]
+                    results = [check_reranked(self.reranker.rerank(q, hits), hits, self.reranker) if hits else []
+                               for q, hits in zip(texts, results)]
             rnd["reranked"] = {q: [h.to_dict() for h in hits] for q, hits in zip(texts, results)}
         chosen: list[Reference] = []
         seen: set[str] = set()
@@ -298,10 +310,10 @@ class ImageRAG:
         """Candidates for ``text`` (reranked when the pipeline has a reranker), for a caller to pick."""
         retriever = self._require(self.retriever, "retriever", "retrieval")
         with _stage_errors("retrieve", retriever):
-            hits = retriever.search([text], k)[0]
+            hits = check_hits(retriever.search([text], k), retriever, 1)[0]
         if self.reranker is not None:
             with _stage_errors("rerank", self.reranker):
-                hits = self.reranker.rerank(text, hits)
+                hits = check_reranked(self.reranker.rerank(text, hits), hits, self.reranker)
         return hits
 
     def generate_with(self, prompt: str, picked: Sequence[Hit | Reference | str | Path], *, seed: int = 0,
@@ -342,11 +354,24 @@ class _stage_errors:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None or isinstance(exc, (PipelineError, KeyboardInterrupt)) or not isinstance(exc, Exception):
             return False
-        label = f"{self.component.role} '{self.component.name}'"
+        label = component_label(self.component)
         if isinstance(exc, ImageRAGError):
-            raise PipelineError(exc.message, stage=self.stage, component=label, hint=exc.hint) from exc
-        raise PipelineError(f"{type(exc).__name__}: {exc}", stage=self.stage, component=label,
+            raise PipelineError(_one_line(exc.message),
+                                stage=self.stage, component=label, hint=exc.hint) from exc
+        raise PipelineError(_one_line(f"{type(exc).__name__}: {exc}"), stage=self.stage, component=label,
                             hint="set IMAGERAG_RAISE_ERRORS=1 to see the traceback") from exc
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _keeps_image(policy: str, exc: PipelineError) -> bool:
+    """Whether ``on_critic_error`` lets the run go on without the critic after ``exc``: only
+    for a provider that kept failing (timeout, 5xx, 429, connection), never a rejected key."""
+    cause = exc.__cause__
+    return (policy == "keep_initial" and isinstance(cause, ProviderError)
+            and not isinstance(cause, AuthenticationError))
 
 
 def _call(progress: Progress | None, stage: str, message: str) -> None:

@@ -27,6 +27,10 @@ class LoopSettings(BaseModel):
     fallback: Literal["prompt", "none"] = Field(
         "prompt", description="When the critic names no concept after its retries: retrieve by the "
         "prompt (the paper) or stop")
+    on_critic_error: Literal["fail", "keep_initial"] = Field(
+        "fail", description="When the critic's provider keeps failing after its retries (timeout, 5xx, "
+        "429): fail the run, or keep the image made so far (the initial one) as the result and record "
+        "why")
     template: str = Field("According to these examples of {examples}, generate {prompt}",
                           description="Prompt for in-context generators given references")
     example: str = Field("{caption}: {image}", description="One example inside the template; {image} "

@@ -10,7 +10,7 @@ from PIL import Image
 
 from imagerag_sdk.errors import ConfigError, ProviderError, RateLimitError
 from imagerag_sdk.testing.contracts import GeneratorContract
-from imagerag_sdk.testing.fake_server import FakeAPIServer
+from imagerag_sdk.testing.fake_server import FakeAPIServer, images_from_references
 from imagerag_sdk.types import Reference
 
 from imagerag_gemini import GeminiImageGenerator
@@ -125,5 +125,5 @@ def test_capabilities_and_usage(gemini_image_server):
 class TestGeminiImageContract(GeneratorContract):
     @pytest.fixture
     def component(self, gemini_image_server):
-        gemini_image_server.set_default(images_b64=[png_b64()])
+        gemini_image_server.set_default(images_b64=images_from_references)  # a model that sees its references
         return generator(gemini_image_server)

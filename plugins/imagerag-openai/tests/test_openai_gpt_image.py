@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagerag_sdk.errors import AuthenticationError, ConfigError, ProviderError
 from imagerag_sdk.testing.contracts import GeneratorContract
-from imagerag_sdk.testing.fake_server import FakeAPIServer
+from imagerag_sdk.testing.fake_server import FakeAPIServer, images_from_references
 from imagerag_sdk.types import Reference
 
 from imagerag_openai import GPTImageGenerator
@@ -124,5 +124,5 @@ def test_rate_limit_then_image(gptimage_server):
 class TestGPTImageContract(GeneratorContract):
     @pytest.fixture
     def component(self, gptimage_server):
-        gptimage_server.set_default(images_b64=[png_b64((9, 9, 9))])
+        gptimage_server.set_default(images_b64=images_from_references)  # a model that sees its references
         return generator(gptimage_server)

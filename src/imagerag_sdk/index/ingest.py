@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import CorpusError, ImageRAGError
 from ..images import MAX_PIXELS, BadImageError
+from ..outputs import check_vectors
 from ..roles import Embedder, normalize_rows
 from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
@@ -150,6 +151,7 @@ def embed_batch(embedder: Embedder, payloads: list[Any], fast: bool) -> np.ndarr
         out = embedder.embed_preprocessed(batch)  # type: ignore[attr-defined]
     else:
         out = embedder.embed_images(payloads)
+    check_vectors(out, embedder, len(payloads), method="embed_preprocessed" if fast else "embed_images")
     return normalize_rows(np.asarray(out, dtype=np.float32))
 
 

@@ -9,6 +9,7 @@ from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import CorpusError
+from ..outputs import check_vectors
 from ..roles import Embedder, Options, Retriever
 from ..specs import ComponentSpec
 from ..types import Hit
@@ -93,7 +94,7 @@ class IndexRetriever(Retriever):
         if not queries:
             return []
         self.load()
-        vectors = self.embedder.embed_texts(queries)
+        vectors = check_vectors(self.embedder.embed_texts(queries), self.embedder, len(queries))
         return self.search_vectors(vectors, queries, k)
 
     def search_images(self, images: Sequence[Image.Image], k: int) -> list[list[Hit]]:

@@ -10,7 +10,8 @@
             return MyEmbedder(model="/abs/path/to/tiny")
 
 Each class checks what the pipeline relies on; override a fixture (``prompt``, ``image``,
-``queries`` …) to fit your component.
+``queries`` …) to fit your component. The output checks are the loop's own
+(:mod:`imagerag_sdk.outputs`), so a failure reads as the run would report it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ..errors import PipelineError
+from ..outputs import check_critique, check_hits, check_image, check_reranked, check_vectors
 from ..roles import Critic, Embedder, Generator, Reranker, Retriever
-from ..types import Critique, GeneratorCapabilities, Hit, MissingConcept, Reference
+from ..types import GeneratorCapabilities, Hit, MissingConcept, Reference
 from .fakes import FakeRetriever
 
 HEAVY_MODULES = ("torch", "diffusers", "transformers", "open_clip", "openai", "anthropic",
@@ -40,6 +43,18 @@ def assert_imports_light(module: str, heavy: tuple[str, ...] = HEAVY_MODULES) ->
     assert not loaded, f"importing {module} pulled in {loaded}; import them inside load()"
 
 
+def passes(check, *args, **kwargs):
+    """Run one of the loop's output checks; its message becomes the test failure."""
+    try:
+        return check(*args, **kwargs)
+    except PipelineError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _pixels(img) -> np.ndarray:
+    return np.asarray(img.convert("RGB"), dtype=np.int16)
+
+
 class _Base:
     role_class: type = object
 
@@ -48,14 +63,15 @@ class _Base:
         raise NotImplementedError("override the 'component' fixture")
 
     def test_is_role(self, component):
-        assert isinstance(component, self.role_class)
+        assert isinstance(component, self.role_class), \
+            f"{type(component).__name__} is not a {self.role_class.__name__} subclass"
         assert component.name, "set the class attribute 'name' (the name profiles use)"
 
     def test_load_is_idempotent(self, component):
         component.load()
         count = component.load_count
-        assert component.load() is component
-        assert component.load_count == count == 1
+        assert component.load() is component, "load() must return self"
+        assert component.load_count == count == 1, f"loaded {component.load_count} times, expected once"
 
     def test_describe_is_json(self, component):
         json.dumps(component.describe())
@@ -78,29 +94,47 @@ class GeneratorContract(_Base):
         Image.new("RGB", (32, 32), (200, 30, 30)).save(path)
         return Reference(path=str(path), caption="a red square")
 
+    def _reference_prompt(self, component, prompt: str, reference: Reference) -> str:
+        caps = component.capabilities
+        placeholder = caps.image_placeholder.format(i=1)
+        return (f"According to these examples of {reference.caption}: {placeholder}, generate {prompt}"
+                if caps.conditioning == "in_context" else prompt)
+
     def test_capabilities(self, component):
         caps = component.capabilities
-        assert isinstance(caps, GeneratorCapabilities)
-        assert caps.max_references >= 0
+        assert isinstance(caps, GeneratorCapabilities), \
+            f"capabilities is {type(caps).__name__}, expected GeneratorCapabilities"
+        assert caps.max_references >= 0, f"max_references is {caps.max_references}, expected >= 0"
 
     def test_generates_image(self, component, prompt):
-        img = component.generate(prompt, seed=0)
-        assert isinstance(img, Image.Image) and img.width > 0 and img.height > 0
+        passes(check_image, component.generate(prompt, seed=0), component)
 
     def test_same_seed_same_image(self, component, prompt):
-        a = np.asarray(component.generate(prompt, seed=3).convert("RGB"), dtype=np.int16)
-        b = np.asarray(component.generate(prompt, seed=3).convert("RGB"), dtype=np.int16)
-        assert np.abs(a - b).max() <= 1
+        a = _pixels(passes(check_image, component.generate(prompt, seed=3), component))
+        b = _pixels(passes(check_image, component.generate(prompt, seed=3), component))
+        assert a.shape == b.shape, f"the same seed gave a {a.shape} and a {b.shape} image"
+        assert np.abs(a - b).max() <= 1, \
+            f"the same prompt and seed gave images differing by up to {np.abs(a - b).max()} levels"
 
     def test_takes_references(self, component, prompt, reference):
-        caps = component.capabilities
-        if caps.max_references < 1:
+        if component.capabilities.max_references < 1:
             pytest.skip("generator takes no references")
-        placeholder = caps.image_placeholder.format(i=1)
-        text = (f"According to these examples of {reference.caption}: {placeholder}, generate {prompt}"
-                if caps.conditioning == "in_context" else prompt)
-        img = component.generate(text, [reference], seed=0)
-        assert isinstance(img, Image.Image)
+        text = self._reference_prompt(component, prompt, reference)
+        passes(check_image, component.generate(text, [reference], seed=0), component)
+
+    def test_references_change_the_image(self, component, prompt, reference):
+        """A generator with a reference budget must use the references it is given: the same
+        seed with a reference must give another image than without one. (For in-context
+        generators the reference prompt differs too; a generator that reads neither fails.)"""
+        if component.capabilities.max_references < 1:
+            pytest.skip("generator declares no reference budget (max_references 0)")
+        plain = _pixels(passes(check_image, component.generate(prompt, seed=0), component))
+        text = self._reference_prompt(component, prompt, reference)
+        with_ref = _pixels(passes(check_image, component.generate(text, [reference], seed=0), component))
+        if plain.shape == with_ref.shape and np.abs(plain - with_ref).max() <= 1:
+            pytest.fail(f"generate() returned the same image with a reference as without one (same seed): "
+                        f"'{component.name}' ignores its references; use them, or declare "
+                        "max_references=0", pytrace=False)
 
 
 class CriticContract(_Base):
@@ -115,15 +149,14 @@ class CriticContract(_Base):
         return Image.new("RGB", (64, 64), (90, 120, 200))
 
     def test_critique_is_well_formed(self, component, prompt, image):
-        result = component.critique(prompt, image, max_concepts=2)
-        assert isinstance(result, Critique)
-        assert isinstance(result.matches, bool)
-        assert result.attempts >= 1
-        assert len(result.missing) <= 2
+        result = passes(check_critique, component.critique(prompt, image, max_concepts=2), component)
+        assert result.attempts >= 1, f"attempts is {result.attempts}, expected >= 1"
+        assert len(result.missing) <= 2, f"{len(result.missing)} missing concepts named, max_concepts was 2"
         for m in result.missing:
-            assert isinstance(m, MissingConcept) and m.concept and m.caption
+            assert isinstance(m, MissingConcept) and m.concept and m.caption, \
+                f"missing holds {m!r}, expected MissingConcept with a concept and a caption"
         if result.matches:
-            assert not result.missing
+            assert not result.missing, "a matching image has no missing concepts"
         json.dumps(result.to_dict())
 
 
@@ -138,16 +171,11 @@ class EmbedderContract(_Base):
     def images(self) -> list[Image.Image]:
         return [Image.new("RGB", (40 + 8 * i, 48), (40 * i, 200 - 30 * i, 90)) for i in range(3)]
 
-    def _check(self, component, rows, n):
-        assert isinstance(rows, np.ndarray) and rows.dtype == np.float32
-        assert rows.shape == (n, component.dim)
-        np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-3)
-
     def test_texts(self, component, texts):
-        self._check(component, component.embed_texts(texts), len(texts))
+        passes(check_vectors, component.embed_texts(texts), component, len(texts), method="embed_texts")
 
     def test_images(self, component, images):
-        self._check(component, component.embed_images(images), len(images))
+        passes(check_vectors, component.embed_images(images), component, len(images), method="embed_images")
 
     def test_batch_equals_single(self, component, texts):
         batch = component.embed_texts(texts)
@@ -166,18 +194,15 @@ class RetrieverContract(_Base):
         return ["a photo of a sheep", "a red car"]
 
     def test_one_list_per_query(self, component, queries):
-        results = component.search(queries, k=2)
-        assert len(results) == len(queries)
+        results = passes(check_hits, component.search(queries, k=2), component, len(queries))
         for query, hits in zip(queries, results):
-            assert len(hits) <= 2
-            assert all(isinstance(h, Hit) for h in hits)
+            assert len(hits) <= 2, f"search(k=2) returned {len(hits)} hits for {query!r}"
             scores = [h.score for h in hits]
-            assert scores == sorted(scores, reverse=True), "hits must come best first"
-            for h in hits:
-                assert h.path and h.path.startswith("/"), "hit paths are absolute"
+            assert scores == sorted(scores, reverse=True), f"hits must come best first, got scores {scores}"
 
     def test_empty_queries(self, component):
-        assert component.search([], k=3) == []
+        out = component.search([], k=3)
+        assert out == [], f"search([]) returned {out!r}, expected []"
 
 
 class RerankerContract(_Base):
@@ -193,7 +218,5 @@ class RerankerContract(_Base):
         return retriever.search(["a red car on a street"], k=5)[0]
 
     def test_returns_subset_of_hits(self, component, query, hits):
-        out = component.rerank(query, hits)
-        assert isinstance(out, list) and out
-        assert {h.path for h in out} <= {h.path for h in hits}
-        assert len({h.path for h in out}) == len(out), "no duplicates"
+        out = passes(check_reranked, component.rerank(query, hits), hits, component)
+        assert out, f"rerank() returned nothing for {len(hits)} hits"

@@ -22,13 +22,14 @@ shape of the provider the request was addressed to. With the queue empty the ser
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -42,8 +43,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     usage: dict[str, int] | None = None
-    images_b64: list[str] | None = None
-    """For image endpoints: base64 PNGs to return."""
+    images_b64: list[str] | Callable[["Request"], list[str]] | None = None
+    """For image endpoints: base64 PNGs to return, or a function of the request that makes them
+    (e.g. :func:`images_from_references`)."""
     malformed: str | None = None
     """One of :data:`MALFORMED_KINDS`: a reply that is not a well-formed completion."""
     content_type: str = "application/json"
@@ -224,12 +226,42 @@ def _render_malformed(req: Request, reply: Reply) -> bytes:
     return json.dumps(_SHAPES[req.provider][kind]).encode()
 
 
+def images_from_references(req: Request) -> list[str]:
+    """One PNG painted from the reference images the request carries: a stand-in image model for
+    which the same references give the same image and other references another one."""
+    import base64
+    import email.parser
+    import email.policy
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    digest = hashlib.sha256()
+    body = req.json if req.headers.get("content-type", "").startswith("application/json") else None
+    if isinstance(body, dict):  # gemini: inline image parts
+        for content in body.get("contents") or []:
+            for part in content.get("parts") or []:
+                digest.update(str((part.get("inlineData") or {}).get("data", "")).encode())
+    elif req.headers.get("content-type", "").startswith("multipart/"):  # openai images/edits
+        head = f"content-type: {req.headers['content-type']}\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.default).parsebytes(head + req.body)
+        for part in message.iter_parts():
+            if part.get_filename():
+                digest.update(part.get_payload(decode=True) or b"")
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 32), tuple(digest.digest()[:3])).save(buf, format="PNG")
+    return [base64.b64encode(buf.getvalue()).decode()]
+
+
 def render(req: Request, reply: Reply) -> Any:
     """The body of ``reply`` in the shape the addressed provider uses."""
     if reply.body is not None:
         return reply.body
     if reply.malformed is not None:
         return _render_malformed(req, reply)
+    if callable(reply.images_b64):
+        reply = dataclasses.replace(reply, images_b64=reply.images_b64(req))
     provider = req.provider
     if reply.status >= 400:
         return _error_body(provider, reply)

@@ -17,13 +17,14 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 from pydantic import Field
 
 from ..critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
+from ..errors import AuthenticationError, ProviderError, ProviderTimeoutError, RateLimitError
 from ..paths import cache_dir
 from ..roles import Embedder, Generator, Options, Reranker, Retriever, normalize_rows
 from ..types import GeneratorCapabilities, Hit, Reference
@@ -42,10 +43,13 @@ def _digest(*parts: Any) -> bytes:
 
 
 def hashed_bow(texts: Sequence[str], dim: int) -> np.ndarray:
-    """Bag of words hashed into ``dim`` buckets, L2-normalised (cosine = word overlap)."""
+    """Bag of words hashed into ``dim`` buckets, L2-normalised (cosine = word overlap).
+
+    A text without a content word ("a photo of the") counts as the empty word, so every row is a
+    unit vector, as the Embedder role asks."""
     out = np.zeros((len(texts), dim), dtype=np.float32)
     for i, text in enumerate(texts):
-        for w in words(text):
+        for w in words(text) or [""]:
             h = int.from_bytes(_digest(w)[:4], "little")
             out[i, h % dim] += 1.0
     return normalize_rows(out)
@@ -149,6 +153,10 @@ class ScriptedCriticOptions(VLMCriticOptions):
     answers: list[Any] = Field(default_factory=list, description="Replies in order (str or JSON object)")
     structured: bool = Field(False, description="Claim native structured output")
     temperature_supported: bool = Field(True, description="Whether the fake model takes a temperature")
+    fail_with: str | None = Field(None, description="Raise a ProviderError with this message on every "
+                                  "request (a provider that keeps failing after its retries)")
+    fail_as: Literal["provider", "timeout", "rate_limit", "auth"] = Field(
+        "provider", description="Which ProviderError fail_with raises")
 
 
 class ScriptedCritic(VLMCritic):
@@ -178,6 +186,10 @@ class ScriptedCritic(VLMCritic):
         with self._lock:
             i = len(self.requests)
             self.requests.append(request)
+        if self.options.fail_with is not None:
+            error = {"provider": ProviderError, "timeout": ProviderTimeoutError,
+                     "rate_limit": RateLimitError, "auth": AuthenticationError}[self.options.fail_as]
+            raise error(self.options.fail_with, provider=self.provider)
         answers = self.options.answers or ["Yes"]
         reply = answers[min(i, len(answers) - 1)]
         if isinstance(reply, (dict, list)):

@@ -62,5 +62,5 @@ def test_python_api_doc_runs(tmp_path):
     script = tmp_path / "python_api_doc.py"
     script.write_text("\n\n".join(python_blocks(ROOT / "docs" / "python-api.md")), encoding="utf-8")
     out = run_python([str(script)], cwd=tmp_path).stdout
-    assert "user image /no/such/me.png does not exist" in out, out
+    assert "user image: cannot read /no/such/me.png" in out, out
     assert (tmp_path / "final.png").is_file() and "picked runs/" in out

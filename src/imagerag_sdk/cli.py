@@ -15,7 +15,10 @@ from .errors import ImageRAGError
 def _console(stderr: bool = True):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # piped into a file, grep or less: tables as wide as they need (rich would assume 80 columns)
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, width=width)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

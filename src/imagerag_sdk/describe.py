@@ -47,6 +47,9 @@ def component_table(registry) -> list:
         for name, clash in sorted(ambiguous.items()):
             t.add_row(name, "-", "", "", "AMBIGUOUS: registered by " + ", ".join(r.distribution for r in clash))
         tables.append(t)
+    for table in tables:  # wrap long errors and descriptions instead of cutting them off ("…")
+        for column in table.columns:
+            column.overflow = "fold"
     return tables
 
 

@@ -132,9 +132,20 @@ def test_user_images_count_against_the_budget(retriever, tmp_path):
     refs = gen.calls[1]["references"]
     assert refs[0].origin == "user" and refs[0].path == str(user) and len(refs) == 3
     assert gen.calls[0]["references"][0].origin == "user", "the first pass already sees the user image"
+    assert "the given subject: <image 1>" in gen.calls[0]["prompt"], "and is told where it is in the prompt"
     assert "the given subject: <image 1>" in gen.calls[1]["prompt"]
     with pytest.raises(ConfigError, match="at most 3"):
         pipe.run(PROMPT, user_images=[user] * 4, out=None)
+
+
+def test_rephrase_regeneration_keeps_the_user_images_in_the_template(retriever, tmp_path):
+    user = tmp_path / "me.png"
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(user)
+    pipe, gen, _ = make(retriever, [fused(("a", "a sheep")), "a sheep and a car, oil painting"], mode="rephrase")
+    pipe.run(PROMPT, user_images=[user], out=None)
+    assert [c["references"][0].origin for c in gen.calls] == ["user", "user"]
+    assert gen.calls[1]["prompt"].endswith("generate a sheep and a car, oil painting")
+    assert "the given subject: <image 1>" in gen.calls[1]["prompt"]
 
 
 def test_iterate_stops_when_aligned(retriever):

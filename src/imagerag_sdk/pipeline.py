@@ -169,7 +169,7 @@ class ImageRAG:
     def _loop(self, prompt: str, seed: int, users: list[Reference], n_concepts: int,
               rec: RunRecorder, progress: Progress | None) -> RunResult:
         loop = self.loop
-        image = self._generate(rec, progress, 0, prompt, users, seed)
+        image = self._generate(rec, progress, 0, self.reference_prompt(prompt, users), users, seed)
         result = RunResult(prompt=prompt, image=image, initial_image=image, references=list(users),
                            run_dir=rec.run_dir)
         critic = self._require(self.critic, "critic", "the critique step")
@@ -209,7 +209,7 @@ class ImageRAG:
                         rnd.setdefault("truncated", []).extend(rec.record_cuts(cuts))
                     st["prompt"] = new_prompt
                     rnd["rephrase"] = {"prompt": new_prompt, "exchanges": [x.to_dict() for x in exchanges]}
-                image = self._generate(rec, progress, round_, new_prompt, users, seed)
+                image = self._generate(rec, progress, round_, self.reference_prompt(new_prompt, users), users, seed)
                 result.image, result.references = image, list(users)
                 continue
             if n_concepts < 1:

@@ -42,6 +42,3 @@ def cache_dir() -> Path:
     """Caches: tiny models, the fake corpus."""
     return home() / "cache"
 
-
-def runs_dir() -> Path:
-    return Path("runs")

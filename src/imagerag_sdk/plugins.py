@@ -17,7 +17,7 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -333,5 +333,3 @@ def build_component(role: str, name: str, options: dict[str, Any] | None = None)
     """Shortcut for ``get_registry().build(role, name, options)``."""
     return get_registry().build(role, name, options)
 
-
-HookCaller = Callable[..., Any]

@@ -20,7 +20,8 @@ class LoopSettings(BaseModel):
         "auto", description="Concepts retrieved per round; auto = the generator's reference budget "
         "(minus user images) divided by images_per_concept")
     images_per_concept: int = Field(1, ge=1, description="References kept per concept")
-    candidates: int = Field(3, ge=1, description="Hits fetched per query before rerank and threshold")
+    candidates: int = Field(3, ge=1, description="Hits fetched per query, before the min_similarity "
+                            "threshold and the reranker")
     min_similarity: float | None = Field(None, description="Drop hits scoring below this (paper: none)")
     max_rounds: int = Field(1, ge=1, le=10, description="Critique → retrieve → generate rounds; more "
                             "than 1 iterates until the critic is satisfied")

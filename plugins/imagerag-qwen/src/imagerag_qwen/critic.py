@@ -95,8 +95,8 @@ class QwenCritic(VLMCritic):
 
     # -- loading ----------------------------------------------------------------------------
     def _load(self) -> None:
-        torch, _ = _import_stack()
-        device = _resolve_device(torch, self.options.device)
+        _import_stack()  # a missing library fails here, naming the extra to install
+        device = devices.resolve_device(self.options.device, component="qwen")
         dtype = _resolve_dtype(self.options.dtype, device)
         source = _resolve_source(self.options.model)
         attn = self.options.attn_implementation
@@ -194,10 +194,6 @@ def _import_stack() -> tuple[Any, Any]:
         raise MissingDependencyError("the qwen critic needs torchvision for its image processor",
                                      hint=INSTALL + "; install torchvision matching your torch") from exc
     return torch, transformers
-
-
-def _resolve_device(torch: Any, device: str) -> str:
-    return devices.resolve_device(device, component="qwen")
 
 
 def _resolve_dtype(dtype: str, device: str) -> str:

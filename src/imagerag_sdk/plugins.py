@@ -291,7 +291,10 @@ def _registration(role: str, cls: type[Component], name: str | None, info: Plugi
 # -- process-wide state ------------------------------------------------------------------------
 _lock = threading.RLock()
 _registry: Registry | None = None
-_instances: dict[tuple[str, str, str], Component] = {}
+_component_instances: dict[tuple[str, str, str], Component] = {}
+"""Component objects by (role, name, options), so a profile naming the same component twice gets
+one instance; forgotten with the registry. Loaded weights are not kept here but in
+:mod:`imagerag_sdk.model_cache`, shared by instances whose options differ only per call."""
 
 
 def get_registry(*, refresh: bool = False) -> Registry:
@@ -305,22 +308,24 @@ def get_registry(*, refresh: bool = False) -> Registry:
 
 
 def set_registry(registry: Registry | None) -> None:
-    """Replace (or with ``None`` forget) the process registry and the component cache; tests use this."""
+    """Replace (or with ``None`` forget) the process registry and its cached component instances
+    (loaded weights stay in :mod:`imagerag_sdk.model_cache`); tests use this."""
     global _registry
     with _lock:
         _registry = registry
-        _instances.clear()
+        _component_instances.clear()
 
 
 def _cached_instance(reg: Registration, options: dict[str, Any]) -> Component:
     key = (reg.role, reg.name, json.dumps(options, sort_keys=True, default=_secret_key))
     with _lock:
-        inst = _instances.get(key)
+        inst = _component_instances.get(key)
         if inst is None or type(inst) is not reg.cls:
             inst = reg.cls(options)
             if inst.name != reg.name:  # registered under an alias
-                inst.name = reg.name
-            _instances[key] = inst
+                # the instance answers to the registered name; the class keeps its own
+                inst.name = reg.name  # type: ignore[misc]
+            _component_instances[key] = inst
         return inst
 
 

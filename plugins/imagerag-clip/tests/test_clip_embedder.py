@@ -129,9 +129,28 @@ def test_clip_hub_id_offline_is_clear(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read at import time by huggingface_hub
     for weights in ("hf-hub:imagerag-test/does-not-exist", "openai"):
-        with pytest.raises(ConfigError, match="HF_HUB_OFFLINE is set") as err:
+        with pytest.raises(ConfigError, match="HF_HUB_OFFLINE=1 is set") as err:
             ClipEmbedder(weights=weights, device="cpu", cache_dir=str(tmp_path / "hf")).load()
         assert f"cannot fetch weights '{weights}'" in str(err.value)
+
+
+@pytest.mark.parametrize("env,named", [({"TRANSFORMERS_OFFLINE": "1"}, "TRANSFORMERS_OFFLINE=1"),
+                                       ({"HF_HUB_OFFLINE": "TRUE"}, "HF_HUB_OFFLINE=TRUE"),
+                                       ({"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"}, None)])
+def test_clip_fetch_error_names_the_offline_setting(monkeypatch, env, named):
+    """The hint follows huggingface_hub's reading of the offline variables (nothing is loaded)."""
+    from imagerag_clip import ClipEmbedder
+    from imagerag_clip.loading import WeightsSource
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    error = ClipEmbedder(device="cpu")._load_error(WeightsSource("tag", "openai"), OSError("no file"))
+    if named:
+        assert f"{named} is set" in str(error)
+    else:
+        assert "offline" not in str(error).lower() and "your network" in str(error)
 
 
 def test_clip_registered_and_built_by_name(clip_tiny, imagerag_registry):

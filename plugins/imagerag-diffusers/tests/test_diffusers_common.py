@@ -16,7 +16,7 @@ from imagerag_sdk.types import Reference
 
 from imagerag_diffusers import FluxGenerator, OmniGenGenerator, SDXLGenerator
 from imagerag_diffusers.flux import fit_area
-from imagerag_diffusers.loading import resolve_source
+from imagerag_diffusers.loading import resolve_source, translate_errors
 from imagerag_diffusers.omnigen import PLACEHOLDER, with_placeholders
 
 
@@ -109,6 +109,21 @@ def test_unknown_hub_model_offline_is_a_config_error(monkeypatch):
     gen = OmniGenGenerator(model="imagerag-tests/no-such-model", device="cpu")
     with pytest.raises(ConfigError, match="no-such-model"):
         gen.load()
+
+
+@pytest.mark.parametrize("env,offline", [({"HF_HUB_OFFLINE": "1"}, True), ({"HF_HUB_OFFLINE": "0"}, False),
+                                         ({"TRANSFORMERS_OFFLINE": "on"}, True), ({}, False)])
+def test_load_error_says_offline_only_when_the_hub_is(monkeypatch, env, offline):
+    """A hub id that fails to load: "offline" in the message exactly when huggingface_hub is."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        with translate_errors("the SDXL pipeline", "owner/not-here", extra="sdxl", generator="sdxl"):
+            raise OSError("owner/not-here does not appear to have a file named model_index.json")
+    assert ("the hub is offline" in str(err.value)) is offline
+    assert isinstance(err.value.__cause__, OSError)
 
 
 @pytest.mark.slow  # imports torch

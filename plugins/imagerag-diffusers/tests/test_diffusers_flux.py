@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from imagerag_sdk import model_cache
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.testing.contracts import GeneratorContract
 
-from imagerag_diffusers import FluxGenerator, cache
+from imagerag_diffusers import FluxGenerator
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +38,8 @@ def test_reference_pass_shares_the_components(flux):
 
 
 def test_first_and_reference_pass(flux, diffusers_refs):
-    cache.clear()
-    before = cache.load_count("flux")
+    model_cache.clear()
+    before = model_cache.load_count("flux")
     seen: dict[str, tuple[int, int]] = {}  # pass -> (image tokens, text tokens) the transformer gets
     phase = ["first"]
 
@@ -63,7 +64,7 @@ def test_first_and_reference_pass(flux, diffusers_refs):
     assert not np.array_equal(pixels(with_ref), pixels(plain))
     assert np.array_equal(pixels(plain), pixels(again))
     assert not np.array_equal(pixels(plain), pixels(flux.generate("a photo of a cat", seed=5)))
-    assert cache.load_count("flux") - before == 1
+    assert model_cache.load_count("flux") - before == 1
 
 
 def test_kontext_keeps_the_requested_size(diffusers_tiny_flux, diffusers_refs, monkeypatch):
@@ -149,7 +150,7 @@ def test_offload_wiring_gives_the_same_images(flux, diffusers_refs):
 
     offloaded = Offloaded(flux.options)
     assert offloaded.pipeline is not flux.pipeline and offloaded.pipeline._all_hooks
-    for refs in ([], diffusers_refs[:1]):
+    for refs in (diffusers_refs[:0], diffusers_refs[:1]):  # without, then with a reference
         a = flux.generate("a photo of a cat", refs, seed=6)
         b = offloaded.generate("a photo of a cat", refs, seed=6)
         assert np.abs(pixels(a) - pixels(b)).max() <= 1

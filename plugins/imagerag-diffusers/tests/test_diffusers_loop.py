@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from imagerag_sdk import model_cache
 from imagerag_sdk.profiles import build_pipeline, parse_profile
-
-from imagerag_diffusers import cache
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +19,8 @@ def test_loop_runs_on_the_tiny_generator(kind, request, tmp_path, monkeypatch):
         "critic": {"use": "fake"}, "retriever": {"use": "fake"},
         "loop": {"max_concepts": "auto", "images_per_concept": 1, "max_rounds": 1}})
     rag = build_pipeline(profile)
-    cache.clear()
-    before = cache.load_count(kind)
+    model_cache.clear()
+    before = model_cache.load_count(kind)
     result = rag.run("an oil painting of a sheep and a car", seed=1, out=tmp_path / "runs")
     generations = result.trace["generations"]
     assert len(generations) == 2  # the first pass, then the reference pass
@@ -34,5 +33,5 @@ def test_loop_runs_on_the_tiny_generator(kind, request, tmp_path, monkeypatch):
     else:  # adapters get the plain prompt
         assert generations[1]["prompt"] == "an oil painting of a sheep and a car"
     assert result.image.size == result.initial_image.size == (32, 32)
-    assert cache.load_count(kind) - before == 1  # one load, shared by both passes
+    assert model_cache.load_count(kind) - before == 1  # one load, shared by both passes
     assert (result.run_dir / "initial.png").is_file()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from imagerag_sdk import model_cache
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.testing.contracts import GeneratorContract
 
-from imagerag_diffusers import OmniGenGenerator, cache
+from imagerag_diffusers import OmniGenGenerator
 
 pytestmark = pytest.mark.slow
 
@@ -85,8 +86,8 @@ def test_bad_references(omnigen, diffusers_refs):
 def test_seeds_and_single_load(diffusers_tiny_omnigen, monkeypatch):
     from pathlib import Path
 
-    cache.clear()
-    before = cache.load_count("omnigen")
+    model_cache.clear()
+    before = model_cache.load_count("omnigen")
     a_gen = OmniGenGenerator(diffusers_tiny_omnigen)
     model = Path(diffusers_tiny_omnigen["model"])
     monkeypatch.chdir(model.parent)  # the same folder, named relatively: still the same pipeline
@@ -98,7 +99,7 @@ def test_seeds_and_single_load(diffusers_tiny_omnigen, monkeypatch):
     assert np.abs(pixels(a) - pixels(d)).max() <= 1
     assert np.abs(pixels(a) - pixels(c)).max() > 8
     assert np.abs(pixels(a) - pixels(b)).max() > 1  # other guidance, same pipeline
-    assert a_gen.pipeline is b_gen.pipeline and cache.load_count("omnigen") - before == 1
+    assert a_gen.pipeline is b_gen.pipeline and model_cache.load_count("omnigen") - before == 1
 
 
 class TestOmniGenContract(GeneratorContract):

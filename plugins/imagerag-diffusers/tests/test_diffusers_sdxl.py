@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from imagerag_sdk import model_cache
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.testing.contracts import GeneratorContract
 
-from imagerag_diffusers import SDXLGenerator, cache
+from imagerag_diffusers import SDXLGenerator
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +25,14 @@ def sdxl(diffusers_tiny_sdxl):
 
 
 def test_one_pipeline_for_both_passes_and_two_instances(diffusers_tiny_sdxl, diffusers_refs):
-    cache.clear()
-    before = cache.load_count("sdxl")
+    model_cache.clear()
+    before = model_cache.load_count("sdxl")
     first = SDXLGenerator(diffusers_tiny_sdxl)
     second = SDXLGenerator({**diffusers_tiny_sdxl, "ip_adapter_scale": 0.8, "steps": 1})
     first.generate("a photo of a cat", seed=0)
     first.generate("a photo of a cat", diffusers_refs[:1], seed=0)
     second.generate("a photo of a cat", diffusers_refs[:1], seed=0)
-    assert cache.load_count("sdxl") - before == 1
+    assert model_cache.load_count("sdxl") - before == 1
     assert first.pipeline is second.pipeline
     assert first.load_count == second.load_count == 1
 
@@ -113,12 +114,13 @@ def test_cpu_offload_on_cpu_is_ignored_with_a_warning(diffusers_tiny_sdxl):
 def test_missing_adapter_file_is_a_config_error(diffusers_tiny_sdxl):
     from imagerag_sdk.errors import ConfigError
 
-    before = cache.load_count("sdxl")
+    before = model_cache.load_count("sdxl")
     gen = SDXLGenerator({**diffusers_tiny_sdxl, "ip_adapter_weight_name": "no-such-adapter.safetensors"})
     with pytest.raises(ConfigError, match="IP-Adapter") as info:
         gen.load()
     assert "no-such-adapter" in str(info.value)
-    assert cache.load_count("sdxl") == before and not gen.loaded  # nothing half-loaded is cached
+    assert model_cache.load_count("sdxl") == before and not gen.loaded  # nothing half-loaded is cached
+    assert not [key for _, key in model_cache.held("sdxl") if "no-such-adapter.safetensors" in key]
 
 
 def test_offload_wiring_gives_the_same_images(sdxl, diffusers_refs):
@@ -130,7 +132,7 @@ def test_offload_wiring_gives_the_same_images(sdxl, diffusers_refs):
 
     offloaded = Offloaded(sdxl.options)
     assert offloaded.pipeline is not sdxl.pipeline and offloaded.pipeline._all_hooks
-    for refs in ([], diffusers_refs[:1]):
+    for refs in (diffusers_refs[:0], diffusers_refs[:1]):  # without, then with a reference
         a = sdxl.generate("a photo of a cat", refs, seed=6)
         b = offloaded.generate("a photo of a cat", refs, seed=6)
         assert np.abs(pixels(a) - pixels(b)).max() <= 1

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagerag_qwen import QwenCritic, critic as qwen_module
+from imagerag_qwen import QwenCritic
+from imagerag_sdk import model_cache
 from imagerag_sdk.critique import VLMRequest
 from imagerag_sdk.types import Critique
 
@@ -151,6 +152,8 @@ def test_qwen_max_pixels_shrinks_the_image_tokens(qwen_tiny_dir):
 
 
 def test_qwen_model_loads_once_per_process(qwen_tiny_dir, qwen_image):
+    model_cache.clear("qwen")
+    before = model_cache.load_count("qwen")
     a = QwenCritic(model=qwen_tiny_dir, device="cpu", max_new_tokens=4)
     b = QwenCritic(model=qwen_tiny_dir, device="cpu", dtype="float32", temperature=0.2, max_new_tokens=4)
     a.critique(PROMPT, qwen_image)
@@ -158,14 +161,15 @@ def test_qwen_model_loads_once_per_process(qwen_tiny_dir, qwen_image):
     b.critique(PROMPT, qwen_image)
     assert a.load_count == b.load_count == 1
     assert a._loaded_model is b._loaded_model
-    key = (qwen_tiny_dir, "cpu", "float32", None)
-    assert qwen_module.LOADS.count(key) == 1
+    assert model_cache.load_count("qwen") - before == 1
+    assert model_cache.held("qwen") == [("qwen", (qwen_tiny_dir, "cpu", "float32", None))]
     # another dtype is another model
     c = QwenCritic(model=qwen_tiny_dir, device="cpu", dtype="bfloat16", max_new_tokens=4)
     answer = c.ask(VLMRequest(text="Does it match?", images=(qwen_image,), max_tokens=2))
     assert answer.usage["completion_tokens"] >= 1  # float32 pixels reach a bf16 vision tower
     assert c._loaded_model is not a._loaded_model
-    assert qwen_module.LOADS.count((qwen_tiny_dir, "cpu", "bfloat16", None)) == 1
+    assert model_cache.load_count("qwen") - before == 2
+    assert ("qwen", (qwen_tiny_dir, "cpu", "bfloat16", None)) in model_cache.held("qwen")
 
 
 def test_qwen_component_cache_shares_the_instance(qwen_tiny_dir, imagerag_registry):

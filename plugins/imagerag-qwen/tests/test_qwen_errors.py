@@ -7,7 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-from imagerag_qwen import QwenCritic
+from imagerag_qwen import QwenCritic, critic as qwen_module
 from imagerag_sdk.critique import VLMRequest
 from imagerag_sdk.errors import ConfigError, MissingDependencyError, ProviderError
 
@@ -32,6 +32,22 @@ def test_qwen_hub_id_offline_not_cached(monkeypatch, tmp_path):
         critic.load()
     text = str(err.value)
     assert "HF_HUB_OFFLINE" in text and "local folder" in text
+
+
+@pytest.mark.parametrize("env,named", [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE=1"),
+                                       ({"TRANSFORMERS_OFFLINE": "yes"}, "TRANSFORMERS_OFFLINE=yes"),
+                                       ({"HF_HUB_OFFLINE": "0"}, None)])
+def test_qwen_hub_error_names_the_offline_setting(monkeypatch, env, named):
+    """The message follows huggingface_hub's reading of the offline variables (no model loaded)."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    error = qwen_module._load_error("imagerag-tests/not-a-cached-qwen", False, OSError("not found"))
+    if named:
+        assert named in str(error) and "local Hugging Face cache" in str(error)
+    else:
+        assert "offline" not in str(error).lower() and "from the Hugging Face hub" in str(error)
 
 
 @pytest.mark.parametrize("library", ["transformers", "torch"])

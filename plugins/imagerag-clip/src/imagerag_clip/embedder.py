@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 from pydantic import ConfigDict, Field
 
+from imagerag_sdk import hub
 from imagerag_sdk.errors import ConfigError
 from imagerag_sdk.images import to_rgb
 from imagerag_sdk.roles import Embedder, Options, normalize_rows
@@ -158,8 +159,8 @@ class ClipEmbedder(Embedder):
         first = str(exc).splitlines()[0] if str(exc) else ""
         detail = f"{type(exc).__name__}: {first[:300]}"
         if src.kind in ("tag", "hub"):
-            offline = loading.hub_offline()
-            hint = ("HF_HUB_OFFLINE is set and the weights are not in the local Hugging Face cache: "
+            offline = hub.offline_setting()
+            hint = (f"{offline} is set and the weights are not in the local Hugging Face cache: "
                     "download them once online, or pass weights: /path/to/checkpoint.safetensors"
                     if offline else
                     "check the name and your network, or pass weights: /path/to/checkpoint.safetensors")

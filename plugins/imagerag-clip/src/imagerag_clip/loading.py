@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagerag_sdk import devices
+from imagerag_sdk import devices, hub
 from imagerag_sdk.errors import ConfigError, MissingDependencyError
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz", ".npy")
@@ -192,10 +192,6 @@ def import_open_clip() -> Any:
     return open_clip
 
 
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 # -- tokenizer ---------------------------------------------------------------------------------
 def make_tokenizer(option: str | None, model_name: str, context_length: int | None,
                    *, component: str) -> Any:
@@ -262,7 +258,8 @@ def make_tokenizer(option: str | None, model_name: str, context_length: int | No
         raise MissingDependencyError(f"{component}: this tokenizer needs transformers ({exc})",
                                      hint="pip install transformers sentencepiece") from exc
     except Exception as exc:
-        offline = " (HF_HUB_OFFLINE is set)" if hub_offline() else ""
+        setting = hub.offline_setting()
+        offline = f" (the hub is offline: {setting})" if setting else ""
         raise ConfigError(f"{component}: cannot load tokenizer '{opt}'{offline}: "
                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                           hint="pass a local tokenizer folder, or 'simple' for CLIP's bundled BPE") from exc

@@ -5,7 +5,7 @@
 * ``flux``    — FLUX.1 schnell, one reference through FLUX Redux (or FLUX Kontext)
 
 Importing this package is cheap: torch, diffusers and transformers are imported when a generator
-loads. Pipelines are cached per process (:mod:`imagerag_diffusers.cache`); tiny random-weight
+loads. Pipelines are cached per process (:mod:`imagerag_sdk.model_cache`, kind = generator name); tiny random-weight
 pipelines for offline tests are built by :mod:`imagerag_diffusers.tiny`.
 """
 

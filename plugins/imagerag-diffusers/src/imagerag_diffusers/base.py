@@ -1,26 +1,40 @@
-"""What the three diffusers generators share: options, device/dtype, the cached pipeline, seeds,
-and turning out-of-memory into an error that says what to change."""
+"""What the three diffusers generators share: options, device/dtype, the loaded pipeline (kept in
+the core's process-wide :mod:`imagerag_sdk.model_cache` under the generator's name), seeds, and
+turning out-of-memory into an error that says what to change."""
 
 from __future__ import annotations
 
 import random
+import threading
 import warnings
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Hashable, Literal, Sequence
 
 from PIL import Image
 from pydantic import AliasChoices, Field
 
-from imagerag_sdk import devices
+from imagerag_sdk import devices, model_cache
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.roles import Generator, Options
 from imagerag_sdk.types import Reference
 
-from . import cache
-from .cache import LoadedPipeline
 from .loading import import_diffusers, is_oom, oom_error, resolve_source
 
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+@dataclass
+class LoadedPipeline:
+    """A loaded pipeline plus the parts derived from it (e.g. an image-conditioned FLUX pipeline
+    made with ``from_pipe``). ``lock`` serialises calls: diffusers pipelines hold per-call state
+    (the IP-Adapter scale, progress bars, offload hooks) and are not safe to call concurrently."""
+
+    pipe: Any
+    device: str
+    dtype: str
+    parts: dict[str, Any] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
 
 STEPS_ALIAS = AliasChoices("steps", "num_inference_steps")
@@ -71,9 +85,9 @@ class DiffusersGenerator(Generator):
         dtype = self.resolve_dtype(device)
         if self.options.cpu_offload and device == "cpu":
             warnings.warn(f"{self.name}: cpu_offload has no effect on the CPU; ignored", stacklevel=2)
-        key = (type(self).name, tuple(sorted(sources.items())), *self.cache_key(), device, dtype,
-               self.offloading(device))
-        self._entry = cache.get_or_load(key, lambda: self._build_guarded(device, dtype))
+        key = (tuple(sorted(sources.items())), *self.cache_key(), device, dtype, self.offloading(device))
+        self._entry = model_cache.get_or_load(type(self).name, key,
+                                              lambda: self._build_guarded(device, dtype))
 
     def _build_guarded(self, device: str, dtype: str) -> LoadedPipeline:
         try:

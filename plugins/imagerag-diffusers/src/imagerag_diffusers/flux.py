@@ -22,8 +22,7 @@ from pydantic import Field, field_validator
 
 from imagerag_sdk.types import GeneratorCapabilities, Reference
 
-from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions
-from .cache import LoadedPipeline
+from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions, LoadedPipeline
 from .loading import diffusers_class, dtype_kwarg, import_diffusers, resolve_source, translate_errors
 
 DEFAULT_MODELS = {"redux": "black-forest-labs/FLUX.1-schnell",

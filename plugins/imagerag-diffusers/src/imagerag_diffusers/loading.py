@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from imagerag_sdk import hub
 from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
 
 PIPELINE_LAYOUT = ("a diffusers pipeline folder holds model_index.json and one subfolder per component "
@@ -124,7 +125,7 @@ def translate_errors(what: str, source: str, *, extra: str, generator: str,
             raise ConfigError(f"{what}: no model '{source}' on the Hugging Face hub",
                               hint="check the spelling, or give a local folder") from exc
         if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or (
-                os.environ.get("HF_HUB_OFFLINE") and not Path(source).exists()):
+                hub.offline() and not Path(source).exists()):
             raise ConfigError(f"{what}: '{source}' is not in the local cache and the hub is offline "
                               f"({first})",
                               hint="download it once with network access, or point at a local "

@@ -16,8 +16,7 @@ from pydantic import AliasChoices, Field
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.types import GeneratorCapabilities, Reference
 
-from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions
-from .cache import LoadedPipeline
+from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions, LoadedPipeline
 from .loading import diffusers_class, dtype_kwarg, import_diffusers, translate_errors
 
 PLACEHOLDER = "<img><|image_{i}|></img>"

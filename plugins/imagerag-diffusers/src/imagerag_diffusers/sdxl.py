@@ -15,8 +15,7 @@ from pydantic import Field
 
 from imagerag_sdk.types import GeneratorCapabilities, Reference
 
-from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions
-from .cache import LoadedPipeline
+from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions, LoadedPipeline
 from .loading import diffusers_class, dtype_kwarg, import_diffusers, resolve_source, translate_errors
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from imagerag_sdk import devices
+from imagerag_sdk import devices, hub, model_cache
 from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
 from imagerag_sdk.errors import ConfigError, MissingDependencyError, ProviderError
 
@@ -62,25 +62,14 @@ class QwenOptions(VLMCriticOptions):
 
 @dataclass
 class LoadedModel:
-    """One loaded model + processor, shared by every critic with the same key."""
+    """One loaded model + processor, shared through :mod:`imagerag_sdk.model_cache` (kind
+    ``"qwen"``) by every critic with the same model, device, dtype and attention kernel."""
 
     model: Any
     processor: Any
     device: str
     dtype: str
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_CACHE: dict[tuple, LoadedModel] = {}
-_CACHE_LOCK = threading.Lock()
-LOADS: list[tuple] = []
-"""Keys of every real ``from_pretrained`` load in this process (tests read it)."""
-
-
-def clear_cache() -> None:
-    """Forget every loaded model (frees its memory once no critic holds it)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
 
 
 class QwenCritic(VLMCritic):
@@ -106,18 +95,13 @@ class QwenCritic(VLMCritic):
 
     # -- loading ----------------------------------------------------------------------------
     def _load(self) -> None:
-        torch, _ = _import_stack()
-        device = _resolve_device(torch, self.options.device)
+        _import_stack()  # a missing library fails here, naming the extra to install
+        device = devices.resolve_device(self.options.device, component="qwen")
         dtype = _resolve_dtype(self.options.dtype, device)
         source = _resolve_source(self.options.model)
-        key = (source, device, dtype, self.options.attn_implementation)
-        with _CACHE_LOCK:
-            loaded = _CACHE.get(key)
-            if loaded is None:
-                loaded = _load_model(source, device, dtype, self.options.attn_implementation)
-                _CACHE[key] = loaded
-                LOADS.append(key)
-        self._loaded_model = loaded
+        attn = self.options.attn_implementation
+        self._loaded_model = model_cache.get_or_load(
+            PROVIDER, (source, device, dtype, attn), lambda: _load_model(source, device, dtype, attn))
 
     # -- one request ------------------------------------------------------------------------
     def ask(self, request: VLMRequest) -> VLMAnswer:
@@ -212,10 +196,6 @@ def _import_stack() -> tuple[Any, Any]:
     return torch, transformers
 
 
-def _resolve_device(torch: Any, device: str) -> str:
-    return devices.resolve_device(device, component="qwen")
-
-
 def _resolve_dtype(dtype: str, device: str) -> str:
     if dtype == "auto":
         return "bfloat16" if device.startswith("cuda") else "float32"
@@ -225,10 +205,6 @@ def _resolve_dtype(dtype: str, device: str) -> str:
 def _looks_local(model: str) -> bool:
     return (model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1
             or Path(model).expanduser().exists())
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _resolve_source(model: str) -> str:
@@ -258,7 +234,8 @@ def _load_model(source: str, device: str, dtype: str, attn: str | None) -> Loade
         model_kwargs["attn_implementation"] = attn
     try:
         processor = AutoProcessor.from_pretrained(source, **common)
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, **model_kwargs)
+        # Any: transformers types `.to` as a wrapper that mypy cannot follow
+        model: Any = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, **model_kwargs)
         model = model.to(device).eval()
     except torch.OutOfMemoryError as exc:
         raise ProviderError(f"out of GPU memory while loading {source} ({dtype})", provider=PROVIDER,
@@ -274,9 +251,11 @@ def _load_error(source: str, local: bool, exc: Exception) -> ConfigError:
         return ConfigError(f"cannot load a Qwen2.5-VL checkpoint from {source}: {first}",
                            hint="the folder needs the model (config.json, *.safetensors) and the "
                                 "processor files (tokenizer, preprocessor_config.json, chat template)")
-    if _offline():
-        return ConfigError(f"'{source}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1",
-                           hint="pass a local folder as model, or unset HF_HUB_OFFLINE to download it")
+    offline = hub.offline_setting()
+    if offline:
+        return ConfigError(f"'{source}' is not in the local Hugging Face cache and {offline}",
+                           hint=f"pass a local folder as model, or unset {offline.split('=')[0]} "
+                                "to download it")
     return ConfigError(f"cannot load '{source}' from the Hugging Face hub: {first}",
                        hint="check the hub id and your network (HF_TOKEN for gated repos), "
                             "or pass a local folder as model")

@@ -118,3 +118,11 @@ def test_import_does_not_load_jinja2():
     code = "import sys, imagerag_sdk, imagerag_sdk.pipeline; print('jinja2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_version_1_trace_still_loads():
+    """trace.json of imagerag-sdk before the typed trace (schema 1, a reranked, thresholded run)."""
+    trace = RunTrace.load(ROOT / "tests" / "data" / "trace-v1-reranked.json")
+    assert trace.schema_version == 1 and trace.status == "done"
+    rnd = trace.rounds[0]
+    assert rnd.reranked and rnd.used and rnd.dropped and rnd.truncated == [] and rnd.rephrase is None

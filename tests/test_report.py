@@ -2,8 +2,10 @@
 
 import re
 from html.parser import HTMLParser
+from urllib.parse import quote, unquote
 
 import pytest
+from PIL import Image
 
 from imagerag_sdk.errors import PipelineError
 from imagerag_sdk.pipeline import ImageRAG
@@ -88,3 +90,14 @@ def test_a_failed_run_shows_its_error_first(tmp_path):
     assert "The run failed" in alert and "HTTP 500 &lt;boom&gt;" in alert
     assert html.index('class="alert error"') < html.index("<h2>Images</h2>")
     assert "no final image (failed)" in html
+
+
+def test_image_paths_with_odd_characters_still_resolve(tmp_path):
+    me = tmp_path / 'me #1 "x"?.png'
+    Image.new("RGB", (40, 30), "red").save(me)
+    result = ImageRAG.from_profile("fake").run("a portrait of me", user_images=[me], out=tmp_path / "runs")
+    html = (result.run_dir / "report.html").read_text()
+    [copied] = [u.copied_to for u in result.trace.user_images]
+    assert f'<img src="{quote(copied)}"' in html and "%23" in quote(copied)
+    for src in re.findall(r'<img src="([^"]+)"', html):
+        assert (result.run_dir / unquote(src)).is_file(), src

@@ -2,6 +2,7 @@
 
 import json
 import re
+from urllib.parse import unquote
 
 from pydantic import Field, SecretStr
 
@@ -45,7 +46,7 @@ def test_report_is_self_contained(tmp_path):
     sources = re.findall(r'<img src="([^"]+)"', html)
     assert len(sources) >= 4 and html.count("<img") == len(sources)  # initial, final, references, candidates
     for src in sources:
-        assert not src.startswith(("/", "http", "data:")) and (result.run_dir / src).is_file(), src
+        assert not src.startswith(("/", "http", "data:")) and (result.run_dir / unquote(src)).is_file(), src
     assert "<link" not in html and "<script" not in html and "http://" not in html and "https://" not in html
 
 

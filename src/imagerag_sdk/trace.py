@@ -26,7 +26,8 @@ from PIL import Image
 
 from .runtrace import SCHEMA_VERSION, RunTrace, StageName, StageTiming, Status, Truncation, now
 
-__all__ = ["SCHEMA_VERSION", "RunRecorder", "new_run_dir"]
+__all__ = ["INLINE_CHARS", "PREVIEW_CHARS", "SCHEMA_VERSION", "TEXT_DIR", "RunRecorder", "env_secrets",
+           "new_run_dir", "round_s", "slugify"]
 INLINE_CHARS = 10_000
 """Texts longer than this go to a side file; the trace keeps a preview and the file's name."""
 PREVIEW_CHARS = 500

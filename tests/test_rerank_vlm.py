@@ -223,8 +223,9 @@ def test_in_a_profile_the_choice_reaches_the_references(tmp_path):
     bad = parse_profile({**data, "reranker": {"use": "vlm", "critic": {"use": "scripted", "bogus": 1}}})
     assert any("reranker.critic.bogus" in p for p in check(bad))
     result = build_pipeline(profile).run("a sheep in a field", out=None)
-    (query, hits), = result.trace["rounds"][0]["hits"].items()
-    reranked = result.trace["rounds"][0]["reranked"][query]
+    rnd = result.trace.to_dict()["rounds"][0]
+    (query, hits), = rnd["hits"].items()
+    reranked = rnd["reranked"][query]
     assert reranked[0]["path"] == hits[1]["path"], "the critic's choice (image 2) comes first"
     assert reranked[0]["metadata"]["vlm_rerank"]["exchange"]["answer"] == "2"
     assert result.references[0].path == hits[1]["path"]

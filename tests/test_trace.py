@@ -1,6 +1,8 @@
 """Run folders: what trace.json holds, the report, and that secrets never reach disk."""
 
 import json
+import re
+from urllib.parse import unquote
 
 from pydantic import Field, SecretStr
 
@@ -37,11 +39,15 @@ def test_trace_records_the_whole_run(tmp_path):
 
 
 def test_report_is_self_contained(tmp_path):
+    """Images are the run folder's files by relative path (candidates as thumbnails), CSS inline."""
     result = ImageRAG.from_profile("fake").run(PROMPT, out=tmp_path)
     html = (result.run_dir / "report.html").read_text()
-    assert PROMPT in html and "data:image/jpeg;base64," in html
-    assert html.count("<img") >= 4  # initial, final, hits
-    assert "src=\"/" not in html and "src=\"http" not in html
+    assert PROMPT in html
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert len(sources) >= 4 and html.count("<img") == len(sources)  # initial, final, references, candidates
+    for src in sources:
+        assert not src.startswith(("/", "http", "data:")) and (result.run_dir / unquote(src)).is_file(), src
+    assert "<link" not in html and "<script" not in html and "http://" not in html and "https://" not in html
 
 
 class LeakyCriticOptions(VLMCriticOptions):
@@ -88,14 +94,14 @@ def test_report_marks_a_hit_used_only_under_its_own_query(tmp_path):
     used = trace["rounds"][0]["used"]
     assert all(u["query"] in trace["rounds"][0]["hits"] for u in used)
     html = (result.run_dir / "report.html").read_text()
-    assert html.count('class="used"') == len(used)
+    assert html.count('class="cand used"') == len(used)
 
 
 def test_a_run_of_ordinary_sizes_is_written_whole(tmp_path):
     """Limits and side files leave an ordinary run alone: trace.json holds the run's data as it is."""
     result = ImageRAG.from_profile("fake").run(PROMPT, out=tmp_path)
     on_disk = json.loads((result.run_dir / "trace.json").read_text())
-    assert on_disk == json.loads(json.dumps(result.trace, default=str))
+    assert on_disk == result.trace.to_dict()
     assert on_disk["settings"]["limits"] == {"answer": 8000, "concept": 200, "caption": 1000}
     assert not (result.run_dir / "texts").exists()
-    assert all("truncated" not in r for r in on_disk["rounds"])
+    assert all(not r["truncated"] for r in on_disk["rounds"])

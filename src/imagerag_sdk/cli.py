@@ -204,7 +204,7 @@ def summary(result) -> str:
         return "no critique"
     if result.critiques[-1].matches:
         return "the initial image matched" if n == 1 else f"matched after {n - 1} regeneration(s)"
-    regenerated = len([g for g in result.trace.get("generations", []) if g["round"] > 0])
+    regenerated = len([g for g in result.trace.generations if g.round > 0])
     if not regenerated:
         return "did not match; nothing to regenerate with (see report)"
     return f"did not match; regenerated {regenerated}x with {len(result.references)} reference(s)"

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar
 
 from PIL import Image
+from pydantic import BaseModel
 
 from .errors import AuthenticationError, ConfigError, ImageRAGError, PipelineError, ProviderError
 from .images import bad_images_error, check_images
 from .outputs import check_critique, check_hits, check_image, check_reranked, component_label
 from .roles import Component, Critic, Generator, Reranker, Retriever
 from .settings import LoopSettings
+from .runtrace import (Budget, Capabilities, ComponentRecord, CopiedReference, CritiqueRecord, DroppedRecord,
+                       ExchangeRecord, Generation, HitRecord, QueryRecord, ReferenceRecord, Rephrase, Round,
+                       RunTrace, UsedReference, UserImage)
 from .trace import RunRecorder, new_run_dir
 from .types import Critique, Dropped, GeneratorCapabilities, Hit, Reference
 
+_M = TypeVar("_M", bound=BaseModel)
 Progress = Callable[[str, str], None]
 """``progress(stage, message)`` is called when a stage starts and ends."""
 
@@ -43,7 +48,8 @@ class RunResult:
     matched: bool | None = None
     """The critic's verdict on the last image it judged (``None``: never asked)."""
     run_dir: Path | None = None
-    trace: dict[str, Any] = field(default_factory=dict)
+    trace: RunTrace = field(kw_only=True)
+    """What the run did, as ``trace.json`` holds it (docs/trace.md)."""
     critic_error: str | None = None
     """Why the critic failed, when ``loop.on_critic_error: keep_initial`` kept the image instead."""
 
@@ -74,6 +80,9 @@ class ImageRAG:
     def components(self) -> dict[str, Component]:
         return {role: c for role, c in (("generator", self.generator), ("critic", self.critic),
                                         ("retriever", self.retriever), ("reranker", self.reranker)) if c}
+
+    def _describe(self) -> dict[str, ComponentRecord]:
+        return {r: ComponentRecord.model_validate(c.describe()) for r, c in self.components().items()}
 
     def load(self, progress: Progress | None = None) -> "ImageRAG":
         """Load every component now (otherwise each loads on first use)."""
@@ -125,18 +134,16 @@ class ImageRAG:
         if bad:  # before anything is generated, and before a run folder exists
             raise bad_images_error(bad)
         left, n_concepts = self.budget(len(users))
-        rec = RunRecorder(new_run_dir(out, prompt) if out is not None else None, secrets=self.secrets)
         caps = self.generator.capabilities
-        rec.data.update(prompt=prompt, seed=seed, mode=self.loop.mode, profile=self.profile,
-                        settings=self.loop.model_dump(mode="json"),
-                        components={r: c.describe() for r, c in self.components().items()},
-                        capabilities=_caps(caps),
-                        budget={"max_references": caps.max_references, "user_images": len(users),
-                                "for_retrieval": left, "concepts": n_concepts,
-                                "images_per_concept": self.loop.images_per_concept},
-                        user_images=[{"path": u.path, "copied_to": rec.copy_reference(u.path, f"user{i:02d}")}
-                                     for i, u in enumerate(users, 1)],
-                        generations=[], rounds=[], matched=None)
+        trace = RunTrace(prompt=prompt, seed=seed, mode=self.loop.mode, profile=self.profile,
+                         settings=self.loop.model_dump(mode="json"), components=self._describe(),
+                         capabilities=_caps(caps),
+                         budget=Budget(max_references=caps.max_references, user_images=len(users),
+                                       for_retrieval=left, concepts=n_concepts,
+                                       images_per_concept=self.loop.images_per_concept))
+        rec = RunRecorder(new_run_dir(out, prompt) if out is not None else None, trace, secrets=self.secrets)
+        trace.user_images = [UserImage(path=u.path, copied_to=rec.copy_reference(u.path, f"user{i:02d}"))
+                             for i, u in enumerate(users, 1)]
         try:
             result = self._loop(prompt, seed, users, n_concepts, rec, progress)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under interrupts.sigterm_as_interrupt
@@ -149,7 +156,6 @@ class ImageRAG:
             rec.finish("failed", f"{type(exc).__name__}: {exc}")
             raise
         rec.finish("done")
-        result.trace = rec.data
         return result
 
     def _generate(self, rec: RunRecorder, progress: Progress | None, round_: int, prompt: str,
@@ -161,9 +167,9 @@ class ImageRAG:
             check_image(image, self.generator)
             name = "initial.png" if round_ == 0 else f"round-{round_}.png"
             rec.save_image(image, name)
-            st.update(prompt=prompt, references=len(refs))
-            rec.data["generations"].append({"round": round_, "prompt": prompt, "seed": seed, "image": name,
-                                            "references": [r.to_dict() for r in refs]})
+            st.prompt, st.references = prompt, len(refs)
+            rec.trace.generations.append(Generation(round=round_, prompt=prompt, seed=seed, image=name,
+                                                    references=[_record(ReferenceRecord, r) for r in refs]))
         return image
 
     def _loop(self, prompt: str, seed: int, users: list[Reference], n_concepts: int,
@@ -171,11 +177,11 @@ class ImageRAG:
         loop = self.loop
         image = self._generate(rec, progress, 0, self.reference_prompt(prompt, users), users, seed)
         result = RunResult(prompt=prompt, image=image, initial_image=image, references=list(users),
-                           run_dir=rec.run_dir)
+                           run_dir=rec.run_dir, trace=rec.trace)
         critic = self._require(self.critic, "critic", "the critique step")
         for round_ in range(1, loop.max_rounds + 1):
-            rnd: dict[str, Any] = {"round": round_, "notes": []}
-            rec.data["rounds"].append(rnd)
+            rnd = Round(round=round_)
+            rec.trace.rounds.append(rnd)
             _call(progress, "critique", f"round {round_}")
             try:
                 with rec.stage("critique", round=round_, component=critic.name):
@@ -185,19 +191,18 @@ class ImageRAG:
             except PipelineError as exc:
                 if not _keeps_image(loop.on_critic_error, exc):
                     raise
-                result.critic_error = rec.data["critic_error"] = rec.scrub(str(exc))
-                rnd["notes"].append(f"the critic failed, the image is kept (on_critic_error: keep_initial): "
+                result.critic_error = rec.trace.critic_error = rec.scrub(str(exc))
+                rnd.notes.append(f"the critic failed, the image is kept (on_critic_error: keep_initial): "
                                     f"{result.critic_error}")
                 break
             crit, cuts = loop.limits.apply(crit)  # retrieval uses the cut captions
             result.critiques.append(crit)
             result.matched = crit.matches
-            rnd["critique"] = crit.to_dict()
-            if cuts:
-                rnd["truncated"] = rec.record_cuts(cuts)
-            rec.data["matched"] = crit.matches
+            rnd.critique = _record(CritiqueRecord, crit)
+            rnd.truncated = rec.record_cuts(cuts)
+            rec.trace.matched = crit.matches
             if crit.matches:
-                rnd["notes"].append("the critic says the image matches: nothing retrieved")
+                rnd.notes.append("the critic says the image matches: nothing retrieved")
                 break
             if loop.mode == "rephrase":
                 with rec.stage("rephrase", round=round_, component=critic.name) as st:
@@ -205,35 +210,35 @@ class ImageRAG:
                         new_prompt, exchanges = critic.rephrase(prompt)
                     cuts = []
                     exchanges = loop.limits.apply_exchanges(exchanges, cuts)
-                    if cuts:
-                        rnd.setdefault("truncated", []).extend(rec.record_cuts(cuts))
-                    st["prompt"] = new_prompt
-                    rnd["rephrase"] = {"prompt": new_prompt, "exchanges": [x.to_dict() for x in exchanges]}
+                    rnd.truncated.extend(rec.record_cuts(cuts))
+                    st.prompt = new_prompt
+                    rnd.rephrase = Rephrase(prompt=new_prompt,
+                                            exchanges=[_record(ExchangeRecord, x) for x in exchanges])
                 image = self._generate(rec, progress, round_, self.reference_prompt(new_prompt, users), users, seed)
                 result.image, result.references = image, list(users)
                 continue
             if n_concepts < 1:
-                rnd["notes"].append("no reference budget left (user images fill it): nothing retrieved")
+                rnd.notes.append("no reference budget left (user images fill it): nothing retrieved")
                 break
             queries = self._queries(prompt, crit, n_concepts, rnd)
             if not queries:
                 break
             refs = self._retrieve(queries, rec, rnd, round_, progress)
             if not refs:
-                rnd["notes"].append("no candidate reference survived: the image is kept")
+                rnd.notes.append("no candidate reference survived: the image is kept")
                 break
             for i, ref in enumerate(refs, start=1):
                 copied = rec.copy_reference(ref.path, f"round{round_}-{i:02d}")
-                rnd.setdefault("used", []).append({**ref.to_dict(), "query": rnd["chosen"].get(ref.path, ""),
-                                                   "copied_to": copied})
+                rnd.used.append(UsedReference(**ref.to_dict(), query=rnd.chosen.get(ref.path, ""),
+                                              copied_to=copied))
             all_refs = users + refs
             image = self._generate(rec, progress, round_, self.reference_prompt(prompt, all_refs), all_refs, seed)
             result.image, result.references = image, all_refs
         rec.save_image(result.image, "final.png")
-        rec.data["final_image"] = "final.png"
+        rec.trace.final_image = "final.png"
         return result
 
-    def _queries(self, prompt: str, crit: Critique, n_concepts: int, rnd: dict[str, Any]) -> list[Query]:
+    def _queries(self, prompt: str, crit: Critique, n_concepts: int, rnd: Round) -> list[Query]:
         loop = self.loop
         per = loop.images_per_concept
         if loop.mode == "prompt":
@@ -241,22 +246,22 @@ class ImageRAG:
         else:
             missing = list(crit.missing)
             if len(missing) > n_concepts:
-                rnd["notes"].append("over the generator's budget, not retrieved: "
+                rnd.notes.append("over the generator's budget, not retrieved: "
                                     + ", ".join(m.concept for m in missing[n_concepts:]))
                 missing = missing[:n_concepts]
             queries = [Query(m.concept, m.caption, m.caption if loop.mode == "captions" else m.concept, per)
                        for m in missing]
         if not queries:
             if loop.fallback == "prompt":
-                rnd["fallback"] = True
-                rnd["notes"].append("the critic named no missing concept: retrieving by the prompt")
+                rnd.fallback = True
+                rnd.notes.append("the critic named no missing concept: retrieving by the prompt")
                 queries = [Query("", prompt, prompt, per)]
             else:
-                rnd["notes"].append("the critic named no missing concept and fallback is off")
-        rnd["queries"] = [q.__dict__ for q in queries]
+                rnd.notes.append("the critic named no missing concept and fallback is off")
+        rnd.queries = [QueryRecord(**q.__dict__) for q in queries]
         return queries
 
-    def _retrieve(self, queries: list[Query], rec: RunRecorder, rnd: dict[str, Any], round_: int,
+    def _retrieve(self, queries: list[Query], rec: RunRecorder, rnd: Round, round_: int,
                   progress: Progress | None) -> list[Reference]:
         retriever = self._require(self.retriever, "retriever", "retrieval")
         loop = self.loop
@@ -267,15 +272,15 @@ class ImageRAG:
                 k = max(loop.candidates, max(q.images for q in queries))
                 results = retriever.search(texts, k)
             results = check_hits(results, retriever, len(texts))
-        rnd["hits"] = {q: [h.to_dict() for h in hits] for q, hits in zip(texts, results)}
+        rnd.hits = {q: [_record(HitRecord, h) for h in hits] for q, hits in zip(texts, results)}
         dropped: list[Dropped] = []
         if loop.min_similarity is not None:  # on the retriever's similarity, before any reranker rescored
             kept = []
-            for q, hits in zip(texts, results):
+            for text, hits in zip(texts, results):
                 for h in hits:
                     if h.score < loop.min_similarity:
                         dropped.append(Dropped(h.path, f"score {h.score:.3f} below min_similarity "
-                                               f"{loop.min_similarity}", h.score, q))
+                                               f"{loop.min_similarity}", h.score, text))
                 kept.append([h for h in hits if h.score >= loop.min_similarity])
             results = kept
         if self.reranker is not None:
@@ -284,7 +289,7 @@ class ImageRAG:
                 with _stage_errors("rerank", self.reranker):
                     results = [check_reranked(self.reranker.rerank(q, hits), hits, self.reranker) if hits else []
                                for q, hits in zip(texts, results)]
-            rnd["reranked"] = {q: [h.to_dict() for h in hits] for q, hits in zip(texts, results)}
+            rnd.reranked = {q: [_record(HitRecord, h) for h in hits] for q, hits in zip(texts, results)}
         chosen: list[Reference] = []
         seen: set[str] = set()
         for q, hits in zip(queries, results):
@@ -297,12 +302,12 @@ class ImageRAG:
                     dropped.append(Dropped(hit.path, "already used for another concept", hit.score, q.query))
                 else:
                     seen.add(hit.path)
-                    rnd.setdefault("chosen", {})[hit.path] = q.query
+                    rnd.chosen[hit.path] = q.query
                     chosen.append(Reference.from_hit(hit, concept=q.concept, caption=q.caption))
                     taken += 1
             if taken == 0:
-                rnd["notes"].append(f"no reference for '{q.concept or q.query}'")
-        rnd["dropped"] = [d.to_dict() for d in dropped]
+                rnd.notes.append(f"no reference for '{q.concept or q.query}'")
+        rnd.dropped = [_record(DroppedRecord, d) for d in dropped]
         return chosen
 
     # -- the RAGE flow: retrieve, let the caller pick, generate ------------------------------------
@@ -324,22 +329,21 @@ class ImageRAG:
         if len(refs) > caps.max_references:
             raise ConfigError(f"{len(refs)} references picked, generator '{self.generator.name}' takes "
                               f"at most {caps.max_references}", hint="pick fewer")
-        rec = RunRecorder(new_run_dir(out, prompt) if out is not None else None, secrets=self.secrets)
-        rec.data.update(prompt=prompt, seed=seed, mode="picked", profile=self.profile,
-                        components={r: c.describe() for r, c in self.components().items()},
-                        capabilities=_caps(caps), generations=[], rounds=[], matched=None,
-                        picked=[{**r.to_dict(), "copied_to": rec.copy_reference(r.path, f"picked{i:02d}")}
-                                for i, r in enumerate(refs, 1)])
+        trace = RunTrace(prompt=prompt, seed=seed, mode="picked", profile=self.profile,
+                         components=self._describe(), capabilities=_caps(caps))
+        rec = RunRecorder(new_run_dir(out, prompt) if out is not None else None, trace, secrets=self.secrets)
+        trace.picked = [CopiedReference(**r.to_dict(), copied_to=rec.copy_reference(r.path, f"picked{i:02d}"))
+                        for i, r in enumerate(refs, 1)]
         try:
             image = self._generate(rec, progress, 1, self.reference_prompt(prompt, refs), refs, seed)
             rec.save_image(image, "final.png")
-            rec.data["final_image"] = "final.png"
+            trace.final_image = "final.png"
         except BaseException as exc:
             rec.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", str(exc))
             raise
         rec.finish("done")
         return RunResult(prompt=prompt, image=image, initial_image=image, references=refs,
-                         run_dir=rec.run_dir, trace=rec.data)
+                         run_dir=rec.run_dir, trace=trace)
 
 
 class _stage_errors:
@@ -351,7 +355,7 @@ class _stage_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc is None or isinstance(exc, (PipelineError, KeyboardInterrupt)) or not isinstance(exc, Exception):
             return False
         label = component_label(self.component)
@@ -379,9 +383,14 @@ def _call(progress: Progress | None, stage: str, message: str) -> None:
         progress(stage, message)
 
 
-def _caps(caps: GeneratorCapabilities) -> dict[str, Any]:
-    return {"max_references": caps.max_references, "conditioning": caps.conditioning,
-            "uses_captions": caps.uses_captions, "image_placeholder": caps.image_placeholder}
+def _caps(caps: GeneratorCapabilities) -> Capabilities:
+    return Capabilities(max_references=caps.max_references, conditioning=caps.conditioning,
+                        uses_captions=caps.uses_captions, image_placeholder=caps.image_placeholder)
+
+
+def _record(model: type[_M], value: Any) -> _M:
+    """The trace record of a value type (``Hit``, ``Critique`` …) from its ``to_dict()``."""
+    return model.model_validate(value.to_dict())
 
 
 def _user_ref(item: str | Path | Reference, caption: str) -> Reference:

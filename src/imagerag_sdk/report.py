@@ -1,123 +1,164 @@
-"""``report.html``: one self-contained page showing a run at a glance (images inlined).
+"""``report.html``: one page showing a run at a glance, rendered from ``templates/report.html.j2``.
 
-Texts come from the written trace, where long ones are already previews naming their side file
-(``texts/….txt``); the page links those files instead of repeating the texts."""
+It is rendered over the written trace (:class:`~imagerag_sdk.runtrace.RunTrace` as ``trace.json``
+holds it), where long texts are previews naming their side file (``texts/….txt``); the page links
+those files. Images are the run folder's own files by relative path; a candidate hit that was not
+used (so not copied) gets a small thumbnail in ``thumbs/``. Autoescaped: any text is shown as text.
+Jinja2 is imported here only, when a report is written.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import json
+import hashlib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 from PIL import Image
 
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
-h1{font-size:20px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}
-.row{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}
-figure{margin:0;max-width:260px}figure img{max-width:256px;max-height:256px;border:1px solid #ccc}
-figcaption{font-size:12px;color:#555;word-break:break-all}
-.used{outline:3px solid #2a8}.dropped{opacity:.55}
-.badge{display:inline-block;padding:1px 6px;border-radius:8px;font-size:11px;background:#eee}
-.ok{background:#cfc}.bad{background:#fcc}
-table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
-pre{white-space:pre-wrap;background:#f7f7f7;padding:6px;font-size:12px}
-"""
+from .runtrace import HitRecord, QueryRecord, Round, RunTrace, StageTiming, UsedReference
 
-
+BIG, BIGGEST = 384, 544
+"""Display widths of the initial and final images; smaller ones are upscaled, pixelated."""
+SMALL = 160
+"""Display box of a reference or candidate image."""
+THUMB = 192
+"""Largest side of a candidate's thumbnail in ``thumbs/``."""
 _SIDE_FILE = re.compile(r"texts/[0-9a-f]{16}\.txt")
 
-
-def _text(value: Any) -> str:
-    """Escaped text with side-file names (``texts/….txt``) as links."""
-    return _SIDE_FILE.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', html.escape(str(value)))
+SaveImage = Callable[[Image.Image, str], "str | None"]
 
 
-def _img_tag(path: Path, alt: str, cls: str = "", max_side: int = 512) -> str:
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((max_side, max_side))
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=85)
-    except Exception as exc:  # a missing/corrupt image must not stop the report
-        return f'<span class="badge bad">image unavailable: {html.escape(str(exc))}</span>'
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/jpeg;base64,{data}">'
+@dataclass
+class Picture:
+    src: str | None
+    """Run-relative path, or ``None`` when the image could not be read (``problem`` says why)."""
+    alt: str
+    width: int = 0
+    """Display width in CSS pixels (0: let the page decide)."""
+    pixelated: bool = False
+    problem: str | None = None
 
 
-def _figure(run_dir: Path, rel_or_abs: str | None, caption: str, cls: str = "") -> str:
-    if not rel_or_abs:
-        return ""
-    p = Path(rel_or_abs)
-    p = p if p.is_absolute() else run_dir / p
-    return (f'<figure>{_img_tag(p, caption, cls)}<figcaption>{html.escape(caption)}</figcaption></figure>')
+@dataclass
+class Candidate:
+    hit: HitRecord
+    picture: Picture
+    used: UsedReference | None = None
+    reason: str | None = None
+    """Why it was not used (dropped, or not returned by the reranker)."""
+    rerank: str | None = None
 
 
-def render_report(trace: dict[str, Any], run_dir: Path) -> str:
-    e = html.escape
-    out = [f"<!doctype html><meta charset=utf-8><title>imagerag run: {e(trace.get('prompt', ''))}</title>",
-           f"<style>{_CSS}</style>", f"<h1>{e(trace.get('prompt', ''))}</h1>"]
-    status = trace.get("status", "?")
-    matched = trace.get("matched")
-    out.append(f"<p>status <span class='badge {'ok' if status == 'done' else 'bad'}'>{e(status)}</span> "
-               f"· mode {e(str(trace.get('mode')))} · seed {e(str(trace.get('seed')))} "
-               f"· profile {e(str(trace.get('profile')))} · {e(str(trace.get('seconds', '')))} s"
-               + (f" · critic verdict on last critiqued image: {'match' if matched else 'no match'}"
-                  if matched is not None else "") + "</p>")
-    if trace.get("error"):
-        out.append(f"<pre>{e(trace['error'])}</pre>")
-    gens = trace.get("generations", [])
-    out.append("<h2>Images</h2><div class='row'>")
-    for g in gens:
-        label = "initial" if g.get("round") == 0 else f"round {g.get('round')}"
-        out.append(_figure(run_dir, g.get("image"), f"{label}: {g.get('prompt', '')}"))
-    out.append("</div>")
-    for rnd in trace.get("rounds", []):
-        out.append(f"<h2>Round {rnd.get('round')}</h2>")
-        crit = rnd.get("critique") or {}
-        if crit:
-            verdict = "matches" if crit.get("matches") else "does not match"
-            out.append(f"<p>critic: <b>{verdict}</b> (attempts {crit.get('attempts')})"
-                       + (" — named no concept; fell back to the prompt" if rnd.get("fallback") else "")
-                       + "</p>")
-        if rnd.get("truncated"):
-            out.append("<p>cut to the loop's limits (<code>loop.limits</code>):</p><ul>" + "".join(
-                f"<li>{e(t.get('what', ''))} of {e(str(t.get('where', '')))}: {t.get('original_chars')} → "
-                f"{t.get('kept_chars')} characters" + (f" (full text: {_text(t['full_text'])})"
-                                                       if t.get("full_text") else "") + "</li>"
-                for t in rnd["truncated"]) + "</ul>")
-        if rnd.get("queries"):
-            out.append("<table><tr><th>concept</th><th>retrieval caption</th></tr>")
-            for q in rnd["queries"]:
-                out.append(f"<tr><td>{_text(q.get('concept', ''))}</td><td>{_text(q.get('query', ''))}</td></tr>")
-            out.append("</table>")
-        used = {(u.get("query"), u.get("path")) for u in rnd.get("used", [])}
-        for query, hits in (rnd.get("hits") or {}).items():
-            out.append(f"<p>hits for <i>{e(query)}</i> (outlined: used)</p><div class='row'>")
-            for h in hits:
-                cls = "used" if (query, h.get("path")) in used else "dropped"
-                out.append(_figure(run_dir, h.get("path"),
-                                   f"{h.get('score', 0):.3f} {Path(h.get('path', '')).name}", cls))
-            out.append("</div>")
-        if rnd.get("dropped"):
-            out.append("<p>dropped:</p><ul>" + "".join(
-                f"<li>{e(Path(d.get('path', '')).name)}: {e(d.get('reason', ''))}</li>" for d in rnd["dropped"])
-                + "</ul>")
-        if rnd.get("notes"):
-            out.append("<ul>" + "".join(f"<li>{_text(n)}</li>" for n in rnd["notes"]) + "</ul>")
-        if crit.get("exchanges"):
-            out.append("<details><summary>critic exchanges</summary>")
-            for x in crit["exchanges"]:
-                out.append(f"<p>{e(x.get('stage', ''))} #{x.get('attempt')} · temperature "
-                           f"{e(str(x.get('temperature')))}{' · ' + e(x['alternative']) if x.get('alternative') else ''}"
-                           f"</p><pre>{_text(x.get('prompt', ''))}</pre><pre>{_text(x.get('answer', ''))}</pre>")
-            out.append("</details>")
-    if trace.get("final_image"):
-        out.append("<h2>Final image</h2>" + _figure(run_dir, trace["final_image"], trace.get("prompt", "")))
-    out.append("<h2>Components</h2><pre>" + e(json.dumps(trace.get("components", {}), indent=1)) + "</pre>")
-    return "\n".join(out)
+@dataclass
+class Concept:
+    query: QueryRecord
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass
+class Segment:
+    stage: StageTiming
+    percent: float
+
+
+class _Pictures:
+    """Display sizes of the run folder's images, and thumbnails of corpus images."""
+
+    def __init__(self, run_dir: Path, save_image: SaveImage | None) -> None:
+        self.run_dir, self.save_image = run_dir, save_image
+
+    def local(self, rel: str | None, alt: str, least: int, most: int | None = None) -> Picture:
+        """A run-relative image shown between ``least`` and ``most`` wide; nearest-neighbour
+        upscaled (pixelated) when it is narrower than ``least``."""
+        if not rel:
+            return Picture(None, alt, problem="not written")
+        try:
+            with Image.open(self.run_dir / rel) as im:
+                width = im.width
+        except Exception as exc:  # a missing or corrupt image must not stop the report
+            return Picture(None, alt, problem=f"{type(exc).__name__}: {exc}")
+        return Picture(rel, alt, min(max(width, least), most or least), pixelated=width < least)
+
+    def corpus(self, path: str, alt: str) -> Picture:
+        """A corpus image not copied into the run: a thumbnail in ``thumbs/``."""
+        name = f"thumbs/{hashlib.sha256(path.encode()).hexdigest()[:16]}.png"
+        if not (self.run_dir / name).exists():
+            if self.save_image is None:
+                return Picture(None, alt, problem="not copied into the run folder")
+            try:
+                with Image.open(path) as im:
+                    thumb = im.convert("RGB")
+                    thumb.thumbnail((THUMB, THUMB))
+            except Exception as exc:  # the corpus may have moved since the run
+                return Picture(None, alt, problem=f"{type(exc).__name__}: {exc}")
+            (self.run_dir / "thumbs").mkdir(exist_ok=True)
+            self.save_image(thumb, name)
+        return self.local(name, alt, SMALL)
+
+
+def concepts(rnd: Round, pictures: _Pictures) -> list[Concept]:
+    """Each query of the round with its candidates in retrieval order: used ones, and why others were not."""
+    used = {(u.query, u.path): u for u in rnd.used}
+    dropped = {(d.query, d.path): d.reason for d in rnd.dropped}
+    out = []
+    for q in rnd.queries:
+        concept = Concept(q)
+        reranked = None if rnd.reranked is None else [h.path for h in rnd.reranked.get(q.query, [])]
+        for hit in rnd.hits.get(q.query, []):
+            key = (q.query, hit.path)
+            ref = used.get(key)
+            picture = (pictures.local(ref.copied_to, hit.path, SMALL) if ref and ref.copied_to
+                       else pictures.corpus(hit.path, hit.path))
+            rank = None
+            reason = dropped.get(key)
+            if reranked is not None:
+                if hit.path in reranked:
+                    rank = f"reranked #{reranked.index(hit.path) + 1}"
+                elif reason is None:
+                    reason = "not returned by the reranker"
+            concept.candidates.append(Candidate(hit, picture, ref, None if ref else reason, rank))
+        out.append(concept)
+    return out
+
+
+def timeline(stages: list[StageTiming]) -> list[Segment]:
+    """Stages as shares of their total time (equal shares when none took measurable time)."""
+    total = sum(s.seconds for s in stages)
+    return [Segment(s, 100 * s.seconds / total if total > 0 else 100 / len(stages)) for s in stages]
+
+
+def link_side_files(text: object) -> str:
+    """Escaped ``text`` with side-file names (``texts/….txt``) as links."""
+    from markupsafe import Markup, escape
+
+    escaped = str(escape(str(text)))
+    return Markup(_SIDE_FILE.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped))
+
+
+def render_report(trace: RunTrace, run_dir: Path, *, save_image: SaveImage | None = None) -> str:
+    """The page for ``trace`` of the run in ``run_dir``; ``save_image(image, name)`` writes thumbnails."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("imagerag_sdk", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["side_links"] = link_side_files
+    pictures = _Pictures(run_dir, save_image)
+    initial = trace.generations[0] if trace.generations else None
+    final = trace.final_image or (trace.generations[-1].image if len(trace.generations) > 1 else None)
+    return env.get_template("report.html.j2").render(
+        trace=trace, initial=initial,
+        initial_picture=pictures.local(initial.image, "initial image", BIG, BIGGEST) if initial else None,
+        final_picture=pictures.local(final, "final image", BIG, BIGGEST) if final else None,
+        generations=[(g, pictures.local(g.image, f"round {g.round}", SMALL)) for g in trace.generations],
+        given=[(r.caption or r.path, pictures.local(r.copied_to, r.path, SMALL)) for r in trace.picked]
+        + [(u.path, pictures.local(u.copied_to, u.path, SMALL)) for u in trace.user_images],
+        rounds=[(rnd, concepts(rnd, pictures)) for rnd in trace.rounds],
+        segments=timeline(trace.stages), pretty=_pretty)
+
+
+def _pretty(value: object) -> str:
+    import json
+
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)

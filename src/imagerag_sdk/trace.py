@@ -1,6 +1,6 @@
 """Run folders: images, copied references, and ``trace.json`` written as every stage starts and ends.
 
-The trace is rewritten atomically (temp file + rename) each time a stage starts or ends, so a run
+The trace is a :class:`~imagerag_sdk.runtrace.RunTrace` the pipeline fills; it is rewritten atomically (temp file + rename) each time a stage starts or ends, so a run
 that is interrupted or fails still leaves a readable trace saying how far it got. Secret values (API keys
 read from the environment or a profile) are scrubbed from everything written.
 
@@ -24,7 +24,10 @@ from typing import Any, Iterable, Iterator
 
 from PIL import Image
 
-SCHEMA_VERSION = 1
+from .runtrace import SCHEMA_VERSION, RunTrace, StageName, StageTiming, Status, Truncation, now
+
+__all__ = ["INLINE_CHARS", "PREVIEW_CHARS", "SCHEMA_VERSION", "TEXT_DIR", "RunRecorder", "env_secrets",
+           "new_run_dir", "round_s", "slugify"]
 INLINE_CHARS = 10_000
 """Texts longer than this go to a side file; the trace keeps a preview and the file's name."""
 PREVIEW_CHARS = 500
@@ -58,34 +61,33 @@ def new_run_dir(out: str | Path, prompt: str) -> Path:
 
 
 class RunRecorder:
-    """Collects the trace of one run and writes it into the run folder."""
+    """Holds the :class:`RunTrace` of one run and writes it into the run folder."""
 
-    def __init__(self, run_dir: Path | None, *, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, run_dir: Path | None, trace: RunTrace, *, secrets: Iterable[str] = ()) -> None:
         self.run_dir = run_dir
+        self.trace = trace
         self.secrets = {s for s in set(secrets) | env_secrets() if s}
-        self.data: dict[str, Any] = {"schema": SCHEMA_VERSION, "status": "running",
-                                     "started_at": _now(), "stages": []}
         self._t0 = time.perf_counter()
         if run_dir is not None:
             (run_dir / "references").mkdir(parents=True, exist_ok=True)
 
     # -- recording -----------------------------------------------------------------------------
     @contextmanager
-    def stage(self, name: str, *, round: int, component: str | None = None) -> Iterator[dict[str, Any]]:
+    def stage(self, name: StageName, *, round: int, component: str | None = None) -> Iterator[StageTiming]:
         """Time a stage; its record is yielded so the caller can add details."""
-        record: dict[str, Any] = {"stage": name, "round": round, "component": component}
+        record = StageTiming(stage=name, round=round, component=component)
         start = time.perf_counter()
         self.save()  # the trace exists (status running) while the first stage runs
         try:
             yield record
-            record["status"] = "done"
+            record.status = "done"
         except BaseException as exc:
-            record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            record["error"] = f"{type(exc).__name__}: {exc}"
+            record.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            record.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            record["seconds"] = round_s(time.perf_counter() - start)
-            self.data["stages"].append(record)
+            record.seconds = round_s(time.perf_counter() - start)
+            self.trace.stages.append(record)
             self.save()
 
     def save_image(self, image: Image.Image, name: str) -> str | None:
@@ -121,16 +123,16 @@ class RunRecorder:
             os.replace(tmp, path)
         return name
 
-    def record_cuts(self, cuts: Iterable[Any]) -> list[dict[str, Any]]:
+    def record_cuts(self, cuts: Iterable[Any]) -> list[Truncation]:
         """Trace entries for :class:`~imagerag_sdk.limits.Cut` s, each full text in a side file."""
-        return [{"what": c.what, "where": c.where, "original_chars": len(c.text), "kept_chars": c.kept,
-                 "full_text": self.side_text(c.text)} for c in cuts]
+        return [Truncation(what=c.what, where=c.where, original_chars=len(c.text), kept_chars=c.kept,
+                           full_text=self.side_text(c.text)) for c in cuts]
 
-    def finish(self, status: str, error: str | None = None) -> None:
-        self.data["status"] = status
-        self.data["error"] = self.scrub(error) if error else None
-        self.data["finished_at"] = _now()
-        self.data["seconds"] = round_s(time.perf_counter() - self._t0)
+    def finish(self, status: Status, error: str | None = None) -> None:
+        self.trace.status = status
+        self.trace.error = self.scrub(error) if error else None
+        self.trace.finished_at = now()
+        self.trace.seconds = round_s(time.perf_counter() - self._t0)
         self.save()
         self.write_report()
 
@@ -141,8 +143,19 @@ class RunRecorder:
         return text
 
     def to_json(self) -> str:
-        plain = json.loads(json.dumps(self.data, default=_default, ensure_ascii=False))
-        return self.scrub(json.dumps(self._compact(plain), indent=2, ensure_ascii=False))
+        """``trace.json``'s text: the trace with long texts moved to side files, secrets scrubbed."""
+        return self.scrub(json.dumps(self._compact(self.trace.to_dict()), indent=2, ensure_ascii=False))
+
+    def written(self) -> RunTrace:
+        """The trace as ``trace.json`` holds it (long texts previews naming their side files)."""
+        return RunTrace.model_validate_json(self.to_json())
+
+    def render_report(self) -> str:
+        """``report.html`` over the written trace; candidate hits get thumbnails in ``thumbs/``."""
+        from .report import render_report
+
+        assert self.run_dir is not None
+        return render_report(self.written(), self.run_dir, save_image=self.save_image)
 
     def _compact(self, value: Any) -> Any:
         """``value`` with every long text (a key too) replaced by a preview naming its side file."""
@@ -170,9 +183,7 @@ class RunRecorder:
     def write_report(self) -> None:
         if self.run_dir is None:
             return
-        from .report import render_report
-
-        html = self.scrub(render_report(json.loads(self.to_json()), self.run_dir))
+        html = self.scrub(self.render_report())
         tmp = self.run_dir / "report.html.tmp"
         tmp.write_text(html, encoding="utf-8")
         os.replace(tmp, self.run_dir / "report.html")
@@ -180,20 +191,3 @@ class RunRecorder:
 
 def round_s(seconds: float) -> float:
     return round(seconds, 4)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    get = getattr(value, "get_secret_value", None)
-    if get is not None:
-        return "***"
-    return repr(value)

@@ -33,7 +33,7 @@ def test_runs_the_loop_from_a_profile(register_plugin, tmp_path):
                              "critic": {"use": "fake"}, "retriever": {"use": "fake", "corpus_dir": str(tmp_path)}})
     result = build_pipeline(profile).run("a sheep and a car", seed=0, out=None)
     assert [r.concept for r in result.references] == ["sheep", "car"]
-    assert result.trace["generations"][1]["prompt"].endswith("[img2], generate a sheep and a car")
+    assert result.trace.generations[1].prompt.endswith("[img2], generate a sheep and a car")
 
 
 def test_import_is_light():

@@ -22,7 +22,7 @@ def test_loop_runs_on_the_tiny_generator(kind, request, tmp_path, monkeypatch):
     model_cache.clear()
     before = model_cache.load_count(kind)
     result = rag.run("an oil painting of a sheep and a car", seed=1, out=tmp_path / "runs")
-    generations = result.trace["generations"]
+    generations = result.trace.to_dict()["generations"]
     assert len(generations) == 2  # the first pass, then the reference pass
     refs = generations[1]["references"]
     limit = rag.generator.capabilities.max_references

@@ -59,4 +59,4 @@ loop: {{mode: captions, max_concepts: auto, images_per_concept: 1, max_rounds: 1
     written = "".join(p.read_text(errors="ignore") for p in (tmp_path / "runs").rglob("*")
                       if p.is_file() and p.suffix in (".json", ".jsonl", ".txt", ".md", ".yaml"))
     assert written and KEY not in written
-    assert KEY not in json.dumps(result.trace, default=str)
+    assert KEY not in json.dumps(result.trace.to_dict())

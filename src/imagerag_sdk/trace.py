@@ -24,6 +24,8 @@ from typing import Any, Iterable, Iterator
 
 from PIL import Image
 
+from . import atomic
+
 SCHEMA_VERSION = 1
 INLINE_CHARS = 10_000
 """Texts longer than this go to a side file; the trace keeps a preview and the file's name."""
@@ -91,10 +93,8 @@ class RunRecorder:
     def save_image(self, image: Image.Image, name: str) -> str | None:
         if self.run_dir is None:
             return None
-        path = self.run_dir / name
-        tmp = path.with_name(path.name + ".tmp")
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic.replacing(self.run_dir / name) as tmp:
+            image.save(tmp, format="PNG")
         return name
 
     def copy_reference(self, source: str, label: str) -> str | None:
@@ -116,9 +116,7 @@ class RunRecorder:
         path = self.run_dir / name
         if not path.exists():
             path.parent.mkdir(exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            atomic.write_text(path, text)
         return name
 
     def record_cuts(self, cuts: Iterable[Any]) -> list[dict[str, Any]]:
@@ -162,10 +160,7 @@ class RunRecorder:
     def save(self) -> None:
         if self.run_dir is None:
             return
-        path = self.run_dir / "trace.json"
-        tmp = path.with_name("trace.json.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(self.run_dir / "trace.json", self.to_json())
 
     def write_report(self) -> None:
         if self.run_dir is None:
@@ -173,9 +168,7 @@ class RunRecorder:
         from .report import render_report
 
         html = self.scrub(render_report(json.loads(self.to_json()), self.run_dir))
-        tmp = self.run_dir / "report.html.tmp"
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, self.run_dir / "report.html")
+        atomic.write_text(self.run_dir / "report.html", html)
 
 
 def round_s(seconds: float) -> float:

@@ -180,9 +180,14 @@ def test_a_failing_folder_fsync_is_an_error(tmp_path, monkeypatch):
 
 def test_folders_are_not_opened_where_they_cannot_be_fsynced(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic, "FSYNC_FOLDERS", False)  # what Windows sets
-    opened = []
+    opened: list[Path] = []
     real_open = os.open
-    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(Path(p)) or real_open(p, *a, **k))
+
+    def record(path, *args, **kwargs) -> int:
+        opened.append(Path(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", record)
     write_bytes(tmp_path / "x.bin", b"x")
     assert tmp_path not in opened and (tmp_path / "x.bin").read_bytes() == b"x"
 

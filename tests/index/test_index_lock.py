@@ -30,6 +30,7 @@ def test_a_killed_writer_leaves_the_lock_free(tmp_path):
     folder = tmp_path / "corpus"
     proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         line = proc.stdout.readline()
         assert line.strip() == "locked", proc.stderr.read() if proc.poll() is not None else line

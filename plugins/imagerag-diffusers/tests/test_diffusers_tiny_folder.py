@@ -48,8 +48,14 @@ def test_losing_a_race_to_another_builder_keeps_theirs(tmp_path):
 
 
 def test_a_build_is_on_disk_before_it_appears(tmp_path, monkeypatch):
-    synced, real = [], os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.fstat(fd).st_ino) or real(fd))
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     root = tmp_path / "sdxl"
     with _building(root) as tmp:
         (tmp / "weights.safetensors").write_bytes(b"w")

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator
 
 from PIL import Image
 
+from . import atomic
 from .runtrace import SCHEMA_VERSION, RunTrace, StageName, StageTiming, Status, Truncation, now
 
 __all__ = ["INLINE_CHARS", "PREVIEW_CHARS", "SCHEMA_VERSION", "TEXT_DIR", "RunRecorder", "env_secrets",
@@ -93,10 +94,8 @@ class RunRecorder:
     def save_image(self, image: Image.Image, name: str) -> str | None:
         if self.run_dir is None:
             return None
-        path = self.run_dir / name
-        tmp = path.with_name(path.name + ".tmp")
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic.replacing(self.run_dir / name) as tmp:
+            image.save(tmp, format="PNG")
         return name
 
     def copy_reference(self, source: str, label: str) -> str | None:
@@ -118,9 +117,7 @@ class RunRecorder:
         path = self.run_dir / name
         if not path.exists():
             path.parent.mkdir(exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            atomic.write_text(path, text)
         return name
 
     def record_cuts(self, cuts: Iterable[Any]) -> list[Truncation]:
@@ -175,18 +172,13 @@ class RunRecorder:
     def save(self) -> None:
         if self.run_dir is None:
             return
-        path = self.run_dir / "trace.json"
-        tmp = path.with_name("trace.json.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(self.run_dir / "trace.json", self.to_json())
 
     def write_report(self) -> None:
         if self.run_dir is None:
             return
         html = self.scrub(self.render_report())
-        tmp = self.run_dir / "report.html.tmp"
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, self.run_dir / "report.html")
+        atomic.write_text(self.run_dir / "report.html", html)
 
 
 def round_s(seconds: float) -> float:

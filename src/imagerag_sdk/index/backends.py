@@ -11,10 +11,11 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from ..atomic import replacing
 from ..errors import MissingDependencyError
 
 HNSW_M = 16
@@ -130,7 +131,7 @@ class HnswBackend:
 
     def __init__(self, dim: int, *, capacity: int = 1024, m: int = HNSW_M,
                  ef_construction: int = HNSW_EF_CONSTRUCTION, threads: int | None = None,
-                 index: object | None = None) -> None:
+                 index: Any | None = None) -> None:
         hnswlib = _hnswlib()
         self.dim = dim
         self.threads = threads or os.cpu_count() or 1
@@ -139,7 +140,7 @@ class HnswBackend:
             index = hnswlib.Index(space="ip", dim=dim)
             index.init_index(max_elements=max(16, capacity), M=m, ef_construction=ef_construction,
                              random_seed=100, allow_replace_deleted=False)
-        self.index = index
+        self.index: Any = index  # an hnswlib.Index (hnswlib ships no type hints)
         self.index.set_num_threads(self.threads)
         self.deleted = 0
 
@@ -190,13 +191,9 @@ class HnswBackend:
         return _pad(labels.astype(np.int64), (1.0 - dist).astype(np.float32), k)
 
     def save(self, path: Path) -> None:
-        """Write atomically: a temp file, then rename over ``path``."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        with self._lock:
+        """Write atomically and durably (:func:`imagerag_sdk.atomic.replacing`)."""
+        with replacing(path) as tmp, self._lock:
             self.index.save_index(str(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path, dim: int, *, capacity: int = 0, deleted: int = 0,

@@ -21,7 +21,6 @@ No pickle anywhere.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -32,7 +31,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
+from filelock import FileLock, Timeout
 
+from .. import atomic
 from ..errors import CorpusError
 from ..paths import corpus_dir
 from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
@@ -43,14 +44,6 @@ __all__ = ["CorpusStore", "Item", "NewItem", "corpus_dir"]
 SCHEMA_VERSION = 1
 _HNSW_FILE = re.compile(r"^hnsw-e(\d+)-n(\d+)-t(\d+)\.bin$")
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
 
 class CorpusStore:
     """Open with :meth:`open`; ``write=True`` takes the corpus's writer lock."""
@@ -59,8 +52,8 @@ class CorpusStore:
         self.name = name
         self.path = path
         self.write = write
-        self._lock_fh = None
-        self._vectors: np.memmap | None = None
+        self._lock: FileLock | None = None
+        self._vectors: np.ndarray | None = None
         self._vectors_name: str | None = None
         if write:
             path.mkdir(parents=True, exist_ok=True)
@@ -92,22 +85,23 @@ class CorpusStore:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _take_lock(self) -> None:
-        self._lock_fh = open(self.path / ".lock", "a+")
+        # an OS lock on an open file (flock; its Windows counterpart there): never waits, and the OS
+        # releases it when the process dies, however it dies. Not thread-local: the store may be
+        # closed by another thread than the one that opened it.
+        lock = FileLock(self.path / ".lock", timeout=0, thread_local=False)
         try:
-            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_fh.close()
-            self._lock_fh = None
+            lock.acquire()
+        except Timeout:
             raise CorpusError(f"corpus '{self.name}' at {self.path} is being written by another process",
                               hint="wait for the other 'imagerag index' run to finish") from None
+        self._lock = lock
 
     def close(self) -> None:
         self._vectors = None
         self.db.close()
-        if self._lock_fh is not None:
-            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> "CorpusStore":
         return self
@@ -282,15 +276,13 @@ class CorpusStore:
     def _new_vectors_file(self, capacity: int, rows: np.ndarray | None) -> str:
         gen = self._int("generation") + 1
         name = f"vectors-{gen:06d}.npy"
-        tmp = self.path / f"{name}.tmp"
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(capacity, self.dim))
-        if rows is not None and len(rows):
-            arr[: len(rows)] = rows
-        arr.flush()
-        del arr
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path / name)
+        # durable under its final name before the transaction that switches to it commits
+        with atomic.replacing(self.path / name) as tmp:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(capacity, self.dim))
+            if rows is not None and len(rows):
+                arr[: len(rows)] = rows
+            arr.flush()
+            del arr
         return name
 
     def _switch_vectors(self, name: str, capacity: int, extra: dict[str, Any] | None = None) -> None:
@@ -329,6 +321,7 @@ class CorpusStore:
         if len(adds):
             self.ensure_capacity(start + len(adds), vectors.shape[1])
             mm = self.vectors()
+            assert isinstance(mm, np.memmap)  # ensure_capacity made the file: np.load mapped it
             mm[start:start + len(adds)] = vectors
             mm.flush()
         with self._tx():
@@ -406,5 +399,5 @@ class CorpusStore:
 
     def write_report(self, report: dict[str, Any]) -> Path:
         path = self.path / "last-ingest.json"
-        _atomic_write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+        atomic.write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
         return path

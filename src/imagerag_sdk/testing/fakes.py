@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 from pydantic import Field
 
+from ..atomic import replacing, write_text
 from ..critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
 from ..errors import AuthenticationError, ProviderError, ProviderTimeoutError, RateLimitError
 from ..paths import cache_dir
@@ -262,10 +263,10 @@ def fake_corpus(root: str | Path, captions: Sequence[str] = FAKE_CAPTIONS) -> Pa
         ImageDraw.Draw(img).ellipse([8, 8, 40, 40], fill=(255 - r, g, 255 - b))
         info = PngImagePlugin.PngInfo()
         info.add_text("caption", caption)
-        tmp = path.with_suffix(".tmp")
-        img.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-        path.with_suffix(".txt").write_text(caption + "\n", encoding="utf-8")
+        # the sidecar first: a PNG that exists is complete and has its caption file
+        write_text(path.with_suffix(".txt"), caption + "\n")
+        with replacing(path) as tmp:
+            img.save(tmp, format="PNG", pnginfo=info)
     return root
 
 

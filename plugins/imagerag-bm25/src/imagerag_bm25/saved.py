@@ -5,7 +5,8 @@ captions); loading the saved arrays takes a fraction of that. A saved index is k
 of everything its contents depend on: the captions in order, the tokenizer (stopwords, stemmer,
 case, pattern), the BM25 parameters and the bm25s version. Any change gives another key, so a
 stale index is never used; it is replaced by the next build. Files are numpy arrays (no pickle)
-and JSON written by bm25s, into a temporary folder that is then renamed.
+and JSON written by bm25s, into a temporary folder that is then fsynced and renamed
+(:func:`imagerag_sdk.atomic.replacing`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from imagerag_sdk.atomic import replacing
 
 FORMAT = 1
 KEPT = "kept.npy"
@@ -67,21 +69,17 @@ def save(folder: Path, key: str, model: Any, kept: Sequence[int]) -> Path | None
     """Save atomically under ``key`` and remove indexes saved under other keys. A folder that
     cannot be written (a read-only corpus) is reported and the index stays in memory only."""
     where = folder / key[:32]
-    tmp = folder / f".{key[:32]}.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save(tmp, show_progress=False)
-        np.save(tmp / KEPT, np.asarray(kept, dtype=np.int64), allow_pickle=False)
         try:
-            tmp.rename(where)
+            with replacing(where) as tmp:
+                model.save(tmp, show_progress=False)
+                np.save(tmp / KEPT, np.asarray(kept, dtype=np.int64), allow_pickle=False)
         except OSError:
             if not where.is_dir():  # not just another process that saved the same index first
                 raise
-            shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
         log.warning("cannot save the BM25 index under %s (%s); it is kept in memory only", folder, exc)
-        shutil.rmtree(tmp, ignore_errors=True)
         return None
     for old in folder.iterdir():  # other keys, and temporary folders a crash left behind
         stale_tmp = old.name.startswith(".") and time.time() - old.stat().st_mtime > STALE_TMP_S

@@ -24,10 +24,10 @@ Command line: ``python -m imagerag_clip.tiny DIR`` prints the options as JSON.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import threading
 from pathlib import Path
+
+from imagerag_sdk.atomic import write_bytes
 
 TINY_NAME = "imagerag-tiny-clip"
 TINY_CONFIG = {
@@ -58,7 +58,7 @@ def build_tiny_clip(directory: str | Path, *, seed: int = 0) -> dict[str, str]:
     config_path = root / f"{TINY_NAME}.json"
     config_text = json.dumps(TINY_CONFIG, indent=2, sort_keys=True) + "\n"
     if not config_path.is_file() or config_path.read_text() != config_text:
-        _atomic_write(config_path, config_text.encode())
+        write_bytes(config_path, config_text.encode())
     open_clip.add_model_config(config_path)
     suffix = "" if seed == 0 else f"-seed{seed}"
     weights_path = root / f"{TINY_NAME}{suffix}.safetensors"
@@ -69,18 +69,12 @@ def build_tiny_clip(directory: str | Path, *, seed: int = 0) -> dict[str, str]:
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     data = save(state, metadata={"imagerag": f"tiny random CLIP, seed {seed}"})
     if not weights_path.is_file() or weights_path.read_bytes() != data:
-        _atomic_write(weights_path, data)
+        write_bytes(weights_path, data)
     return _options(config_path, weights_path)
 
 
 def _options(config_path: Path, weights_path: Path) -> dict[str, str]:
     return {"model": TINY_NAME, "model_config": str(config_path), "weights": str(weights_path)}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

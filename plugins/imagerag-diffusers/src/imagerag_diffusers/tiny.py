@@ -24,12 +24,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+
+from imagerag_sdk.atomic import replacing
 
 TINY_VERSION = "1"
 SIZE = 32
@@ -58,24 +58,21 @@ def _done(folder: Path) -> bool:
 
 @contextlib.contextmanager
 def _building(root: Path) -> Iterator[Path]:
-    """Write into a private temporary folder, then move it to ``root`` in one step, so a crashed
-    or concurrent build never leaves a half-written folder that looks complete."""
+    """Write into a temporary folder, then fsync it and move it to ``root`` in one step, so a
+    crashed or concurrent build never leaves a half-written folder that looks complete."""
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
+    built = False
     try:
-        yield tmp
-        (tmp / ".imagerag-tiny").write_text(TINY_VERSION + "\n")
-        if root.exists() and not _done(root):
-            shutil.rmtree(root)  # an older version or a broken folder
-        if not root.exists():
-            try:
-                os.replace(tmp, root)
-            except OSError:
-                if not _done(root):  # lost a race to another builder: theirs is as good
-                    raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with replacing(root) as tmp:
+            tmp.mkdir()
+            yield tmp
+            built = True
+            (tmp / ".imagerag-tiny").write_text(TINY_VERSION + "\n")
+            if root.exists() and not _done(root):
+                shutil.rmtree(root)  # an older version or a broken folder
+    except OSError:
+        if not built or not _done(root):  # else lost a race to another builder: theirs is as good
+            raise
 
 
 def _clip_text_config(vocab_size: int, **extra: Any):

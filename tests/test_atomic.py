@@ -18,6 +18,7 @@ from imagerag_sdk import atomic
 from imagerag_sdk.atomic import replacing, write_bytes, write_text
 from imagerag_sdk.index import CorpusStore, HnswBackend
 from imagerag_sdk.testing.fakes import fake_corpus
+from imagerag_sdk.runtrace import Capabilities, RunTrace
 from imagerag_sdk.trace import RunRecorder
 
 POSIX = os.name != "nt"
@@ -208,9 +209,14 @@ def test_writers_of_one_file_in_several_threads_never_collide(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["shared.txt"]
 
 
+def _trace() -> RunTrace:
+    caps = Capabilities(max_references=1, conditioning="none", uses_captions=False, image_placeholder="")
+    return RunTrace(prompt="a cat", seed=0, mode="captions", capabilities=caps)
+
+
 # -- every writer goes through it --------------------------------------------------------------------
 def test_every_file_of_a_run_folder_is_written_durably(tmp_path, disk):
-    rec = RunRecorder(tmp_path)
+    rec = RunRecorder(tmp_path, _trace())
     rec.save_image(Image.new("RGB", (8, 8), (1, 2, 3)), "initial.png")
     side = rec.side_text("a caption " * 20)
     rec.finish("done")
@@ -220,7 +226,7 @@ def test_every_file_of_a_run_folder_is_written_durably(tmp_path, disk):
 
 
 def test_two_threads_saving_one_trace_do_not_collide(tmp_path):
-    rec = RunRecorder(tmp_path)
+    rec = RunRecorder(tmp_path, _trace())
     start = threading.Barrier(2)
 
     def save() -> None:

@@ -178,3 +178,23 @@ def test_the_core_names_no_first_party_plugin():
     found += [f"{path.relative_to(core)}" for path in sorted(core.rglob("*.y*ml"))
               if any(name in path.read_text() for name in first_party)]
     assert found == []
+
+
+def test_heavy_imports_are_declared_by_each_plugin(register_plugin):
+    from imagerag_sdk import hookimpl
+    from imagerag_sdk.testing.contracts import HEAVY_MODULES, assert_imports_light, heavy_modules
+
+    assert not {"openai", "anthropic", "google.genai", "bm25s", "open_clip"} & set(HEAVY_MODULES)
+    assert {"torch", "open_clip", "openai", "anthropic", "google.genai", "bm25s", "diffusers"} <= set(heavy_modules())
+    assert_imports_light("imagerag_sdk")  # the core stays light for every installed plugin's list
+    assert_imports_light("imagerag_sdk.cli")
+
+    class JsonIsHeavy:
+        @hookimpl
+        def heavy_imports(self):
+            return ["json"]
+
+    register_plugin(JsonIsHeavy(), name="json-heavy")
+    assert "json" in heavy_modules()
+    with pytest.raises(AssertionError, match=r"importing imagerag_sdk pulled in \['json'\]"):
+        assert_imports_light("imagerag_sdk")

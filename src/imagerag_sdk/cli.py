@@ -193,8 +193,10 @@ def generate_cmd(prompt: str, profile: str, out: str, seed: int, images: tuple[s
         click.echo("terminated (SIGTERM): the run folder keeps what was done, with status 'interrupted'",
                    err=True)
         raise SystemExit(exc.exit_code) from None
-    console.print(f"done · {summary(result)} · report: {result.run_dir / 'report.html'}")
-    click.echo(str(result.run_dir))
+    run_dir = result.run_dir
+    assert run_dir is not None  # run(out=...) always writes a run folder
+    console.print(f"done · {summary(result)} · report: {run_dir / 'report.html'}")
+    click.echo(str(run_dir))
 
 
 def _refuse(error: ImageRAGError) -> NoReturn:

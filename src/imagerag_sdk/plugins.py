@@ -20,7 +20,7 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pluggy
 
@@ -171,7 +171,7 @@ def _allowed() -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
-def get_plugin_manager(*, entry_points: bool = True, extra_plugins: list[tuple[str, object]] = ()
+def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Sequence[tuple[str, object]] = ()
                        ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A new plugin manager with the built-ins, then every allowed entry point, one at a time."""
     from . import builtins as core_builtins

@@ -18,7 +18,7 @@ import importlib.metadata as md
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -44,7 +44,7 @@ class Profile(BaseModel):
     critic: ComponentSpec | None = Field(None, description="The image–prompt judge")
     retriever: ComponentSpec | None = Field(None, description="Corpus search")
     reranker: ComponentSpec | None = Field(None, description="Optional reordering of hits")
-    loop: LoopSettings = Field(default_factory=LoopSettings, description="Loop settings")
+    loop: LoopSettings = Field(default_factory=lambda: LoopSettings.model_validate({}), description="Loop settings")
     _source: str = PrivateAttr("<memory>")
 
     @property
@@ -182,7 +182,7 @@ def problems_error(problems: list[str], hint: str | None = None) -> ProfileError
     return error
 
 
-def format_problem(source: str, err: dict[str, Any], prefix: str = "") -> str:
+def format_problem(source: str, err: Mapping[str, Any], prefix: str = "") -> str:
     loc = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err.get("loc", ()))
     loc = ".".join(x for x in (prefix, loc) if x).replace(".[", "[")
     msg = err.get("msg", "invalid")

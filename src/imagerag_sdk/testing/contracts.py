@@ -17,6 +17,7 @@ Each class checks what the pipeline relies on; override a fixture (``prompt``, `
 from __future__ import annotations
 
 import json
+from typing import Any
 import subprocess
 import sys
 
@@ -44,7 +45,8 @@ def heavy_modules() -> tuple[str, ...]:
     found = list(HEAVY_MODULES)
     for impl in registry.pm.hook.heavy_imports.get_hookimpls():
         if impl.plugin_name in ok:
-            found += [m for m in impl.function() if m not in found]
+            declared: list[str] = list(impl.function())  # type: ignore[call-overload]  # pluggy types hooks as -> object
+            found += [m for m in declared if m not in found]
     return tuple(found)
 
 
@@ -72,7 +74,7 @@ def _pixels(img) -> np.ndarray:
 
 
 class _Base:
-    role_class: type = object
+    role_class: type[Any] = object
 
     @pytest.fixture
     def component(self):  # pragma: no cover - must be overridden

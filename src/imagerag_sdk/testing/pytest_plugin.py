@@ -48,7 +48,7 @@ def register_plugin():
     extra: list[tuple[str, object]] = []
 
     def add(plugin: object, name: str | None = None) -> plugins.Registry:
-        extra.append((name or getattr(plugin, "__name__", type(plugin).__name__), plugin))
+        extra.append((str(name or getattr(plugin, "__name__", type(plugin).__name__)), plugin))
         pm, infos = plugins.get_plugin_manager(extra_plugins=list(extra))
         registry = plugins.build_registry(pm, infos)
         plugins.set_registry(registry)

@@ -322,7 +322,7 @@ def clash_message(role: str, name: str, regs: list[Registration]) -> str:
     return f"{role} '{name}' is ambiguous: {len(regs)} plugins register it, {both}"
 
 
-def clash_hint(regs: list[Registration] | list[ShippedProfile]) -> str:
+def clash_hint(regs: list[Registration]) -> str:
     """How to resolve a clash (the core's built-ins always load, so only plugins are named)."""
     plugins = [r for r in regs if r.distribution != CORE_DISTRIBUTION]
     if len(plugins) == 1:

@@ -57,13 +57,23 @@ def test_errors_are_one_actionable_line(tmp_path):
 
 
 def test_empty_prompt_is_refused(tmp_path):
-    out = run("generate", "  ", "--out", str(tmp_path))
+    out = run("generate", "  ", "--profile", "fake", "--out", str(tmp_path))
     assert out.returncode == 1 and "prompt is empty" in out.stderr
+
+
+def test_generate_needs_a_profile_and_lists_them(tmp_path):
+    out = run("generate", "x", "--out", str(tmp_path))
+    assert out.returncode == 2 and not list(tmp_path.iterdir()), "nothing runs without --profile"
+    error = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "Missing option '--profile'" in error[0], out.stderr
+    assert "fake" in error[0] and "sdxl-gpt" in error[0] and "imagerag profiles list" in error[0]
+    assert "[required]" in run("generate", "--help").stdout
 
 
 def test_plugins_lists_a_broken_plugin_without_failing(plugin_site):
     plugin_site("imagerag-broken", "broken", "imagerag_broken_cli", "raise ImportError('needs libfoo 2.0')\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(plugin_site.path), os.environ.get("PYTHONPATH", "")])}
+    env = {"PYTHONPATH": os.pathsep.join([str(plugin_site.path), os.environ.get("PYTHONPATH", "")]),
+           "COLUMNS": "200"}  # wide enough that rich does not wrap the error
     out = run("plugins", env=env)
     assert out.returncode == 0, out.stderr
     assert "BROKEN" in out.stdout and "needs libfoo 2.0" in out.stdout
@@ -77,6 +87,7 @@ def test_plugins_lists_a_broken_plugin_without_failing(plugin_site):
 def test_profiles_commands(tmp_path):
     listed = run("profiles", "list")
     assert listed.returncode == 0 and "sdxl-gpt" in listed.stdout and "fake" in listed.stdout
+    assert "plugin 'diffusers'" in listed.stdout and "plugin 'testing'" in listed.stdout, "who ships each"
     shown = run("profiles", "show", "sdxl-gpt")
     assert "$env: OPENAI_API_KEY" in shown.stdout
     bad = tmp_path / "bad.yaml"

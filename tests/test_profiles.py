@@ -1,10 +1,13 @@
 """Profiles: shape errors with file and field path, options checked per component, secrets, discovery."""
 
+from pathlib import Path
+
 import pytest
 
 from imagerag_sdk.errors import ConfigError, MissingDependencyError, ProfileError
 from imagerag_sdk.pipeline import ImageRAG
-from imagerag_sdk.profiles import builtin_dir, check, find_profile, list_profiles, load_profile
+from imagerag_sdk.plugins import get_registry
+from imagerag_sdk.profiles import check, find_profile, list_profiles, load_profile
 
 
 def write(tmp_path, text, name="p.yaml"):
@@ -13,12 +16,19 @@ def write(tmp_path, text, name="p.yaml"):
     return path
 
 
-def test_builtin_profiles_validate_without_their_plugins(monkeypatch):
-    monkeypatch.setenv("IMAGERAG_LOAD_PLUGINS", "")  # as if no plugin were installed
-    names = {e.name for e in list_profiles()}
-    assert {"fake", "omnigen-gpt", "sdxl-gpt", "flux-gpt", "sdxl-qwen"} <= names
-    for entry in list_profiles():
-        load_profile(entry.name)  # the shape is valid on any install
+def test_plugins_ship_their_profiles(monkeypatch):
+    entries = {e.name: e for e in list_profiles()}
+    assert {"fake", "omnigen-gpt", "sdxl-gpt", "flux-gpt", "sdxl-qwen"} <= set(entries)
+    assert (entries["fake"].plugin, entries["fake"].distribution) == ("testing", "imagerag-sdk")
+    assert entries["sdxl-gpt"].plugin == "diffusers" and entries["sdxl-gpt"].where == \
+        "plugin 'diffusers' (imagerag-diffusers)"
+    for entry in entries.values():
+        load_profile(entry.name)  # the shape is valid
+    monkeypatch.setenv("IMAGERAG_LOAD_PLUGINS", "")  # no plugin: no plugin's profiles
+    get_registry(refresh=True)
+    assert list_profiles() == []
+    with pytest.raises(ProfileError, match="no profile named 'fake' — available: none"):
+        load_profile("fake")
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
@@ -78,7 +88,10 @@ def test_discovery_order_explicit_user_builtin(tmp_path, monkeypatch):
     monkeypatch.setenv("IMAGERAG_PROFILES_DIR", str(user_dir))
     write(user_dir, "name: fake\ndescription: mine\ngenerator: {use: fake}\ncritic: {use: fake}\n", "fake.yaml")
     assert load_profile("fake").description == "mine"
-    assert find_profile("sdxl-gpt").parent == builtin_dir()
+    import imagerag_diffusers
+
+    assert find_profile("sdxl-gpt").is_relative_to(Path(imagerag_diffusers.__file__).parent)
+    assert {e.name: e.origin for e in list_profiles()}["fake"] == "user"
     explicit = write(tmp_path, "name: other\ngenerator: {use: fake}\ncritic: {use: fake}\n", "other.yaml")
     assert load_profile(str(explicit)).name == "other"
     with pytest.raises(ProfileError, match="no profile named 'nope'.*available: fake"):
@@ -91,8 +104,8 @@ def test_loop_overrides_are_validated():
         ImageRAG.from_profile("fake", max_rounds=0)
 
 
-def test_builtin_profiles_options_match_their_components():
-    """With their plugins installed, every built-in profile passes the components' own validation."""
+def test_shipped_profiles_options_match_their_components():
+    """With their plugins installed, every shipped profile passes the components' own validation."""
     from imagerag_sdk.profiles import missing_distributions
 
     checked = 0

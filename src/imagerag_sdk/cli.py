@@ -74,20 +74,23 @@ def profiles_cmd() -> None:
 
 @profiles_cmd.command("list")
 def profiles_list() -> None:
-    """Built-in and user profiles."""
+    """User profiles and those the installed plugins ship, with who ships each."""
     from rich.table import Table
 
     from .profiles import check, list_profiles, load_profile
 
-    table = Table("name", "origin", "runs here", "description")
+    table = Table("name", "from", "runs here", "description")
     for entry in list_profiles():
+        if entry.origin == "ambiguous":
+            table.add_row(entry.name, entry.where, "no: ambiguous", "")
+            continue
         try:
-            profile = load_profile(entry.path)
+            profile = load_profile(entry.path or entry.name)
             problems = check(profile)
-            table.add_row(entry.name, entry.origin, "yes" if not problems else "no: " + problems[0].split(": ", 1)[-1],
+            table.add_row(entry.name, entry.where, "yes" if not problems else "no: " + problems[0].split(": ", 1)[-1],
                           profile.description)
         except ImageRAGError as exc:
-            table.add_row(entry.name, entry.origin, "invalid", str(exc))
+            table.add_row(entry.name, entry.where, "invalid", str(exc))
     _console(stderr=False).print(table)
 
 
@@ -136,9 +139,22 @@ def profiles_validate(files: tuple[str, ...]) -> None:
 
 
 # -- generate ------------------------------------------------------------------------------------
+class _ProfileOption(click.Option):
+    """``--profile``, required; when it is missing the error lists the profiles there are."""
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        if self.value_is_missing(value):
+            from .profiles import available
+
+            raise click.MissingParameter(ctx=ctx, param=self, message=(
+                f"Choose one of: {available()} (imagerag profiles list), or pass a YAML file."))
+        return super().process_value(ctx, value)
+
+
 @cli.command("generate")
 @click.argument("prompt")
-@click.option("--profile", "-p", default="fake", show_default=True, help="Profile name or YAML path.")
+@click.option("--profile", "-p", cls=_ProfileOption, required=True,
+              help="Profile name or YAML path ('imagerag profiles list' shows them).")
 @click.option("--out", "-o", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Folder the run folder is created in.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -180,8 +196,10 @@ def generate_cmd(prompt: str, profile: str, out: str, seed: int, images: tuple[s
         click.echo("terminated (SIGTERM): the run folder keeps what was done, with status 'interrupted'",
                    err=True)
         raise SystemExit(exc.exit_code) from None
-    console.print(f"done · {summary(result)} · report: {result.run_dir / 'report.html'}")
-    click.echo(str(result.run_dir))
+    run_dir = result.run_dir
+    assert run_dir is not None  # run(out=...) always writes a run folder
+    console.print(f"done · {summary(result)} · report: {run_dir / 'report.html'}")
+    click.echo(str(run_dir))
 
 
 def _refuse(error: ImageRAGError) -> NoReturn:

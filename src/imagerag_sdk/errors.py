@@ -6,7 +6,7 @@ from __future__ import annotations
 class ImageRAGError(Exception):
     """Base of every error the SDK raises on purpose.
 
-    ``hint`` is the actionable part ("pip install imagerag-sdk[flux]", "set OPENAI_API_KEY");
+    ``hint`` is the actionable part ("pip install 'imagerag-sdk[flux]'", "set OPENAI_API_KEY");
     ``str(err)`` joins message and hint in one line, which is what the CLI prints.
     """
 
@@ -85,20 +85,38 @@ class PipelineError(ImageRAGError):
         super().__init__(f"{where}: {message}", hint=hint)
 
 
-def install_hint(distribution: str) -> str:
-    """The pip command that installs a first-party plugin distribution."""
-    extra = DISTRIBUTION_EXTRAS.get(distribution)
-    if extra:
-        return f"pip install 'imagerag-sdk[{extra}]' (or pip install -e plugins/{distribution} from a checkout)"
+def install_hint(distribution: str, *, extra: str | None = None) -> str:
+    """The pip command that installs ``distribution``: ``pip install 'imagerag-sdk[EXTRA]'`` when
+    the core declares an extra for it (read from the core's installed metadata; ``extra`` is the one
+    to prefer), else ``pip install DISTRIBUTION``."""
+    extras = core_extras_for(distribution)
+    chosen = extra if extra in extras else next(iter(extras), None)
+    if chosen:
+        return (f"pip install 'imagerag-sdk[{chosen}]' "
+                f"(or pip install -e plugins/{distribution} from a checkout)")
     return f"pip install {distribution}"
 
 
-DISTRIBUTION_EXTRAS = {
-    "imagerag-clip": "clip",
-    "imagerag-diffusers": "diffusers",
-    "imagerag-openai": "openai",
-    "imagerag-gemini": "gemini",
-    "imagerag-anthropic": "anthropic",
-    "imagerag-qwen": "qwen",
-    "imagerag-bm25": "bm25",
-}
+def core_extras_for(distribution: str) -> list[str]:
+    """The extras of imagerag-sdk that install exactly ``distribution``, the one named like it first
+    (``clip`` for imagerag-clip), from the ``Requires-Dist: X; extra == "…"`` lines of its metadata."""
+    import importlib.metadata as md
+    import re
+
+    try:
+        requirements = md.requires("imagerag-sdk") or []
+    except md.PackageNotFoundError:
+        return []
+    wanted = _normalize(distribution)
+    by_extra: dict[str, set[str]] = {}
+    for line in requirements:
+        marker = re.search(r"""extra\s*==\s*["']([^"']+)["']""", line)
+        name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if marker and name:
+            by_extra.setdefault(marker.group(1), set()).add(_normalize(name.group(1)))
+    extras = sorted(e for e, names in by_extra.items() if names == {wanted})
+    return sorted(extras, key=lambda e: _normalize(e) not in wanted)
+
+
+def _normalize(name: str) -> str:
+    return "-".join(name.lower().replace("_", "-").replace(".", "-").split("-"))

@@ -42,8 +42,29 @@ def register_rerankers(register):
 
 
 @hookspec
+def register_profiles(register):
+    """Register the YAML profiles this plugin ships (the pipelines its components run).
+
+    Call ``register(path)`` once per profile file inside your package, e.g.
+    ``register(importlib.resources.files(__package__) / "profiles" / "my-gpt.yaml")`` (the file's
+    stem is the profile's name), or ``register(profile)`` with a
+    :class:`~imagerag_sdk.profiles.Profile`. A profile in the user's profile directory shadows one
+    of the same name a plugin ships; two plugins shipping the same name make it ambiguous (recorded
+    on both, like a component clash). A profile that needs other plugins says so in ``requires:``
+    (their distribution names), so a missing one reads as what to install.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add subcommands to the ``imagerag`` CLI; ``cli`` is the root ``click.Group``."""
+
+
+@hookspec
+def heavy_imports():
+    """Return the top-level modules this plugin imports only when a component loads (e.g.
+    ``["open_clip"]``): :func:`imagerag_sdk.testing.contracts.assert_imports_light` fails when
+    importing the core, or a plugin, pulls one of them in."""
 
 
 REGISTRATION_HOOKS = {

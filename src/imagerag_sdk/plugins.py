@@ -5,7 +5,9 @@ raises is recorded as broken with its error and traceback (secrets scrubbed) and
 nothing; the others still load. ``IMAGERAG_LOAD_PLUGINS`` (comma-separated entry-point or
 distribution names, empty for none) restricts which entry points load. Two plugins registering
 different classes under the same role and name make that name ambiguous: the clash is recorded on
-both, the name is kept out of the registry, and only asking for it fails.
+both, the name is kept out of the registry, and only asking for it fails. Profiles that plugins
+ship (``register_profiles``) are kept the same way: two plugins shipping one name make it ambiguous.
+The core's test doubles are the ``testing`` entry point of the core distribution, a plugin like any.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import pluggy
 
@@ -62,8 +65,23 @@ class Registration:
     distribution: str
 
 
+@dataclass(frozen=True)
+class ShippedProfile:
+    """A profile a plugin ships: a YAML file in its package, or a ``Profile`` object."""
+
+    name: str
+    plugin: str
+    distribution: str
+    path: Path | None = None
+    profile: Any = None  # a imagerag_sdk.profiles.Profile when registered as data
+
+    def same_as(self, other: ShippedProfile) -> bool:
+        return (self.path is not None and self.path == other.path) or (
+            self.profile is not None and self.profile is other.profile)
+
+
 class Registry:
-    """Components registered by the loaded plugins, by role and name."""
+    """Components registered by the loaded plugins, by role and name; the profiles they ship."""
 
     def __init__(self, pm: pluggy.PluginManager, plugins: list[PluginInfo]) -> None:
         self.pm = pm
@@ -71,6 +89,8 @@ class Registry:
         self.components: dict[str, dict[str, Registration]] = {role: {} for role in ROLES}
         # names two or more plugins register with different classes: role -> name -> registrations
         self.ambiguous: dict[str, dict[str, list[Registration]]] = {role: {} for role in ROLES}
+        self.profiles: dict[str, ShippedProfile] = {}
+        self.ambiguous_profiles: dict[str, list[ShippedProfile]] = {}  # shipped by two or more plugins
 
     @property
     def broken(self) -> list[PluginInfo]:
@@ -151,7 +171,7 @@ def _allowed() -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
-def get_plugin_manager(*, entry_points: bool = True, extra_plugins: list[tuple[str, object]] = ()
+def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Sequence[tuple[str, object]] = ()
                        ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A new plugin manager with the built-ins, then every allowed entry point, one at a time."""
     from . import builtins as core_builtins
@@ -228,20 +248,25 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registr
     registry = Registry(pm, infos)
     by_name = {info.name: info for info in infos}
     found: list[Registration] = []
-    for role, hook_name in hookspecs.REGISTRATION_HOOKS.items():
+    shipped: list[ShippedProfile] = []
+    for role, hook_name in [*hookspecs.REGISTRATION_HOOKS.items(), ("profile", "register_profiles")]:
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
             info = by_name.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name, impl.plugin_name))
             if info.error:
                 continue
 
-            def register(cls: type[Component], name: str | None = None, *, _role=role, _info=info) -> None:
-                found.append(_registration(_role, cls, name, _info))
+            def register(item: Any, name: str | None = None, *, _role=role, _info=info) -> None:
+                if _role == "profile":
+                    shipped.append(_shipped_profile(item, _info))
+                else:
+                    found.append(_registration(_role, item, name, _info))
 
             try:
                 impl.function(register=register)
             except Exception as exc:  # a hook that raises breaks only its own plugin
                 info.fail(f"{hook_name} failed: {_one_line(exc)}", exc)
+    _collect_profiles(registry, [s for s in shipped if not by_name[s.plugin].error], by_name)
     # a plugin that broke half-way leaves no components behind (and clashes with nothing)
     by_key: dict[tuple[str, str], list[Registration]] = {}
     for reg in found:
@@ -260,6 +285,36 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registr
             others = ", ".join(f"{o.distribution} (plugin '{o.plugin}')" for o in regs if o is not reg)
             by_name[reg.plugin].clashes.append(f"{role} '{name}' is also registered by {others}")
     return registry
+
+
+def _shipped_profile(item: Any, info: PluginInfo) -> ShippedProfile:
+    from .profiles import Profile
+
+    if isinstance(item, Profile):
+        return ShippedProfile(item.name, info.name, info.distribution, profile=item)
+    if not isinstance(item, (str, os.PathLike)) and not hasattr(item, "read_text"):
+        raise TypeError(f"register_profiles expects a YAML file path or a Profile, got {item!r}")
+    path = Path(str(item))  # an importlib.resources file of an installed (unzipped) package is a path
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        raise FileNotFoundError(f"profile {path} is not a .yaml file (is it in the wheel's package data?)")
+    return ShippedProfile(path.stem, info.name, info.distribution, path=path.resolve())
+
+
+def _collect_profiles(registry: Registry, shipped: list[ShippedProfile], by_name: dict[str, PluginInfo]) -> None:
+    """One name, one profile; a name two plugins ship (different files) is ambiguous, on both."""
+    by_profile: dict[str, list[ShippedProfile]] = {}
+    for item in shipped:
+        same = by_profile.setdefault(item.name, [])
+        if not any(item.same_as(other) for other in same):
+            same.append(item)
+    for name, items in by_profile.items():
+        if len(items) == 1:
+            registry.profiles[name] = items[0]
+            continue
+        registry.ambiguous_profiles[name] = items
+        for item in items:
+            others = ", ".join(f"{o.distribution} (plugin '{o.plugin}')" for o in items if o is not item)
+            by_name[item.plugin].clashes.append(f"profile '{name}' is also shipped by {others}")
 
 
 def clash_message(role: str, name: str, regs: list[Registration]) -> str:

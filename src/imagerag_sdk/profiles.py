@@ -1,7 +1,8 @@
 """YAML profiles: which components a pipeline uses, with their options and the loop settings.
 
-A profile is validated in two steps. The shape (sections, ``use:`` names, loop settings) is checked
-always, so built-in profiles validate on any install. Component options are checked against each
+Profiles are found in the user's profile directory and among the profiles the loaded plugins ship
+(``register_profiles``); the first shadows the second. A profile is validated in two steps. The
+shape (sections, ``use:`` names, loop settings) is checked always. Component options are checked against each
 component's own ``Options`` model when its plugin is installed; otherwise the profile says what to
 install. ``{$env: NAME}`` values are read from the environment only when the pipeline is built.
 
@@ -16,9 +17,8 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -38,12 +38,13 @@ class Profile(BaseModel):
 
     name: str = Field(..., min_length=1, description="Profile name (what --profile takes)")
     description: str = Field("", description="One line shown by 'imagerag profiles list'")
-    requires: list[str] = Field(default_factory=list, description="Plugin distributions it needs")
+    requires: list[str] = Field(default_factory=list,
+                                description="Plugin distributions it needs (checked before its components)")
     generator: ComponentSpec = Field(..., description="The text-to-image model")
     critic: ComponentSpec | None = Field(None, description="The image–prompt judge")
     retriever: ComponentSpec | None = Field(None, description="Corpus search")
     reranker: ComponentSpec | None = Field(None, description="Optional reordering of hits")
-    loop: LoopSettings = Field(default_factory=LoopSettings, description="Loop settings")
+    loop: LoopSettings = Field(default_factory=lambda: LoopSettings.model_validate({}), description="Loop settings")
     _source: str = PrivateAttr("<memory>")
 
     @property
@@ -53,41 +54,81 @@ class Profile(BaseModel):
 
 @dataclass(frozen=True)
 class ProfileEntry:
+    """One profile :func:`list_profiles` found, and where."""
+
     name: str
-    origin: str  # built-in | user | file
-    path: Path
+    origin: str  # user | plugin | file | ambiguous
+    path: Path | None  # None: a plugin registered it as data (``profile``), or it is ambiguous
+    plugin: str | None = None
+    distribution: str | None = None
+    profile: Profile | None = None
+    shipped_by: tuple[str, ...] = ()  # ambiguous: "dist (plugin 'p')" of each plugin shipping it
+
+    @property
+    def where(self) -> str:
+        if self.origin == "plugin":
+            return f"plugin '{self.plugin}' ({self.distribution})"
+        if self.origin == "ambiguous":
+            return "ambiguous: shipped by " + " and ".join(self.shipped_by)
+        return "user dir" if self.origin == "user" else str(self.path)
 
 
 # -- discovery ---------------------------------------------------------------------------------
-def builtin_dir() -> Path:
-    return Path(str(resources.files("imagerag_sdk") / "profiles"))
+def list_profiles(*, registry=None) -> list[ProfileEntry]:
+    """Every profile found: the user directory's first (a file there shadows a profile of the same
+    name that a plugin ships), then the profiles the loaded plugins ship (``register_profiles``)."""
+    from .plugins import get_registry
 
-
-def list_profiles() -> list[ProfileEntry]:
-    """Every profile found: user directory first (it shadows built-ins of the same name)."""
+    registry = registry or get_registry()
     found: dict[str, ProfileEntry] = {}
-    for origin, folder in (("user", profiles_dir()), ("built-in", builtin_dir())):
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.y*ml")):
-                found.setdefault(path.stem, ProfileEntry(path.stem, origin, path))
+    folder = profiles_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.y*ml")):
+            found.setdefault(path.stem, ProfileEntry(path.stem, "user", path))
+    for name, item in registry.profiles.items():
+        found.setdefault(name, ProfileEntry(name, "plugin", item.path, item.plugin, item.distribution,
+                                            item.profile))
+    for name, items in registry.ambiguous_profiles.items():
+        shipped_by = tuple(f"{i.distribution} (plugin '{i.plugin}')" for i in items)
+        found.setdefault(name, ProfileEntry(name, "ambiguous", None, shipped_by=shipped_by))
     return sorted(found.values(), key=lambda e: e.name)
 
 
-def find_profile(name_or_path: str | Path) -> Path:
-    """An explicit path, else ``<user dir>/<name>.yaml``, else the built-in of that name."""
+def find_entry(name_or_path: str | Path) -> ProfileEntry:
+    """An explicit path, else ``<user dir>/<name>.yaml``, else the profile of that name a plugin ships."""
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.suffix in (".yaml", ".yml") or os.sep in text or path.is_file():
         if not path.is_file():
             raise ProfileError(f"profile file {path} does not exist", hint="check the path")
-        return path.resolve()
-    for entry in list_profiles():
+        return ProfileEntry(path.stem, "file", path.resolve())
+    entries = list_profiles()
+    for entry in entries:
+        if entry.name == text and entry.origin == "ambiguous":
+            raise ProfileError(f"profile '{text}' is ambiguous: {len(entry.shipped_by)} plugins ship it, "
+                               f"{' and '.join(entry.shipped_by)}",
+                               hint=f"pass the path of one, copy one to {profiles_dir()} (the user's "
+                                    "profiles shadow the plugins'), or set IMAGERAG_LOAD_PLUGINS")
         if entry.name == text:
-            return entry.path
-    names = ", ".join(e.name for e in list_profiles())
+            return entry
     raise ProfileError(f"no profile named '{text}'",
-                       hint=f"available: {names}; or pass a path to a .yaml file "
+                       hint=f"available: {available(entries)}; or pass a path to a .yaml file "
                             f"(user profiles live in {profiles_dir()})")
+
+
+def available(entries: list[ProfileEntry] | None = None) -> str:
+    """The profile names found, comma-separated ('none' when there are none)."""
+    return ", ".join(e.name for e in (list_profiles() if entries is None else entries)) or "none"
+
+
+def find_profile(name_or_path: str | Path) -> Path:
+    """The YAML file of a profile (see :func:`find_entry`); :class:`ProfileError` for one a plugin
+    registered as data, which has none (:func:`load_profile` reads both)."""
+    entry = find_entry(name_or_path)
+    if entry.path is None:
+        raise ProfileError(f"profile '{entry.name}' of {entry.where} is not a file",
+                           hint="load it with load_profile(name)")
+    return entry.path
 
 
 # -- reading and validation --------------------------------------------------------------------
@@ -95,7 +136,13 @@ def load_profile(name_or_path: str | Path | Profile) -> Profile:
     """Read and validate the shape of a profile (component options are checked by :func:`check`)."""
     if isinstance(name_or_path, Profile):
         return name_or_path
-    path = find_profile(name_or_path)
+    entry = find_entry(name_or_path)
+    if entry.profile is not None:
+        profile = entry.profile.model_copy()
+        profile._source = f"{entry.name} ({entry.where})"
+        return profile
+    path = entry.path
+    assert path is not None  # find_entry returns files or data, never an ambiguous name
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -135,7 +182,7 @@ def problems_error(problems: list[str], hint: str | None = None) -> ProfileError
     return error
 
 
-def format_problem(source: str, err: dict[str, Any], prefix: str = "") -> str:
+def format_problem(source: str, err: Mapping[str, Any], prefix: str = "") -> str:
     loc = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err.get("loc", ()))
     loc = ".".join(x for x in (prefix, loc) if x).replace(".[", "[")
     msg = err.get("msg", "invalid")

@@ -16,3 +16,8 @@ __all__ = ["AnthropicCritic", "AnthropicCriticOptions", "accepts_temperature"]
 @hookimpl
 def register_critics(register):
     register(AnthropicCritic)
+
+
+@hookimpl
+def heavy_imports():
+    return ["anthropic"]

@@ -22,3 +22,8 @@ def register_rerankers(register):
     """The ``bm25`` and ``rrf`` rerankers."""
     register(BM25Reranker)
     register(RRFReranker)
+
+
+@hookimpl
+def heavy_imports():
+    return ["bm25s"]

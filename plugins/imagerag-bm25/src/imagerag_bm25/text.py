@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from imagerag_sdk.errors import ConfigError, MissingDependencyError
+from imagerag_sdk.errors import ConfigError, MissingDependencyError, install_hint
 
 from . import saved
 
@@ -34,7 +34,7 @@ def import_bm25s():
     except ImportError as exc:
         raise MissingDependencyError(
             "the BM25 rerankers need the 'bm25s' package",
-            hint="pip install 'imagerag-sdk[bm25]' (or pip install bm25s)") from exc
+            hint=install_hint("imagerag-bm25") + " (or pip install bm25s)") from exc
     return bm25s
 
 

@@ -35,3 +35,8 @@ def register_embedders(register):
 @hookimpl
 def register_critics(register):
     register(ClipCritic)
+
+
+@hookimpl
+def heavy_imports():
+    return ["torch", "open_clip"]

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from imagerag_sdk import devices, hub
-from imagerag_sdk.errors import ConfigError, MissingDependencyError
+from imagerag_sdk.errors import ConfigError, MissingDependencyError, install_hint
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz", ".npy")
 RANDOM_WEIGHTS = ("none", "random")
-PIP_HINT = "pip install 'imagerag-sdk[clip]' (or pip install -e plugins/imagerag-clip from a checkout)"
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ def import_open_clip() -> Any:
         import open_clip  # noqa: F401  (heavy: ~4 s cold)
     except ImportError as exc:
         raise MissingDependencyError(f"open_clip is not installed ({exc})",
-                                     hint=PIP_HINT + " — it brings open_clip_torch, torch and torchvision") from exc
+                                     hint=install_hint("imagerag-clip") + " — it brings open_clip_torch, torch and torchvision") from exc
     return open_clip
 
 

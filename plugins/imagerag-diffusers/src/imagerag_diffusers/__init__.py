@@ -11,6 +11,8 @@ pipelines for offline tests are built by :mod:`imagerag_diffusers.tiny`.
 
 from __future__ import annotations
 
+from importlib import resources
+
 from imagerag_sdk import hookimpl
 
 from .flux import FluxGenerator
@@ -26,3 +28,16 @@ def register_generators(register):
     register(OmniGenGenerator)
     register(SDXLGenerator)
     register(FluxGenerator)
+
+
+@hookimpl
+def heavy_imports():
+    return ["torch", "diffusers", "transformers"]
+
+
+@hookimpl
+def register_profiles(register):
+    """The paper's pipelines on these generators: sdxl-gpt, omnigen-gpt, flux-gpt, sdxl-qwen."""
+    for path in sorted((resources.files(__package__) / "profiles").iterdir(), key=str):
+        if path.name.endswith(".yaml"):
+            register(path)

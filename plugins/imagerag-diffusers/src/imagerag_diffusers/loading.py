@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from imagerag_sdk import hub
+from imagerag_sdk import errors, hub
 from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
 
 PIPELINE_LAYOUT = ("a diffusers pipeline folder holds model_index.json and one subfolder per component "
@@ -21,8 +21,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def install_hint(extra: str) -> str:
-    return (f"pip install 'imagerag-sdk[{extra}]' "
-            f"(or pip install -e plugins/imagerag-diffusers from a checkout)")
+    return errors.install_hint("imagerag-diffusers", extra=extra)
 
 
 def import_diffusers(extra: str) -> tuple[Any, Any]:

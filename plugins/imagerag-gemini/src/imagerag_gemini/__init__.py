@@ -21,3 +21,8 @@ def register_critics(register):
 @hookimpl
 def register_generators(register):
     register(GeminiImageGenerator)
+
+
+@hookimpl
+def heavy_imports():
+    return ["google.genai"]

@@ -10,3 +10,8 @@ __all__ = ["QwenCritic", "QwenOptions"]
 @hookimpl
 def register_critics(register):
     register(QwenCritic)
+
+
+@hookimpl
+def heavy_imports():
+    return ["torch", "transformers"]

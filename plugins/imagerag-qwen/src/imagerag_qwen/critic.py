@@ -19,11 +19,10 @@ from pydantic import Field, field_validator, model_validator
 
 from imagerag_sdk import devices, hub, model_cache
 from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
-from imagerag_sdk.errors import ConfigError, MissingDependencyError, ProviderError
+from imagerag_sdk.errors import ConfigError, MissingDependencyError, ProviderError, install_hint
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 PROVIDER = "qwen"
-INSTALL = "pip install 'imagerag-sdk[qwen]' (or pip install -e plugins/imagerag-qwen from a checkout)"
 OOM_HINT = ("lower max_pixels (e.g. 401408 = 512·28·28), use Qwen/Qwen2.5-VL-3B-Instruct, "
             "use dtype bfloat16/float16, or run on a larger GPU")
 
@@ -187,12 +186,12 @@ def _import_stack() -> tuple[Any, Any]:
     except ImportError as exc:
         raise MissingDependencyError(
             f"the qwen critic needs torch and transformers ({exc.name or exc} is missing)",
-            hint=INSTALL) from exc
+            hint=install_hint("imagerag-qwen")) from exc
     try:
         import torchvision  # noqa: F401  (Qwen2.5-VL's image processor needs it)
     except ImportError as exc:
         raise MissingDependencyError("the qwen critic needs torchvision for its image processor",
-                                     hint=INSTALL + "; install torchvision matching your torch") from exc
+                                     hint=install_hint("imagerag-qwen") + "; install torchvision matching your torch") from exc
     return torch, transformers
 
 

@@ -15,7 +15,7 @@ from imagerag_sdk.pipeline import ImageRAG
 from imagerag_sdk.testing import FakeEmbedder, FakeGenerator, FakeReranker, FakeRetriever, ScriptedCritic
 from imagerag_sdk.testing.contracts import EmbedderContract, GeneratorContract, RerankerContract
 from imagerag_sdk.testing.fakes import fake_corpus
-from imagerag_sdk.types import Hit, Reference
+from imagerag_sdk.types import Hit, ImageQuery, Reference
 
 PROMPT = "an oil painting of a sheep and a car"
 ANSWER = {"matches": False, "missing": [{"concept": "a sheep", "caption": "a sheep standing in a green field"}]}
@@ -173,7 +173,8 @@ def test_embedder_output_is_checked_by_the_index_retriever(tmp_path, fault, what
     assert str(err.value).startswith(f"stage 'embed' (embedder 'bad' {HERE}): embed_texts() {what}"), \
         str(err.value)
     with pytest.raises(PipelineError, match=r"embed_images\(\) "):
-        retriever.search_images([Image.new("RGB", (8, 8)), Image.new("RGB", (9, 9), "red")], 2)
+        retriever.search_images([ImageQuery(Image.new("RGB", (8, 8)), "a"),
+                                 ImageQuery(Image.new("RGB", (9, 9), "red"), "b")], 2)
     # through the loop, the embedder's own label reaches the user
     with pytest.raises(PipelineError, match=r"stage 'embed' \(embedder 'bad' "):
         ImageRAG(FakeGenerator(), critic(), retriever).run(PROMPT, out=None)

@@ -39,7 +39,7 @@ def plugins_cmd(as_json: bool) -> None:
     With IMAGERAG_RAISE_ERRORS=1 the traceback of each broken plugin is printed too.
     """
     from .plugins import get_registry
-    from .describe import component_table, options_of
+    from .describe import capabilities_of, component_table, options_of
 
     registry = get_registry()
     if as_json:
@@ -49,7 +49,8 @@ def plugins_cmd(as_json: bool) -> None:
                             for p in registry.plugins],
                 "components": {role: {name: {"plugin": reg.plugin, "distribution": reg.distribution,
                                              "description": reg.cls.description,
-                                             "options": options_of(reg.cls)}
+                                             "options": options_of(reg.cls),
+                                             "capabilities": capabilities_of(reg.cls)}
                                       for name, reg in regs.items()}
                                for role, regs in registry.components.items()},
                 "ambiguous": {role: {name: [{"plugin": r.plugin, "distribution": r.distribution} for r in regs]

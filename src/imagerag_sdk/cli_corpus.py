@@ -96,9 +96,9 @@ def search_cmd(text: str | None, image_path: str | None, k: int, corpus: str | N
                profile: str | None, min_similarity: float | None, ef: int | None, sheet: str | None,
                as_json: bool) -> None:
     """Search a corpus by TEXT (or --image) and print the top hits."""
-    from .images import load_rgb
     from .roles import Retriever
     from .specs import ComponentSpec
+    from .types import ImageQuery
 
     if not text and not image_path:
         raise ConfigError("nothing to search for", hint="give a TEXT argument or --image PATH")
@@ -120,15 +120,17 @@ def search_cmd(text: str | None, image_path: str | None, k: int, corpus: str | N
         raise CorpusError("no corpus given", hint="pass --corpus NAME, --index-dir PATH or --profile NAME")
     retriever = spec.build("retriever")
     assert isinstance(retriever, Retriever)
+    if image_path and not retriever.supports_image_search:
+        raise ConfigError(f"retriever '{spec.use}' cannot search by image",
+                          hint="search by TEXT, or use a retriever that can (--corpus NAME: the index)")
     corpus_log = logging.getLogger("imagerag_sdk.index.corpus")
     level = corpus_log.level
     corpus_log.setLevel(logging.ERROR)  # its warning (no saved graph yet) is printed once, below
     try:
         if image_path:
-            img = load_rgb(image_path)
-            img.filename = image_path  # type: ignore[attr-defined]
-            hits = retriever.search_images([img], k)[0]
+            hits = retriever.search_images([ImageQuery.open(image_path)], k)[0]
         else:
+            assert text  # one of TEXT and --image is given (checked above)
             hits = retriever.search([text], k)[0]
     finally:
         corpus_log.setLevel(level)

@@ -12,7 +12,7 @@ import asyncio
 import time
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, TypeVar
 
 from PIL import Image
 from pydantic import Field
@@ -106,10 +106,15 @@ class VLMCriticOptions(Options):
     max_image_side: int = Field(768, ge=64, description="Images are downscaled to this side before upload")
 
 
-class VLMCritic(Critic):
-    """Critic over any vision-language model; subclasses implement :meth:`ask`."""
+VO = TypeVar("VO", bound=VLMCriticOptions)
+"""A VLM critic's options: :class:`VLMCriticOptions` or a subclass of it."""
 
-    Options: ClassVar[type[Options]] = VLMCriticOptions
+
+class VLMCritic(Critic[VO]):
+    """Critic over any vision-language model; subclasses implement :meth:`ask`. Name your options
+    as the type parameter: ``class MyCritic(VLMCritic[MyCriticOptions])``."""
+
+    can_rephrase = True
     provider: ClassVar[str] = "vlm"
     structured_output: ClassVar[bool] = False
     """Whether :meth:`ask` honours ``json_schema`` natively (fused mode becomes the default)."""
@@ -188,6 +193,7 @@ class _Run:
             req = VLMRequest(text=body, images=images, temperature=temperature,
                              json_schema=schema, seed=seed)
             start = time.perf_counter()
+            error: str | None
             try:
                 answer = critic.ask(req)
             except MalformedReplyError as exc:  # an unusable answer: record the raw reply, retry

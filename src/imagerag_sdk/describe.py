@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticUndefined
 
+if TYPE_CHECKING:
+    from .roles import Component
 
-def options_of(cls: type) -> list[dict[str, Any]]:
+
+def options_of(cls: type[Component[Any]]) -> list[dict[str, Any]]:
     """Each option of a component class: name, type, default, description."""
     out = []
     for name, field in cls.Options.model_fields.items():
@@ -23,6 +26,11 @@ def options_of(cls: type) -> list[dict[str, Any]]:
         out.append({"name": name, "type": type_name, "default": default,
                     "description": field.description or ""})
     return out
+
+
+def capabilities_of(cls: type[Component[Any]]) -> list[str]:
+    """The optional capabilities ``cls`` declares (``supports_image_search``, ``can_rephrase``, …)."""
+    return [flag for flag, has in cls.optional_capabilities().items() if has]
 
 
 def component_table(registry) -> list:

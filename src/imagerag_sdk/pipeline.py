@@ -66,6 +66,10 @@ class ImageRAG:
         self.retriever = retriever
         self.reranker = reranker
         self.loop = loop if isinstance(loop, LoopSettings) else LoopSettings(**(loop or {}))
+        if self.loop.mode == "rephrase" and critic is not None and not critic.can_rephrase:
+            from .profiles import rephrase_problem
+
+            raise ConfigError(f"loop.mode: {rephrase_problem(critic.name or type(critic).__name__)}")
         self.profile = profile
         self.secrets = set(secrets)
 

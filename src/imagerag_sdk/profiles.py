@@ -26,9 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from .errors import (ComponentNotFoundError, ConfigError, MissingDependencyError, ProfileError,
                      install_hint)
 from .paths import profiles_dir
-from .roles import ROLES
 from .settings import LoopSettings
-from .specs import ComponentSpec
+from .specs import ComponentSpec, nested_specs
 
 SECTIONS = ("generator", "critic", "retriever", "reranker")
 
@@ -239,7 +238,17 @@ def inspect_profile(profile: Profile, *, registry=None) -> Findings:
     if profile.critic is None:
         invalid.append(f"{source}: critic: the loop needs a critic — add a 'critic:' section "
                        "(e.g. {use: openai} or {use: clip})")
+    elif profile.loop.mode == "rephrase" and profile.critic.use in registry.components.get("critic", {}):
+        critic = registry.components["critic"][profile.critic.use].cls
+        if not critic.can_rephrase:
+            invalid.append(f"{source}: loop.mode: {rephrase_problem(profile.critic.use)}")
     return Findings(invalid, here)
+
+
+def rephrase_problem(critic: str) -> str:
+    """Why ``mode: rephrase`` cannot run with ``critic`` (one that does not declare ``can_rephrase``)."""
+    return (f"'rephrase' needs a critic that can rephrase prompts, and critic '{critic}' cannot — use a "
+            "vision-language critic (openai, gemini, anthropic, qwen) or another loop mode")
 
 
 def _inspect_spec(source: str, role: str, where: str, spec: ComponentSpec, registry,
@@ -259,10 +268,9 @@ def _inspect_spec(source: str, role: str, where: str, spec: ComponentSpec, regis
     except Exception as exc:  # a plugin's broken preflight is reported as a problem, not raised
         notes = [f"the preflight check of {role} '{spec.use}' failed: {type(exc).__name__}: {exc}"]
     here += [f"{source}: {where}: {note}" for note in notes]
-    for field_name in type(options).model_fields:
-        value = getattr(options, field_name)
-        if isinstance(value, ComponentSpec) and field_name in ROLES:
-            _inspect_spec(source, field_name, f"{where}.{field_name}", value, registry, invalid, here)
+    for field_path, nested in nested_specs(options):
+        assert nested.role is not None  # nested_specs yields only specs of a declared role
+        _inspect_spec(source, nested.role, f"{where}.{field_path}", nested, registry, invalid, here)
 
 
 def missing_distributions(profile: Profile) -> list[str]:

@@ -17,7 +17,7 @@ import re
 import threading
 from collections import deque
 import time
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from PIL import Image, ImageDraw
 from pydantic import Field
@@ -27,7 +27,7 @@ from .critique import VLMAnswer, VLMCritic, VLMRequest
 from .errors import ConfigError, ImageRAGError, MalformedReplyError
 from .images import fit_within, load_rgb
 from .roles import Options, Reranker
-from .specs import ComponentSpec
+from .specs import CriticSpec
 from .types import Exchange, Hit
 
 BEST = ('You are given {n} candidate images, numbered 1 to {n} in the order given{marks}.\n'
@@ -52,7 +52,7 @@ _REFUSAL = re.compile(r"\b(none of|no image|neither|unable to|cannot|can't|i'm s
 
 
 class VLMRerankerOptions(Options):
-    critic: ComponentSpec = Field(
+    critic: CriticSpec = Field(
         ..., description="The vision-language critic that chooses, e.g. {use: openai, model: ...}; "
         "any critic built on imagerag_sdk.critique.VLMCritic")
     top_n: int = Field(6, ge=2, le=20, description="How many of the top candidates are shown "
@@ -68,11 +68,10 @@ class VLMRerankerOptions(Options):
         "and record the error")
 
 
-class VLMReranker(Reranker):
+class VLMReranker(Reranker[VLMRerankerOptions]):
     """Asks a vision-language critic which candidate image best matches the query."""
 
     name = "vlm"
-    Options: ClassVar[type[Options]] = VLMRerankerOptions
     description = ("A vision-language critic picks the best of the top-N candidate images "
                    "(the paper's GPT re-rank); any VLM critic provider.")
 
@@ -81,10 +80,10 @@ class VLMReranker(Reranker):
         self.exchanges: deque[Exchange] = deque(maxlen=1000)
         """The latest exchanges, oldest first (bounded for long-lived processes)."""
         self._lock = threading.Lock()
-        self.critic: VLMCritic | None = None
+        self.critic: VLMCritic[Any] | None = None
 
     def _load(self) -> None:
-        critic = self.options.critic.build("critic")
+        critic = self.options.critic.build()
         if not isinstance(critic, VLMCritic):
             raise ConfigError(
                 f"critic '{self.options.critic.use}' cannot rank images: it is not a "
@@ -140,6 +139,7 @@ class VLMReranker(Reranker):
         temperature = self.options.temperature if critic.takes_temperature() else None
         request = VLMRequest(text=text, images=tuple(images), temperature=temperature, json_schema=schema)
         start = time.perf_counter()
+        error: str | None
         try:
             answer = critic.ask(request)
         except MalformedReplyError as exc:  # an unusable answer, whatever on_provider_error says

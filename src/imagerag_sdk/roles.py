@@ -3,19 +3,28 @@
 Construction is cheap (options are validated, nothing is loaded); ``load()`` does the heavy work
 once per instance, and :func:`imagerag_sdk.plugins.build_component` caches instances per process,
 so the same options share one loaded model.
+
+A component names its options model as the role's type parameter, which sets ``Options`` and
+types ``self.options``: ``class MyReranker(Reranker[MyOptions])``. (``Options = MyOptions`` in
+the class body, without the parameter, works too; ``self.options`` is then untyped.)
+
+What a role may do beyond its required methods is declared on the class, never guessed:
+:attr:`Retriever.supports_image_search`, :attr:`Critic.can_rephrase`,
+:attr:`Embedder.supports_fast_path`. A class that leaves the flag unset declares the capability
+by overriding the optional method(s) it stands for.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Sequence, TypeVar, get_args, get_origin
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from .types import Critique, GeneratorCapabilities, Hit, Reference
+from .types import Critique, Exchange, GeneratorCapabilities, Hit, ImageQuery, Reference
 
 
 class Options(BaseModel):
@@ -24,20 +33,53 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
-class Component(ABC):
+_BaseOptions = Options  # the base model, for use inside class bodies where ``Options`` is the attribute
+O = TypeVar("O", bound=Options)
+"""A component's options model."""
+
+
+class Component(ABC, Generic[O]):
     """Common behaviour of every role."""
 
     role: ClassVar[str] = ""
     name: ClassVar[str] = ""
     """The registered name a profile uses (``use: <name>``)."""
-    Options: ClassVar[type[Options]] = Options
+    if TYPE_CHECKING:
+        Options: type[O]
+        """The options model (set from the type parameter, or in the class body)."""
+    else:
+        Options = _BaseOptions
     description: ClassVar[str] = ""
+    optional_methods: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Each optional capability flag of the role and the methods it stands for."""
+    _declared: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, options: Options | dict[str, Any] | None = None, /, **kwargs: Any) -> None:
-        if isinstance(options, Options):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = _options_parameter(cls)
+        if declared is not None:
+            if "Options" not in cls.__dict__:
+                setattr(cls, "Options", declared)  # type[O] for the checker, this class's O at runtime
+            elif not issubclass(cls.Options, declared):
+                raise TypeError(f"{cls.__qualname__}.Options ({cls.Options.__qualname__}) is not the "
+                                f"options type its class declares ({declared.__qualname__})")
+        # a role base sets each flag's default; any class below it that sets one declares it
+        own = set() if "optional_methods" in cls.__dict__ else set(cls.optional_methods) & set(cls.__dict__)
+        cls._declared = frozenset(own | {f for base in cls.__mro__[1:] for f in getattr(base, "_declared", ())})
+        for flag, methods in cls.optional_methods.items():
+            owner = next(k for k in reversed(cls.__mro__) if flag in k.__dict__)  # the role base
+            implemented = all(getattr(cls, m) is not getattr(owner, m) for m in methods)
+            if flag not in cls._declared:  # not set anywhere below the role: overriding declares it
+                setattr(cls, flag, implemented)
+            elif getattr(cls, flag) and not implemented:
+                raise TypeError(f"{cls.__qualname__} sets {flag} = True but does not implement "
+                                f"{' and '.join(methods)}")
+
+    def __init__(self, options: O | dict[str, Any] | None = None, /, **kwargs: Any) -> None:
+        if isinstance(options, _BaseOptions):
             if kwargs:
                 options = options.model_copy(update=kwargs)
-            self.options = self.Options.model_validate(options.model_dump())
+            self.options: O = self.Options.model_validate(options.model_dump())
         else:
             self.options = self.Options.model_validate({**(options or {}), **kwargs})
         self._loaded = False
@@ -64,7 +106,7 @@ class Component(ABC):
         """Override: import heavy libraries and load weights here, never at import time."""
 
     @classmethod
-    def preflight(cls, options: Options) -> list[str]:
+    def preflight(cls, options: O) -> list[str]:
         """Problems that would stop this component from working and that are known without
         loading anything (e.g. no API key in the options or the environment): one actionable
         line each, ``[]`` when none. Must be cheap: no heavy import, no network, no weights.
@@ -74,6 +116,11 @@ class Component(ABC):
         and by ``imagerag profiles validate`` (there as notes). Nested component options are
         checked through their own component's preflight."""
         return []
+
+    @classmethod
+    def optional_capabilities(cls) -> dict[str, bool]:
+        """The role's optional capability flags and whether this class has each."""
+        return {flag: bool(getattr(cls, flag)) for flag in cls.optional_methods}
 
     # -- description ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -92,7 +139,22 @@ class Component(ABC):
         return f"<{self.role} {self.name or type(self).__name__}>"
 
 
-class Generator(Component):
+def _options_parameter(cls: type) -> type[Options] | None:
+    """The options model ``cls`` names as its role's type parameter: ``Reranker[MyOptions]``, or
+    the bound of a type variable (``VLMCritic(Critic[VO])``, ``VO`` bound to ``VLMCriticOptions``)
+    for a base that its subclasses parameterize in turn."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Component):
+            for arg in get_args(base):
+                if isinstance(arg, TypeVar):
+                    arg = arg.__bound__
+                if isinstance(arg, type) and issubclass(arg, _BaseOptions):
+                    return arg
+    return None
+
+
+class Generator(Component[O]):
     """Text-to-image model that can also take reference images."""
 
     role = "generator"
@@ -112,10 +174,13 @@ class Generator(Component):
         """
 
 
-class Critic(Component):
+class Critic(Component[O]):
     """Judges whether an image matches its prompt and names what is missing."""
 
     role = "critic"
+    can_rephrase: ClassVar[bool] = False
+    """Whether :meth:`rephrase` works (the loop's ``mode: rephrase`` needs it)."""
+    optional_methods = {"can_rephrase": ("rephrase",)}
 
     @abstractmethod
     def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3) -> Critique:
@@ -123,18 +188,20 @@ class Critic(Component):
         ``max_concepts`` missing concepts with a retrieval caption each. Never raises on a
         malformed model answer: it retries, then returns ``gave_up=True``."""
 
-    def rephrase(self, prompt: str) -> tuple[str, list]:
-        """Rewrite the prompt for the generator (the paper's 'rephrase only' ablation).
-
-        Returns the new prompt and the exchanges made. Critics without a language model may
-        leave this unimplemented."""
-        raise NotImplementedError(f"critic '{self.name}' cannot rephrase prompts")
+    def rephrase(self, prompt: str) -> tuple[str, list[Exchange]]:
+        """Optional (:attr:`can_rephrase`): rewrite the prompt for the generator (the paper's
+        'rephrase only' ablation). Returns the new prompt and the exchanges made."""
+        raise NotImplementedError(f"critic '{self.name}' cannot rephrase prompts (can_rephrase is False)")
 
 
-class Embedder(Component):
+class Embedder(Component[O]):
     """Maps texts and images into one space; rows are L2-normalised float32."""
 
     role = "embedder"
+    supports_fast_path: ClassVar[bool] = False
+    """Whether :meth:`preprocess` and :meth:`embed_preprocessed` work: the corpus indexer then
+    preprocesses in worker threads while the model embeds."""
+    optional_methods = {"supports_fast_path": ("preprocess", "embed_preprocessed")}
 
     @property
     @abstractmethod
@@ -154,22 +221,38 @@ class Embedder(Component):
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(len(images), dim) float32, unit rows. Images are RGB PIL images."""
 
+    def preprocess(self, image: Image.Image) -> Any:
+        """Optional (:attr:`supports_fast_path`): one image → the model's input (e.g. a
+        ``(3, H, W)`` float32 array). Thread-safe and light: it runs in worker threads."""
+        raise NotImplementedError(f"embedder '{self.name}' has no fast path (supports_fast_path is False)")
 
-class Retriever(Component):
+    def embed_preprocessed(self, batch: Any) -> np.ndarray:
+        """Optional (:attr:`supports_fast_path`): a batch of :meth:`preprocess` outputs (stacked
+        into one array when they are arrays) → ``(n, dim)`` float32 unit rows, as
+        :meth:`embed_images` gives for the same images."""
+        raise NotImplementedError(f"embedder '{self.name}' has no fast path (supports_fast_path is False)")
+
+
+class Retriever(Component[O]):
     """Finds corpus images for text queries."""
 
     role = "retriever"
+    supports_image_search: ClassVar[bool] = False
+    """Whether :meth:`search_images` works (``imagerag search --image`` needs it)."""
+    optional_methods = {"supports_image_search": ("search_images",)}
 
     @abstractmethod
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """Top ``k`` hits per query, best first; one list per query, in query order."""
 
-    def search_images(self, images: Sequence[Image.Image], k: int) -> list[list[Hit]]:
-        """Image → image search; optional."""
-        raise NotImplementedError(f"retriever '{self.name}' does not support image queries")
+    def search_images(self, queries: Sequence[ImageQuery], k: int) -> list[list[Hit]]:
+        """Optional (:attr:`supports_image_search`): image → image search, like :meth:`search`;
+        each hit's ``query`` is its query's ``path``."""
+        raise NotImplementedError(f"retriever '{self.name}' does not support image queries "
+                                  "(supports_image_search is False)")
 
 
-class Reranker(Component):
+class Reranker(Component[O]):
     """Reorders a query's candidate hits."""
 
     role = "reranker"
@@ -179,7 +262,7 @@ class Reranker(Component):
         """Return the hits best first (a subset is allowed); ``score`` may be replaced."""
 
 
-ROLES: dict[str, type[Component]] = {
+ROLES: dict[str, type[Component[Any]]] = {
     "generator": Generator,
     "critic": Critic,
     "embedder": Embedder,

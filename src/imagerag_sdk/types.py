@@ -62,6 +62,24 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class ImageQuery:
+    """An image to search by (:meth:`~imagerag_sdk.roles.Retriever.search_images`), with the path
+    (or label) that names it in the hits' ``query``."""
+
+    image: Image.Image
+    """RGB image."""
+    path: str
+    """Where the image came from (a file path), or a label for an image made in memory."""
+
+    @classmethod
+    def open(cls, path: str | Path) -> "ImageQuery":
+        """The image file at ``path`` as RGB (EXIF orientation applied), named by its path."""
+        from .images import load_rgb
+
+        return cls(load_rgb(str(path)), str(path))
+
+
+@dataclass(frozen=True)
 class MissingConcept:
     """A concept the critic found missing, and the stand-alone caption used to look it up."""
 

@@ -15,6 +15,7 @@ from imagerag_sdk.errors import CorpusError
 from imagerag_sdk.images import load_rgb
 from imagerag_sdk.index import CorpusIndex, CorpusStore, IndexRetriever, ingest
 from imagerag_sdk.testing.fakes import fake_corpus
+from imagerag_sdk.types import ImageQuery
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ def test_index_and_search_with_tiny_clip(tmp_path, index_tiny_clip_spec):
         store.close()
     direct = retriever.load().embedder.embed_images([load_rgb(root / rel)])[0]
     np.testing.assert_allclose(own, direct, atol=1e-5)  # worker-thread preprocessing = direct path
-    hit = retriever.search_images([load_rgb(root / rel)], 1)[0][0]
+    hit = retriever.search_images([ImageQuery.open(root / rel)], 1)[0][0]
     assert hit.metadata["relpath"] == rel and hit.score == pytest.approx(1.0, abs=1e-4)
     hits = retriever.search(["a red sports car", "a cat"], 3)
     assert [len(h) for h in hits] == [3, 3]

@@ -14,6 +14,7 @@ from imagerag_sdk.index import CorpusIndex, CorpusStore, ExactBackend, HnswBacke
 from imagerag_sdk.index.scan import RootGuard
 from imagerag_sdk.testing.contracts import RetrieverContract
 from imagerag_sdk.testing.fakes import fake_corpus
+from imagerag_sdk.types import ImageQuery
 
 
 def test_self_retrieval(tmp_path, index_make_images, index_embedder_factory):
@@ -113,8 +114,9 @@ def test_image_to_image(tmp_path, index_make_images, index_embedder_factory):
     rel = sorted(files)[3]
     img = Image.open(root / rel)
     img.load()
-    hit = r.search_images([img], 2)[0][0]
+    hit = r.search_images([ImageQuery(img, str(root / rel))], 2)[0][0]
     assert hit.metadata["relpath"] == rel and hit.score == pytest.approx(1.0, abs=1e-5)
+    assert hit.query == str(root / rel)
 
 
 def test_paths_never_escape_the_root(tmp_path, index_make_images, index_write_captioned,

@@ -1,9 +1,9 @@
 """``imagerag index``: bring a corpus up to date with a folder, embedding only what changed.
 
-Decoding, hashing and (when the embedder offers it) preprocessing run in worker threads, a
-bounded window ahead of the model, which runs on the calling thread. Each model batch is
-committed on its own (vectors first, then the SQLite transaction), so an interrupted run loses at
-most one batch and the next run picks up where it stopped.
+Decoding, hashing and (when the embedder declares ``supports_fast_path``) preprocessing run in
+worker threads, a bounded window ahead of the model, which runs on the calling thread. Each model
+batch is committed on its own (vectors first, then the SQLite transaction), so an interrupted run
+loses at most one batch and the next run picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -108,13 +108,11 @@ def resolve_embedder(embedder: Embedder | ComponentSpec | dict | str | None,
                      stored: dict[str, Any] | None) -> tuple[Embedder, dict[str, Any]]:
     """An embedder instance and the spec recorded for it (``None`` → the corpus's own, else clip)."""
     if isinstance(embedder, Embedder):
-        spec = {"use": embedder.name, **embedder.options.model_dump(mode="json")}
-        return embedder, spec
-    if embedder is None:
-        embedder = stored or {"use": "clip"}
-    if isinstance(embedder, str):
-        embedder = {"use": embedder}
-    spec = embedder if isinstance(embedder, ComponentSpec) else ComponentSpec(**embedder)
+        return embedder, {"use": embedder.name, **embedder.options.model_dump(mode="json")}
+    given = embedder if embedder is not None else (stored or {"use": "clip"})
+    if isinstance(given, str):
+        given = {"use": given}
+    spec = given if isinstance(given, ComponentSpec) else ComponentSpec(**given)
     built = spec.build("embedder")
     if not isinstance(built, Embedder):
         raise CorpusError(f"'{spec.use}' is not an embedder")
@@ -146,18 +144,14 @@ def same_spec(model: Embedder, stored: dict[str, Any] | None) -> bool:
 
 
 def embed_batch(embedder: Embedder, payloads: list[Any], fast: bool) -> np.ndarray:
+    """Rows for ``payloads``: :meth:`~Embedder.preprocess` outputs when ``fast``, else images."""
     if fast:
         batch = np.stack(payloads) if all(isinstance(p, np.ndarray) for p in payloads) else payloads
-        out = embedder.embed_preprocessed(batch)  # type: ignore[attr-defined]
+        out = embedder.embed_preprocessed(batch)
     else:
         out = embedder.embed_images(payloads)
     check_vectors(out, embedder, len(payloads), method="embed_preprocessed" if fast else "embed_images")
     return normalize_rows(np.asarray(out, dtype=np.float32))
-
-
-def has_fast_path(embedder: Embedder) -> bool:
-    return callable(getattr(embedder, "preprocess", None)) and callable(
-        getattr(embedder, "embed_preprocessed", None))
 
 
 def input_side(embedder: Embedder) -> int | None:
@@ -261,7 +255,7 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
          existing: dict[str, Item], report: IngestReport, *, batch_size: int, workers: int,
          max_pixels: int | None, progress: Progress | None, draft_jpeg: bool = True) -> None:
     model.load()
-    fast = has_fast_path(model)
+    fast = model.supports_fast_path
     min_side = input_side(model) if draft_jpeg else None
     hash_labels = {item.hash: item.label for item in existing.values()}
 
@@ -278,7 +272,7 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
             return _Work(entry, "reuse", digest, fields, label=hash_labels[digest], sidecar_problems=problems)
         try:
             img = decode_image(data, entry.path, max_pixels, min_side)
-            payload = model.preprocess(img) if fast else img  # type: ignore[attr-defined]
+            payload = model.preprocess(img) if fast else img
         except BadImageError as exc:
             return _Work(entry, "bad", digest, reason=exc.message)
         except Exception as exc:  # a preprocessing failure on one file must not stop the run
@@ -312,7 +306,8 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
                 report.changed += 1
             else:
                 report.added += 1
-        adds.clear(), add_vecs.clear(), embeds.clear(), updates.clear(), deletes.clear()
+        for done in (adds, add_vecs, embeds, updates, deletes):
+            done.clear()
 
     if progress is not None:
         progress.start(len(todo))

@@ -5,23 +5,22 @@ from __future__ import annotations
 from typing import Any, Literal, Sequence
 
 import numpy as np
-from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import CorpusError
 from ..outputs import check_vectors
 from ..roles import Embedder, Options, Retriever
-from ..specs import ComponentSpec
-from ..types import Hit
+from ..specs import EmbedderSpec
+from ..types import Hit, ImageQuery
 from .backends import EXACT_BELOW
 from .corpus import CorpusIndex
-from .ingest import embed_batch, has_fast_path
+from .ingest import embed_batch
 
 
 class IndexRetrieverOptions(Options):
     corpus: str | None = Field(None, description="Corpus name (a folder under ~/.imagerag/corpora)")
     index_dir: str | None = Field(None, description="Corpus folder, instead of a name")
-    embedder: ComponentSpec | None = Field(
+    embedder: EmbedderSpec | None = Field(
         None, description="Embedder for the queries, e.g. {use: clip}; default: the one the corpus "
                           "was built with (its identity must match the corpus)")
     min_similarity: float | None = Field(None, ge=-1.0, le=1.0,
@@ -47,17 +46,17 @@ class IndexRetrieverOptions(Options):
         return self
 
 
-class IndexRetriever(Retriever):
+class IndexRetriever(Retriever[IndexRetrieverOptions]):
     """Cosine search over a corpus built by ``imagerag index``; all queries in one batch."""
 
     name = "index"
     description = "Local corpus index (SQLite + hnswlib / exact numpy) built with 'imagerag index'."
-    Options = IndexRetrieverOptions
+    supports_image_search = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.index: CorpusIndex | None = None
-        self.embedder: Embedder | None = None
+        self.embedder: Embedder[Any] | None = None
 
     def _load(self) -> None:
         opts = self.options
@@ -65,24 +64,28 @@ class IndexRetriever(Retriever):
         spec = opts.embedder
         if spec is None:
             stored = index.embedder_spec
-            spec = ComponentSpec(**stored) if stored else ComponentSpec(use="clip")
-        embedder = spec.build("embedder")
+            spec = EmbedderSpec(**stored) if stored else EmbedderSpec(use="clip")
+        embedder = spec.build()
         if not isinstance(embedder, Embedder):
             raise CorpusError(f"'{spec.use}' is not an embedder")
         if index.identity and embedder.identity != index.identity:
-            stored = index.identity
+            built_with = index.identity
             index.close()
             raise CorpusError(
-                f"corpus '{index.name}' was built with embedder '{stored}', the retriever's "
+                f"corpus '{index.name}' was built with embedder '{built_with}', the retriever's "
                 f"embedder is '{embedder.identity}'",
                 hint="give the retriever the embedder the corpus was built with, or re-index")
         embedder.load()
         self.index, self.embedder = index, embedder
 
+    def _loaded_parts(self) -> tuple[CorpusIndex, Embedder[Any]]:
+        self.load()
+        assert self.index is not None and self.embedder is not None  # set by _load
+        return self.index, self.embedder
+
     def refresh(self) -> None:
         """Take in what another process changed in the corpus now (every search does it anyway)."""
-        self.load()
-        self.index.refresh()
+        self._loaded_parts()[0].refresh()
 
     @property
     def note(self) -> str | None:
@@ -93,25 +96,27 @@ class IndexRetriever(Retriever):
         queries = list(queries)
         if not queries:
             return []
-        self.load()
-        vectors = check_vectors(self.embedder.embed_texts(queries), self.embedder, len(queries))
+        embedder = self._loaded_parts()[1]
+        vectors = check_vectors(embedder.embed_texts(queries), embedder, len(queries))
         return self.search_vectors(vectors, queries, k)
 
-    def search_images(self, images: Sequence[Image.Image], k: int) -> list[list[Hit]]:
-        images = list(images)
-        if not images:
+    def search_images(self, queries: Sequence[ImageQuery], k: int) -> list[list[Hit]]:
+        queries = list(queries)
+        if not queries:
             return []
-        self.load()
-        fast = has_fast_path(self.embedder)
-        payloads = [self.embedder.preprocess(img) for img in images] if fast else images  # type: ignore[attr-defined]
-        vectors = embed_batch(self.embedder, payloads, fast)
-        names = [getattr(img, "filename", "") or f"<image {i + 1}>" for i, img in enumerate(images)]
-        return self.search_vectors(vectors, names, k)
+        wrong = next((q for q in queries if not isinstance(q, ImageQuery)), None)
+        if wrong is not None:
+            raise TypeError(f"search_images() takes ImageQuery items (an image with its path), got "
+                            f"{type(wrong).__name__}: wrap it as ImageQuery(image, path) or ImageQuery.open(path)")
+        embedder = self._loaded_parts()[1]
+        fast = embedder.supports_fast_path
+        payloads = [embedder.preprocess(q.image) if fast else q.image for q in queries]
+        vectors = embed_batch(embedder, payloads, fast)
+        return self.search_vectors(vectors, [q.path or f"<image {i + 1}>" for i, q in enumerate(queries)], k)
 
     def search_vectors(self, vectors: np.ndarray, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """Top ``k`` hits for each (unit) query vector, searched in one backend call."""
-        self.load()
-        index = self.index
+        index = self._loaded_parts()[0]
         if k <= 0:
             return [[] for _ in queries]
         dedupe = self.options.dedupe

@@ -17,9 +17,9 @@ Each class checks what the pipeline relies on; override a fixture (``prompt``, `
 from __future__ import annotations
 
 import json
-from typing import Any
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,8 +27,8 @@ from PIL import Image
 
 from ..errors import PipelineError
 from ..outputs import check_critique, check_hits, check_image, check_reranked, check_vectors
-from ..roles import Critic, Embedder, Generator, Reranker, Retriever
-from ..types import GeneratorCapabilities, Hit, MissingConcept, Reference
+from ..roles import Component, Critic, Embedder, Generator, Reranker, Retriever
+from ..types import GeneratorCapabilities, Hit, ImageQuery, MissingConcept, Reference
 from .fakes import FakeRetriever
 
 HEAVY_MODULES = ("torch", "torchvision", "tensorflow", "jax")
@@ -74,7 +74,7 @@ def _pixels(img) -> np.ndarray:
 
 
 class _Base:
-    role_class: type[Any] = object
+    role_class: type[Component[Any]] = Component
 
     @pytest.fixture
     def component(self):  # pragma: no cover - must be overridden
@@ -221,6 +221,21 @@ class RetrieverContract(_Base):
     def test_empty_queries(self, component):
         out = component.search([], k=3)
         assert out == [], f"search([]) returned {out!r}, expected []"
+
+    def test_image_queries_as_declared(self, component, tmp_path):
+        path = str(tmp_path / "query.png")
+        Image.new("RGB", (32, 32), (200, 40, 40)).save(path)
+        queries = [ImageQuery.open(path), ImageQuery(Image.new("RGB", (24, 24), (20, 90, 200)), "<blue>")]
+        if not component.supports_image_search:
+            with pytest.raises(NotImplementedError):
+                component.search_images(queries, k=2)
+            return
+        results = passes(check_hits, component.search_images(queries, k=2), component, len(queries))
+        for query, hits in zip(queries, results):
+            assert len(hits) <= 2, f"search_images(k=2) returned {len(hits)} hits for {query.path!r}"
+            assert all(h.query == query.path for h in hits), \
+                f"each hit's query must be its ImageQuery's path {query.path!r}, got {[h.query for h in hits]}"
+        assert component.search_images([], k=2) == [], "search_images([]) must return []"
 
 
 class RerankerContract(_Base):

@@ -60,15 +60,15 @@ def hashed_bow(texts: Sequence[str], dim: int) -> np.ndarray:
 class FakeGeneratorOptions(Options):
     size: int = Field(64, ge=8, le=1024, description="Output side in pixels")
     max_references: int = Field(3, ge=0, description="References one call accepts")
-    conditioning: str = Field("in_context", description="in_context | adapter | none")
+    conditioning: Literal["in_context", "adapter", "none"] = Field("in_context",
+                                                                 description="in_context | adapter | none")
     delay: float = Field(0.0, ge=0, description="Seconds each call sleeps first (to test stopping a slow run)")
 
 
-class FakeGenerator(Generator):
+class FakeGenerator(Generator[FakeGeneratorOptions]):
     """Paints a deterministic image; remembers every call in ``calls``."""
 
     name = "fake"
-    Options = FakeGeneratorOptions
     description = "Deterministic painter for tests and the 'fake' profile (no model)."
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -78,7 +78,7 @@ class FakeGenerator(Generator):
     @property
     def capabilities(self) -> GeneratorCapabilities:
         return GeneratorCapabilities(max_references=self.options.max_references,
-                                     conditioning=self.options.conditioning,  # type: ignore[arg-type]
+                                     conditioning=self.options.conditioning,
                                      uses_captions=self.options.conditioning == "in_context")
 
     def generate(self, prompt: str, references: Sequence[Reference] = (), *,
@@ -104,7 +104,7 @@ class FakeGenerator(Generator):
 
 
 # -- critics -----------------------------------------------------------------------------------
-class FakeCritic(VLMCritic):
+class FakeCritic(VLMCritic[VLMCriticOptions]):
     """Rule-based stand-in for a VLM, driven through the real critic protocol.
 
     It reads what :class:`FakeGenerator` stored in the image: an image made with references
@@ -160,12 +160,11 @@ class ScriptedCriticOptions(VLMCriticOptions):
         "provider", description="Which ProviderError fail_with raises")
 
 
-class ScriptedCritic(VLMCritic):
+class ScriptedCritic(VLMCritic[ScriptedCriticOptions]):
     """Answers from ``answers`` in order (the last one repeats) and records every request."""
 
     name = "scripted"
     provider = "scripted"
-    Options = ScriptedCriticOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -203,11 +202,10 @@ class FakeEmbedderOptions(Options):
     dim: int = Field(64, ge=8, description="Vector width")
 
 
-class FakeEmbedder(Embedder):
+class FakeEmbedder(Embedder[FakeEmbedderOptions]):
     """Texts: hashed bag of words. Images: the caption stored in a PNG text chunk, else colour."""
 
     name = "fake"
-    Options = FakeEmbedderOptions
 
     @property
     def identity(self) -> str:
@@ -276,11 +274,10 @@ class FakeRetrieverOptions(Options):
     dim: int = Field(256, ge=8, description="Width of the hashed word vectors")
 
 
-class FakeRetriever(Retriever):
+class FakeRetriever(Retriever[FakeRetrieverOptions]):
     """Searches a small synthetic corpus by word overlap with its captions."""
 
     name = "fake"
-    Options = FakeRetrieverOptions
 
     def _load(self) -> None:
         root = self.options.corpus_dir or os.path.join(
@@ -308,7 +305,7 @@ class FakeRetriever(Retriever):
         return out
 
 
-class FakeReranker(Reranker):
+class FakeReranker(Reranker[Options]):
     """Orders hits by how many query words their caption shares (ties keep the input order)."""
 
     name = "fake"

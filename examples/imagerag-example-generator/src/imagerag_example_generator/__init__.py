@@ -23,10 +23,9 @@ class TintOptions(Options):
     max_references: int = Field(3, ge=1, description="References one call accepts")
 
 
-class TintGenerator(Generator):
+class TintGenerator(Generator[TintOptions]):
     name = "example-tint"                 # what profiles write: generator: {use: example-tint}
     description = "Template generator: a prompt-seeded pattern tinted by its references' mean colours."
-    Options = TintOptions
 
     @property
     def capabilities(self) -> GeneratorCapabilities:

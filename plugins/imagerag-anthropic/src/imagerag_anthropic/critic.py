@@ -45,14 +45,13 @@ class AnthropicCriticOptions(VLMCriticOptions, ConnectionOptions):
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded images")
 
 
-class AnthropicCritic(VLMCritic):
+class AnthropicCritic(VLMCritic[AnthropicCriticOptions]):
     """Critic backed by a Claude vision model through the anthropic SDK."""
 
     name = "anthropic"
     provider: ClassVar[str] = PROVIDER
     description = ("Claude (anthropic messages API) judges the image; fused mode forces a tool "
                    "call with the answer schema. Needs ANTHROPIC_API_KEY.")
-    Options = AnthropicCriticOptions
     structured_output: ClassVar[bool] = True
 
     options: AnthropicCriticOptions

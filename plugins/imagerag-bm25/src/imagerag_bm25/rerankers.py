@@ -15,7 +15,7 @@ order; hits without a caption (score 0) come after every captioned hit, in visua
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, Literal, Sequence, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -47,8 +47,10 @@ class BM25Options(Options):
         return BM25Params(k1=self.k1, b=self.b, method=self.method)
 
 
-class _BM25Base(Reranker):
-    Options: ClassVar[type[Options]] = BM25Options
+BO = TypeVar("BO", bound=BM25Options)
+
+
+class _BM25Base(Reranker[BO]):
 
     def _load(self) -> None:
         # builds the tokenizer: imports bm25s (stopword lists) and PyStemmer when asked for
@@ -77,7 +79,7 @@ class _BM25Base(Reranker):
         return Hit(path=hit.path, score=score, corpus=hit.corpus, metadata=meta, query=hit.query, rank=rank)
 
 
-class BM25Reranker(_BM25Base):
+class BM25Reranker(_BM25Base[BM25Options]):
     """Orders candidates by BM25 of their captions against the query."""
 
     name = "bm25"
@@ -116,11 +118,10 @@ class RRFOptions(BM25Options):
         return self
 
 
-class RRFReranker(_BM25Base):
+class RRFReranker(_BM25Base[RRFOptions]):
     """Reciprocal rank fusion of the visual ranking and the BM25 caption ranking."""
 
     name = "rrf"
-    Options = RRFOptions
     description = ("Reciprocal rank fusion (c=60, weight alpha) of the visual order and BM25 over "
                    "captions; optional corpus-wide hybrid mode.")
 

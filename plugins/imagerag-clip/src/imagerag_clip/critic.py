@@ -15,7 +15,7 @@ meaningless scores).
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -24,15 +24,15 @@ from pydantic import Field, field_validator
 from imagerag_sdk.errors import ComponentNotFoundError, ConfigError
 from imagerag_sdk.images import to_rgb
 from imagerag_sdk.roles import Critic, Embedder, Options
-from imagerag_sdk.specs import ComponentSpec
+from imagerag_sdk.specs import EmbedderSpec
 from imagerag_sdk.types import Critique, Exchange, MissingConcept
 
 from .phrases import split_phrases
 
 
 class ClipCriticOptions(Options):
-    embedder: ComponentSpec = Field(
-        ComponentSpec(use="clip"),
+    embedder: EmbedderSpec = Field(
+        EmbedderSpec(use="clip"),
         description="Embedder spec, e.g. {use: clip, model: ViT-B-32, weights: openai} or {use: siglip}; "
                     "the same options as the retriever's embedder share one loaded model")
     threshold: float = Field(
@@ -57,13 +57,12 @@ class ClipCriticOptions(Options):
         return value
 
 
-class ClipCritic(Critic):
+class ClipCritic(Critic[ClipCriticOptions]):
     """Judges an image by CLIP similarity to the prompt and its phrases (no VLM, no API)."""
 
     name = "clip"
     description = ("No-VLM critic: image–prompt CLIP similarity against a threshold; missing concepts "
                    "are prompt phrases that score low. Free and local; cannot count or judge style.")
-    Options: ClassVar[type[Options]] = ClipCriticOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -62,12 +62,12 @@ class ClipEmbedderOptions(Options):
                                                     "(default: the Hugging Face cache)")
 
 
-class ClipEmbedder(Embedder):
+class ClipEmbedder(Embedder[ClipEmbedderOptions]):
     """CLIP text and image embeddings through open_clip (the paper: ViT-B-32, OpenAI weights)."""
 
     name = "clip"
     description = "CLIP text/image embeddings via open_clip (default ViT-B-32, OpenAI weights, as the paper)"
-    Options: ClassVar[type[Options]] = ClipEmbedderOptions
+    supports_fast_path = True  # preprocess() in worker threads, embed_preprocessed() on the model
     file_preprocess: ClassVar[dict[str, Any]] = {}
     """Preprocessing defaults when the weights are a bare file (no tag or config says otherwise)."""
 
@@ -267,7 +267,7 @@ class SiglipEmbedder(ClipEmbedder):
 
     name = "siglip"
     description = "SigLIP text/image embeddings via open_clip (default ViT-B-16-SigLIP, webli weights)"
-    Options: ClassVar[type[Options]] = SiglipEmbedderOptions
+    Options = SiglipEmbedderOptions
     file_preprocess = SIGLIP_FILE_PREPROCESS
 
 

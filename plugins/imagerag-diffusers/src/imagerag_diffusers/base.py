@@ -8,7 +8,7 @@ import random
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Hashable, Literal, Sequence
+from typing import Any, ClassVar, Hashable, Literal, Sequence, TypeVar
 
 from PIL import Image
 from pydantic import AliasChoices, Field
@@ -64,10 +64,13 @@ class DiffusersOptions(Options):
                                                      "random one (recorded in the image's info)")
 
 
-class DiffusersGenerator(Generator):
+DO = TypeVar("DO", bound=DiffusersOptions)
+"""A diffusers generator's options: :class:`DiffusersOptions` or a subclass of it."""
+
+
+class DiffusersGenerator(Generator[DO]):
     """Base class: loads (or reuses) the process-wide pipeline and runs one call on it."""
 
-    Options: ClassVar[type[Options]] = DiffusersOptions
     extra: ClassVar[str] = "diffusers"
     """The imagerag-sdk extra that installs what this generator needs."""
     gpu_dtype: ClassVar[str] = "float16"

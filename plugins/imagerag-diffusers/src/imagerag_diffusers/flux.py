@@ -61,11 +61,10 @@ class FluxOptions(DiffusersOptions):
         return value
 
 
-class FluxGenerator(DiffusersGenerator):
+class FluxGenerator(DiffusersGenerator[FluxOptions]):
     name = "flux"
     description = ("FLUX.1 (schnell by default) for the first pass; one reference image through FLUX "
                    "Redux (default) or FLUX Kontext on the same components for the reference pass.")
-    Options = FluxOptions
     extra = "flux"
     gpu_dtype = "bfloat16"
 

@@ -37,11 +37,10 @@ class OmniGenOptions(DiffusersOptions):
                                                   "(each 16x16 pixel patch is one token)")
 
 
-class OmniGenGenerator(DiffusersGenerator):
+class OmniGenGenerator(DiffusersGenerator[OmniGenOptions]):
     name = "omnigen"
     description = ("OmniGen: up to 3 reference images in context, written into the prompt as "
                    "<img><|image_i|></img>; guidance 2.5, image guidance 1.6, 1024x1024.")
-    Options = OmniGenOptions
     extra = "omnigen"
     gpu_dtype = "bfloat16"
 

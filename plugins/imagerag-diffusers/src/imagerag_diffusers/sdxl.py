@@ -50,11 +50,10 @@ class SDXLOptions(DiffusersOptions):
                                                                      "pass (the paper uses 0.5)")
 
 
-class SDXLGenerator(DiffusersGenerator):
+class SDXLGenerator(DiffusersGenerator[SDXLOptions]):
     name = "sdxl"
     description = ("Stable Diffusion XL + IP-Adapter plus (ViT-H), one reference image at scale 0.5; "
                    "one pipeline for both passes (adapter at scale 0 on the first).")
-    Options = SDXLOptions
     extra = "sdxl"
     gpu_dtype = "float16"
 

@@ -43,14 +43,13 @@ class GeminiCriticOptions(VLMCriticOptions, ConnectionOptions):
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded images")
 
 
-class GeminiCritic(VLMCritic):
+class GeminiCritic(VLMCritic[GeminiCriticOptions]):
     """Critic backed by a Gemini vision model through the google-genai SDK."""
 
     name = "gemini"
     provider: ClassVar[str] = PROVIDER
     description = ("Gemini (google-genai) judges the image; fused mode uses a JSON response schema. "
                    "Needs GEMINI_API_KEY or GOOGLE_API_KEY.")
-    Options = GeminiCriticOptions
     structured_output: ClassVar[bool] = True
 
     options: GeminiCriticOptions

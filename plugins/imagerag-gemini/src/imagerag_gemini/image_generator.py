@@ -42,13 +42,12 @@ class GeminiImageOptions(ConnectionOptions):
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded references")
 
 
-class GeminiImageGenerator(Generator):
+class GeminiImageGenerator(Generator[GeminiImageOptions]):
     """Generates with a Gemini image model; references go in context as image parts."""
 
     name = "gemini-image"
     description = ("Gemini image model (e.g. gemini-2.5-flash-image) with the references in "
                    "context. Needs GEMINI_API_KEY or GOOGLE_API_KEY.")
-    Options = GeminiImageOptions
 
     options: GeminiImageOptions
 

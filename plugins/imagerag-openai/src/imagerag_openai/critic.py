@@ -43,7 +43,7 @@ class OpenAICriticOptions(VLMCriticOptions, ConnectionOptions):
     detail: Literal["auto", "low", "high"] = Field("auto", description="OpenAI image detail level")
 
 
-class OpenAICritic(VLMCritic):
+class OpenAICritic(VLMCritic[OpenAICriticOptions]):
     """GPT-4o / GPT-5 / any OpenAI-compatible vision model as the ImageRAG critic."""
 
     name = "openai"
@@ -51,7 +51,6 @@ class OpenAICritic(VLMCritic):
     description = ("OpenAI chat-completions critic (GPT-4o by default); also any OpenAI-compatible "
                    "server via base_url (vLLM, Ollama, LM Studio). Fused structured mode or the "
                    "paper's three questions. Needs OPENAI_API_KEY.")
-    Options = OpenAICriticOptions
 
     @classmethod
     def preflight(cls, options: Any) -> list[str]:

@@ -34,13 +34,12 @@ class GPTImageOptions(ConnectionOptions):
     timeout: float = Field(300.0, gt=0, description="Seconds to wait for one image request")
 
 
-class GPTImageGenerator(Generator):
+class GPTImageGenerator(Generator[GPTImageOptions]):
     """Text-to-image through images.generate; with references, images.edit (in-context)."""
 
     name = "gpt-image"
     description = ("OpenAI gpt-image models: images.generate for the first pass, images.edit with the "
                    "retrieved references in context. No seed control. Needs OPENAI_API_KEY.")
-    Options = GPTImageOptions
 
     @classmethod
     def preflight(cls, options: Any) -> list[str]:

@@ -71,13 +71,12 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class QwenCritic(VLMCritic):
+class QwenCritic(VLMCritic[QwenOptions]):
     """Local Qwen2.5-VL judge; answers in text (fused mode asks for JSON in the text)."""
 
     name = "qwen"
     provider: ClassVar[str] = PROVIDER
     description = "Qwen2.5-VL run locally with transformers (hub id or local folder; GPU recommended)."
-    Options = QwenOptions
     structured_output: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -13,8 +13,8 @@ import pytest
 from imagerag_sdk.critique import FUSED_SCHEMA, VLMAnswer, VLMCriticOptions, VLMRequest
 from imagerag_sdk.errors import AuthenticationError, ProviderError
 from imagerag_sdk.images import encode
-from imagerag_sdk.providers import (APICritic, APIProvider, ConnectionOptions, httpx_sdk_client,
-                                    reply_error, require, sdk_error_kinds, usage_dict)
+from imagerag_sdk.providers import (APICritic, APIProvider, ConnectionOptions, SDKConnection,
+                                    reply_error, usage_dict)
 from imagerag_sdk.providers.calls import _run_now
 from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.testing.provider_contract import FUSED_NO, PROMPT, ProviderCriticContract, sample_image
@@ -23,20 +23,11 @@ pytest.importorskip("openai")
 
 
 # -- a fourth provider: the OpenAI Responses API, written against the shared layer only ------------
-class ToyConnection(ConnectionOptions):
+class ToyConnection(SDKConnection):
+    sdk, distribution = "openai", "imagerag-openai"
+    client_class, async_client_class, base_error = "OpenAI", "AsyncOpenAI", "OpenAIError"
     provider = "toy"
     key_envs = ("TOY_API_KEY", "TOY_KEY")
-
-    def make_client(self):
-        openai = require("openai", "imagerag-openai")
-        return httpx_sdk_client(openai.OpenAI, openai.DefaultHttpxClient, self)
-
-    def make_async_client(self):
-        openai = require("openai", "imagerag-openai")
-        return httpx_sdk_client(openai.AsyncOpenAI, openai.DefaultAsyncHttpxClient, self, is_async=True)
-
-    def error_kinds(self):
-        return sdk_error_kinds(require("openai", "imagerag-openai"), "OpenAIError")
 
 
 class ToyOptions(VLMCriticOptions, ToyConnection):

@@ -1,5 +1,5 @@
 """What every API provider's connection shares: the options (key, endpoint, timeout, retries),
-the key lookup and its missing-key line, key redaction, and the client of an httpx-based SDK."""
+the key lookup and its missing-key line, key redaction, and the client of an openai-style SDK."""
 
 from __future__ import annotations
 
@@ -125,10 +125,40 @@ class ConnectionOptions(Options):
         return kwargs
 
 
-def httpx_sdk_client(client_cls: Any, http_client_cls: Any, options: ConnectionOptions, *,
-                     is_async: bool = False, **extra: Any) -> Any:
-    """``client_cls(**options.client_kwargs(), **extra)`` over an ``http_client_cls`` (the SDK's
-    httpx client) whose event hooks record each call's requests and reply
-    (:func:`~imagerag_sdk.providers.record_call`)."""
-    return client_cls(**options.client_kwargs(), **extra,
-                      http_client=http_client_cls(event_hooks=event_hooks(is_async=is_async)))
+
+class SDKConnection(ConnectionOptions):
+    """Connection options for an SDK made like the openai and anthropic ones: a client class
+    taking ``api_key`` / ``base_url`` / ``timeout`` / ``max_retries`` / ``http_client`` (an httpx
+    client with ``event_hooks``), an async twin, and exceptions with the usual names
+    (:func:`~imagerag_sdk.providers.sdk_error_kinds`). The plugin names them; nothing to write."""
+
+    sdk: ClassVar[str] = ""
+    """The SDK's module, imported when a component loads (e.g. "openai")."""
+    distribution: ClassVar[str] = ""
+    """The plugin distribution whose install brings the SDK (for the missing-package hint)."""
+    client_class: ClassVar[str] = ""
+    async_client_class: ClassVar[str] = ""
+    base_error: ClassVar[str] = ""
+    """The SDK's root exception class (any other failure of the SDK)."""
+
+    def client_extra(self) -> dict[str, Any]:
+        """More arguments for the client (e.g. an organization id)."""
+        return {}
+
+    def _client(self, is_async: bool) -> Any:
+        module = require(self.sdk, self.distribution)
+        client_cls = getattr(module, self.async_client_class if is_async else self.client_class)
+        http_cls = module.DefaultAsyncHttpxClient if is_async else module.DefaultHttpxClient
+        return client_cls(**self.client_kwargs(), **self.client_extra(),
+                          http_client=http_cls(event_hooks=event_hooks(is_async=is_async)))
+
+    def make_client(self) -> Any:
+        return self._client(is_async=False)
+
+    def make_async_client(self) -> Any:
+        return self._client(is_async=True)
+
+    def error_kinds(self) -> ErrorKinds:
+        from .failures import sdk_error_kinds
+
+        return sdk_error_kinds(require(self.sdk, self.distribution), self.base_error)

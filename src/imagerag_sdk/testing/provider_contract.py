@@ -48,7 +48,7 @@ PROMPT = "an oil painting of a sheep and a car"
 CONCEPTS = ["a sheep", "oil painting style"]
 CAPTIONS_REPLY = ("a sheep: a photo of a white woolly sheep standing on green grass\n"
                   "oil painting style: an oil painting with thick visible brush strokes")
-FUSED_NO = {"matches": False, "missing": [
+FUSED_NO: dict[str, Any] = {"matches": False, "missing": [
     {"concept": "a sheep", "caption": "a photo of a white woolly sheep standing on green grass"},
     {"concept": "oil painting style", "caption": "an oil painting with thick visible brush strokes"}]}
 
@@ -239,8 +239,9 @@ class ProviderCriticContract:
         got = self._three_step(fake_server, temperature=0.0, retries=3).critique(PROMPT, picture)
         temps = [self.sent_temperature(r) for r in fake_server.requests]
         assert len(temps) == 4 and temps[0] == pytest.approx(0.0)
-        assert all(t is not None for t in temps)
-        assert all(b > a for a, b in zip(temps, temps[1:])), temps
+        sent = [t for t in temps if t is not None]
+        assert len(sent) == len(temps)
+        assert all(b > a for a, b in zip(sent, sent[1:])), temps
         assert [e.temperature for e in got.exchanges] == pytest.approx(temps)
         assert got.matches is True and got.attempts == 4
 

@@ -1,5 +1,5 @@
-"""The connection options, which make the ``anthropic`` client and name its errors, and image
-blocks. ``anthropic`` is imported only inside functions that ``load()`` (or a request) calls."""
+"""The connection options (the core makes the ``anthropic`` client from them when the critic
+loads, and reads its errors), and image blocks."""
 
 from __future__ import annotations
 
@@ -7,32 +7,18 @@ import base64
 from typing import Any, Literal
 
 from imagerag_sdk.images import encode, fit_within, to_rgb
-from imagerag_sdk.providers import ConnectionOptions, ErrorKinds, httpx_sdk_client, require, sdk_error_kinds
+from imagerag_sdk.providers import SDKConnection
 
 
-def import_anthropic() -> Any:
-    return require("anthropic", "imagerag-anthropic")
-
-
-class AnthropicConnection(ConnectionOptions):
+class AnthropicConnection(SDKConnection):
     """Where and how to reach the Anthropic messages API."""
 
+    sdk, distribution = "anthropic", "imagerag-anthropic"
+    client_class, async_client_class, base_error = "Anthropic", "AsyncAnthropic", "AnthropicError"
     provider = "anthropic"
     key_envs = ("ANTHROPIC_API_KEY",)
     key_note = "keys are made in the Claude Console"
     endpoint = "api.anthropic.com"
-
-    def make_client(self) -> Any:
-        anthropic = import_anthropic()
-        return httpx_sdk_client(anthropic.Anthropic, anthropic.DefaultHttpxClient, self)
-
-    def make_async_client(self) -> Any:
-        anthropic = import_anthropic()
-        return httpx_sdk_client(anthropic.AsyncAnthropic, anthropic.DefaultAsyncHttpxClient, self,
-                                is_async=True)
-
-    def error_kinds(self) -> ErrorKinds:
-        return sdk_error_kinds(import_anthropic(), "AnthropicError")
 
 
 def image_block(img: Any, *, max_side: int, fmt: Literal["png", "jpeg"] = "png",

@@ -1,5 +1,5 @@
-"""What the critic and the generator share: the connection options, which make the ``openai``
-client (the SDK is imported only when a component loads) and name its errors; data URLs."""
+"""What the critic and the generator share: the connection options (the core makes the ``openai``
+client from them when a component loads, and reads its errors), and image data URLs."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ from typing import Any
 from pydantic import Field
 
 from imagerag_sdk.images import encode, fit_within, to_rgb
-from imagerag_sdk.providers import ConnectionOptions, ErrorKinds, httpx_sdk_client, require, sdk_error_kinds
+from imagerag_sdk.providers import SDKConnection
 
 
-def import_openai() -> Any:
-    return require("openai", "imagerag-openai")
-
-
-class OpenAIConnection(ConnectionOptions):
+class OpenAIConnection(SDKConnection):
     """Where and how to reach an OpenAI(-compatible) API."""
 
+    sdk, distribution = "openai", "imagerag-openai"
+    client_class, async_client_class, base_error = "OpenAI", "AsyncOpenAI", "OpenAIError"
     provider = "openai"
     key_envs = ("OPENAI_API_KEY",)
     key_note = "for a local OpenAI-compatible server that ignores keys, set api_key to any string"
@@ -32,20 +30,8 @@ class OpenAIConnection(ConnectionOptions):
     organization: str | None = Field(None, description="OpenAI organization id (optional)")
     project: str | None = Field(None, description="OpenAI project id (optional)")
 
-    def _ids(self) -> dict[str, Any]:
+    def client_extra(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ("organization", "project") if getattr(self, name)}
-
-    def make_client(self) -> Any:
-        openai = import_openai()
-        return httpx_sdk_client(openai.OpenAI, openai.DefaultHttpxClient, self, **self._ids())
-
-    def make_async_client(self) -> Any:
-        openai = import_openai()
-        return httpx_sdk_client(openai.AsyncOpenAI, openai.DefaultAsyncHttpxClient, self,
-                                is_async=True, **self._ids())
-
-    def error_kinds(self) -> ErrorKinds:
-        return sdk_error_kinds(import_openai(), "OpenAIError")
 
 
 def data_url(img: Any, *, max_side: int, fmt: str = "png", quality: int = 90) -> str:

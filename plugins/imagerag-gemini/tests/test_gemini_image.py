@@ -127,3 +127,18 @@ class TestGeminiImageContract(GeneratorContract):
     def component(self, gemini_image_server):
         gemini_image_server.set_default(images_b64=images_from_references)  # a model that sees its references
         return generator(gemini_image_server)
+
+
+def test_server_error_names_the_real_request_count(gemini_image_server):
+    gemini_image_server.set_default("overloaded", status=503)
+    with pytest.raises(ProviderError) as err:
+        generator(gemini_image_server, max_retries=1).generate("p")
+    assert len(gemini_image_server.requests) == 2 and "after 2 requests" in str(err.value)
+
+
+def test_an_html_page_is_a_malformed_reply(gemini_image_server):
+    from imagerag_sdk.errors import MalformedReplyError
+
+    gemini_image_server.set_default(malformed="html")
+    with pytest.raises(MalformedReplyError, match="HTML page"):
+        generator(gemini_image_server).generate("p")

@@ -126,3 +126,19 @@ class TestGPTImageContract(GeneratorContract):
     def component(self, gptimage_server):
         gptimage_server.set_default(images_b64=images_from_references)  # a model that sees its references
         return generator(gptimage_server)
+
+
+def test_server_error_names_the_real_request_count(gptimage_server):
+    gptimage_server.set_default("the model is overloaded", status=500)
+    with pytest.raises(ProviderError) as err:
+        generator(gptimage_server, max_retries=1).generate("x")
+    assert len(gptimage_server.requests) == 2
+    assert "after 2 requests" in str(err.value) and "the model is overloaded" in str(err.value)
+
+
+def test_an_html_page_is_a_malformed_reply(gptimage_server):
+    from imagerag_sdk.errors import MalformedReplyError
+
+    gptimage_server.set_default(malformed="html")
+    with pytest.raises(MalformedReplyError, match="HTML page"):
+        generator(gptimage_server).generate("x")

@@ -48,7 +48,7 @@ PROMPT = "an oil painting of a sheep and a car"
 CONCEPTS = ["a sheep", "oil painting style"]
 CAPTIONS_REPLY = ("a sheep: a photo of a white woolly sheep standing on green grass\n"
                   "oil painting style: an oil painting with thick visible brush strokes")
-FUSED_NO = {"matches": False, "missing": [
+FUSED_NO: dict[str, Any] = {"matches": False, "missing": [
     {"concept": "a sheep", "caption": "a photo of a white woolly sheep standing on green grass"},
     {"concept": "oil painting style", "caption": "an oil painting with thick visible brush strokes"}]}
 
@@ -71,6 +71,7 @@ LIST_SHAPES = [
 ]
 _USAGE = {
     "openai": {"prompt_tokens": 123, "completion_tokens": 45, "total_tokens": 168},
+    "openai-responses": {"input_tokens": 123, "output_tokens": 45, "total_tokens": 168},
     "anthropic": {"input_tokens": 123, "output_tokens": 45},
     "gemini": {"promptTokenCount": 123, "candidatesTokenCount": 45, "totalTokenCount": 168},
 }
@@ -80,10 +81,11 @@ class ProviderCriticContract:
     """Behaviour every API-backed :class:`~imagerag_sdk.critique.VLMCritic` must show.
 
     Class attributes to set: ``provider`` (the critic's provider name, e.g. "openai"),
-    ``api`` (which API shape the fake server plays: "openai" | "anthropic" | "gemini"; defaults to
-    ``provider``), ``api_key_envs``, ``temperature_options`` (options selecting a model that
-    takes a temperature; ``None`` skips those tests) and ``no_temperature_options`` (a model
-    that takes none; ``None`` skips).
+    ``api`` (the API it speaks, which names the usage counts the fake server reports: "openai"
+    (chat completions) | "openai-responses" | "anthropic" | "gemini"; defaults to ``provider``;
+    the server answers in the shape of the path addressed), ``api_key_envs``,
+    ``temperature_options`` (options selecting a model that takes a temperature; ``None`` skips
+    those tests) and ``no_temperature_options`` (a model that takes none; ``None`` skips).
     """
 
     provider: ClassVar[str] = ""
@@ -237,8 +239,9 @@ class ProviderCriticContract:
         got = self._three_step(fake_server, temperature=0.0, retries=3).critique(PROMPT, picture)
         temps = [self.sent_temperature(r) for r in fake_server.requests]
         assert len(temps) == 4 and temps[0] == pytest.approx(0.0)
-        assert all(t is not None for t in temps)
-        assert all(b > a for a, b in zip(temps, temps[1:])), temps
+        sent = [t for t in temps if t is not None]
+        assert len(sent) == len(temps)
+        assert all(b > a for a, b in zip(sent, sent[1:])), temps
         assert [e.temperature for e in got.exchanges] == pytest.approx(temps)
         assert got.matches is True and got.attempts == 4
 
@@ -395,6 +398,12 @@ class ProviderCriticContract:
         usage = got.exchanges[0].usage
         assert usage, "token usage reported by the server was not recorded"
         assert 123 in usage.values() and 45 in usage.values(), usage
+
+    def test_usage_has_the_shared_names(self, fake_server, picture):
+        """Whatever the provider calls them, the counts are also input_tokens / output_tokens."""
+        fake_server.reply("Yes", usage=_USAGE[self._api()])
+        usage = self._three_step(fake_server).critique(PROMPT, picture).exchanges[0].usage
+        assert usage and usage["input_tokens"] == 123 and usage["output_tokens"] == 45, usage
 
     def test_async_acritique(self, fake_server, picture):
         fake_server.reply("No").reply("- a sheep").reply("a sheep: a photo of a sheep on grass")

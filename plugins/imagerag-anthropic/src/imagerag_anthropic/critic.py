@@ -10,27 +10,25 @@ take one — see :mod:`imagerag_anthropic.models`.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
-from imagerag_sdk.providers import CallRecord, body_problem, record_call, reply_error
+from imagerag_sdk.critique import VLMAnswer, VLMCriticOptions, VLMRequest
+from imagerag_sdk.providers import APICritic, CallRecord, reply_error, usage_dict
 
 from . import _client
-from ._client import PROVIDER, ConnectionOptions
+from ._client import AnthropicConnection
 from .models import accepts_temperature
 
-log = logging.getLogger(__name__)
 TOOL_NAME = "report_critique"
 TOOL_DESCRIPTION = "Report whether the image matches the prompt and what is missing."
 _STRUCTURE_WORDS = re.compile(r"tool_choice|tool use|tools|output_config|output_format|json_schema",
                               re.I)
 
 
-class AnthropicCriticOptions(VLMCriticOptions, ConnectionOptions):
+class AnthropicCriticOptions(VLMCriticOptions, AnthropicConnection):
     model: str = Field("claude-sonnet-4-6", description="Claude model id, e.g. claude-sonnet-4-6, "
                        "claude-opus-4-7, claude-sonnet-5, claude-haiku-4-5")
     send_temperature: Literal["auto", "always", "never"] = Field(
@@ -45,46 +43,30 @@ class AnthropicCriticOptions(VLMCriticOptions, ConnectionOptions):
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded images")
 
 
-class AnthropicCritic(VLMCritic[AnthropicCriticOptions]):
+class AnthropicCritic(APICritic[AnthropicCriticOptions]):
     """Critic backed by a Claude vision model through the anthropic SDK."""
 
     name = "anthropic"
-    provider: ClassVar[str] = PROVIDER
     description = ("Claude (anthropic messages API) judges the image; fused mode forces a tool "
                    "call with the answer schema. Needs ANTHROPIC_API_KEY.")
     structured_output: ClassVar[bool] = True
 
-    options: AnthropicCriticOptions
-
-    @classmethod
-    def preflight(cls, options: Any) -> list[str]:
-        """A missing API key, found before anything loads."""
-        from ._client import key_problems
-
-        return key_problems(options)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._client = None
-        self._tool_rejected = False
+    structure_words = _STRUCTURE_WORDS
 
     @property
     def structure(self) -> str:
         """How a request with a JSON schema is sent now: tool, json_schema or none."""
         mode = self.options.structured
         if mode == "auto":
-            return "none" if self._tool_rejected else "tool"
+            return "none" if self.structure_refused else "tool"
         return mode
-
-    def _load(self) -> None:
-        self._client = _client.make_client(self.options)
 
     def takes_temperature(self) -> bool:
         mode = self.options.send_temperature
         return mode == "always" or (mode == "auto" and accepts_temperature(self.options.model))
 
     # -- requests ----------------------------------------------------------------------------------
-    def _call_args(self, request: VLMRequest) -> dict[str, Any]:
+    def build_params(self, request: VLMRequest) -> dict[str, Any]:
         o = self.options
         content: list[dict[str, Any]] = [
             _client.image_block(img, max_side=o.max_image_side, fmt=o.image_format)
@@ -107,82 +89,38 @@ class AnthropicCritic(VLMCritic[AnthropicCriticOptions]):
             args["extra_body"] = extra
         return args
 
-    def _answer(self, message: Any, record: CallRecord) -> VLMAnswer:
-        if record.answered and body_problem(record):  # e.g. Latin-1 text decoded without complaint
-            raise reply_error(PROVIDER, record)
+    def without_structure(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        """A model or server that refuses the forced tool call (400 naming it, e.g. with thinking
+        on): stop forcing it (``structured: auto`` only)."""
+        if self.options.structured != "auto" or "tool_choice" not in args:
+            return None
+        return {k: v for k, v in args.items() if k not in ("tools", "tool_choice")}
+
+    def send(self, args: dict[str, Any]) -> Any:
+        return self.client.messages.create(**args)
+
+    async def asend(self, args: dict[str, Any]) -> Any:
+        return await self.async_client().messages.create(**args)
+
+    def to_answer(self, message: Any, args: dict[str, Any], record: CallRecord) -> VLMAnswer:
         content = getattr(message, "content", None)
         if not isinstance(content, list):
-            raise reply_error(PROVIDER, record, "no 'content' list of blocks in the reply")
+            raise reply_error(self.provider, record, "no 'content' list of blocks in the reply")
         texts: list[str] = []
         data = None
         for block in content:
             kind = getattr(block, "type", None)
             if kind == "text":
                 if not isinstance(getattr(block, "text", None), str):
-                    raise reply_error(PROVIDER, record, "a text block without text")
+                    raise reply_error(self.provider, record, "a text block without text")
                 texts.append(block.text)
             elif kind == "tool_use" and getattr(block, "name", None) == TOOL_NAME:
                 data = block.input
         text = "\n".join(texts)
         if data is not None and not text:
             text = json.dumps(data, ensure_ascii=False)  # the trace shows what the model said
-        usage = _client.usage_dict(getattr(message, "usage", None))
         stop = getattr(message, "stop_reason", None)
-        if stop in ("max_tokens", "refusal", "pause_turn"):
-            usage = {**(usage or {}), "stop_reason": stop}
+        usage = usage_dict(getattr(message, "usage", None),
+                           stop_reason=stop if stop in ("max_tokens", "refusal", "pause_turn") else None)
         return VLMAnswer(text=text, data=data, usage=usage,
                          model=getattr(message, "model", None) or self.options.model)
-
-    def _raise_mapped(self, exc: BaseException, record: CallRecord) -> None:
-        mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}",
-                                   record=record)
-        if mapped is exc:
-            raise exc
-        raise mapped from exc
-
-    def _tool_refused(self, exc: BaseException, args: dict[str, Any]) -> bool:
-        """A model or server that refuses the forced tool call (400 naming it, e.g. with thinking
-        on): stop forcing it (``structured: auto`` only); the caller re-sends the request once."""
-        anthropic = _client.import_anthropic()
-        if (self.options.structured == "auto" and "tool_choice" in args
-                and isinstance(exc, anthropic.BadRequestError)
-                and _STRUCTURE_WORDS.search(_client.error_detail(exc))):
-            self._tool_rejected = True
-            args.pop("tools", None)
-            args.pop("tool_choice", None)
-            log.warning("anthropic: %s refused the forced tool call; fused answers are now parsed "
-                        "from text", self.options.model)
-            return True
-        return False
-
-    def ask(self, request: VLMRequest) -> VLMAnswer:
-        self.load()
-        args = self._call_args(request)
-        with record_call() as record:
-            try:
-                try:
-                    message = self._client.messages.create(**args)
-                except Exception as exc:
-                    if not self._tool_refused(exc, args):
-                        raise
-                    message = self._client.messages.create(**args)
-            except Exception as exc:
-                self._raise_mapped(exc, record)
-            return self._answer(message, record)
-
-    async def aask(self, request: VLMRequest) -> VLMAnswer:
-        self.load()
-        args = self._call_args(request)
-        # an async client is bound to the event loop it first runs in: one per call
-        async with _client.make_async_client(self.options) as client:
-            with record_call() as record:
-                try:
-                    try:
-                        message = await client.messages.create(**args)
-                    except Exception as exc:
-                        if not self._tool_refused(exc, args):
-                            raise
-                        message = await client.messages.create(**args)
-                except Exception as exc:
-                    self._raise_mapped(exc, record)
-                return self._answer(message, record)

@@ -8,24 +8,22 @@ valid JSON; the answer's text is then returned as is and the core parses it tole
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from imagerag_sdk.critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
-from imagerag_sdk.providers import CallRecord, body_problem, record_call, reply_error
+from imagerag_sdk.critique import VLMAnswer, VLMCriticOptions, VLMRequest
+from imagerag_sdk.providers import APICritic, CallRecord, reply_error, usage_dict
 
 from . import _client
-from ._client import PROVIDER, ConnectionOptions
+from ._client import GeminiConnection
 
-log = logging.getLogger(__name__)
 _SCHEMA_WORDS = re.compile(r"response_?json_?schema|response_?schema|response_?mime_?type|json mode",
                            re.I)
 
 
-class GeminiCriticOptions(VLMCriticOptions, ConnectionOptions):
+class GeminiCriticOptions(VLMCriticOptions, GeminiConnection):
     model: str = Field("gemini-2.5-flash", description="Gemini model id, e.g. gemini-2.5-flash, "
                        "gemini-2.5-pro, gemini-3-pro-preview")
     send_temperature: Literal["auto", "always", "never"] = Field(
@@ -43,43 +41,27 @@ class GeminiCriticOptions(VLMCriticOptions, ConnectionOptions):
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded images")
 
 
-class GeminiCritic(VLMCritic[GeminiCriticOptions]):
+class GeminiCritic(APICritic[GeminiCriticOptions]):
     """Critic backed by a Gemini vision model through the google-genai SDK."""
 
     name = "gemini"
-    provider: ClassVar[str] = PROVIDER
     description = ("Gemini (google-genai) judges the image; fused mode uses a JSON response schema. "
                    "Needs GEMINI_API_KEY or GOOGLE_API_KEY.")
     structured_output: ClassVar[bool] = True
 
-    options: GeminiCriticOptions
-
-    @classmethod
-    def preflight(cls, options: Any) -> list[str]:
-        """A missing API key, found before anything loads."""
-        from ._client import key_problems
-
-        return key_problems(options)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._client = None
-        self._schema_rejected = False
+    structure_words = _SCHEMA_WORDS
 
     @property
     def sends_schema(self) -> bool:
         """Whether a request with a JSON schema asks Gemini for structured output."""
         mode = self.options.structured
-        return mode == "json_schema" or (mode == "auto" and not self._schema_rejected)
-
-    def _load(self) -> None:
-        self._client = _client.make_client(self.options)
+        return mode == "json_schema" or (mode == "auto" and not self.structure_refused)
 
     def takes_temperature(self) -> bool:
         return self.options.send_temperature != "never"
 
     # -- requests ----------------------------------------------------------------------------------
-    def _call_args(self, request: VLMRequest) -> dict[str, Any]:
+    def build_params(self, request: VLMRequest) -> dict[str, Any]:
         _, types = _client.import_genai()
         o = self.options
         parts: list[Any] = [_client.image_part(img, max_side=o.max_image_side, fmt=o.image_format)
@@ -100,95 +82,55 @@ class GeminiCritic(VLMCritic[GeminiCriticOptions]):
         return {"model": o.model, "contents": parts,
                 "config": types.GenerateContentConfig(**config)}
 
-    def _answer(self, response: Any, args: dict[str, Any], record: CallRecord) -> VLMAnswer:
-        _check_reply(response, record)
+    def without_structure(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        """A model or proxy that refuses the JSON schema (400 naming it): stop sending it
+        (``structured: auto`` only)."""
+        config = args["config"]
+        if self.options.structured != "auto" or config.response_json_schema is None:
+            return None
+        return {**args, "config": config.model_copy(update={"response_json_schema": None,
+                                                            "response_mime_type": None})}
+
+    def send(self, args: dict[str, Any]) -> Any:
+        return self.client.models.generate_content(**args)
+
+    async def asend(self, args: dict[str, Any]) -> Any:
+        return await self.client.aio.models.generate_content(**args)
+
+    def to_answer(self, response: Any, args: dict[str, Any], record: CallRecord) -> VLMAnswer:
+        problem = _reply_problem(response, record)
+        if problem:
+            raise reply_error(self.provider, record, problem)
         text = response.text or ""
         data = None
         if args["config"].response_json_schema is not None:
             parsed = getattr(response, "parsed", None)  # None on invalid JSON: the core retries
             data = parsed if isinstance(parsed, (dict, list)) else None
-        usage = _client.usage_dict(getattr(response, "usage_metadata", None))
         reason = _client.finish_reason(response)
-        if reason and reason != "STOP":
-            usage = {**(usage or {}), "finish_reason": reason}
+        usage = usage_dict(_client.usage_fields(getattr(response, "usage_metadata", None)),
+                           finish_reason=reason if reason != "STOP" else None)
         return VLMAnswer(text=text, data=data, usage=usage,
                          model=getattr(response, "model_version", None) or self.options.model)
 
-    def _schema_refused(self, exc: BaseException, args: dict[str, Any]) -> bool:
-        """A model or proxy that refuses the JSON schema (400 naming it): stop sending it
-        (``structured: auto`` only) and let the caller re-send the request once."""
-        from google.genai import errors as genai_errors
 
-        config = args["config"]
-        if (self.options.structured == "auto" and config.response_json_schema is not None
-                and isinstance(exc, genai_errors.ClientError) and exc.code == 400
-                and _SCHEMA_WORDS.search(f"{exc.message} {exc.details}")):
-            self._schema_rejected = True
-            args["config"] = config.model_copy(update={"response_json_schema": None,
-                                                       "response_mime_type": None})
-            log.warning("gemini: %s refused the JSON response schema; fused answers are now "
-                        "parsed from text", self.options.model)
-            return True
-        return False
-
-    def _raise_mapped(self, exc: BaseException, record: CallRecord) -> None:
-        mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}",
-                                   record=record)
-        if mapped is exc:
-            raise exc
-        raise mapped from exc
-
-    def ask(self, request: VLMRequest) -> VLMAnswer:
-        self.load()
-        args = self._call_args(request)
-        with record_call() as record:
-            try:
-                try:
-                    response = self._client.models.generate_content(**args)
-                except Exception as exc:
-                    if not self._schema_refused(exc, args):
-                        raise
-                    response = self._client.models.generate_content(**args)
-            except Exception as exc:
-                self._raise_mapped(exc, record)
-            return self._answer(response, args, record)
-
-    async def aask(self, request: VLMRequest) -> VLMAnswer:
-        self.load()
-        args = self._call_args(request)
-        with record_call() as record:
-            try:
-                try:
-                    response = await self._client.aio.models.generate_content(**args)
-                except Exception as exc:
-                    if not self._schema_refused(exc, args):
-                        raise
-                    response = await self._client.aio.models.generate_content(**args)
-            except Exception as exc:
-                self._raise_mapped(exc, record)
-            return self._answer(response, args, record)
-
-
-def _check_reply(response: Any, record: CallRecord) -> None:
-    """:class:`MalformedReplyError` unless the reply is a generateContent response: candidates
+def _reply_problem(response: Any, record: CallRecord) -> str | None:
+    """What makes the reply no generateContent response, or ``None``: it must hold candidates
     (each with content or a finish reason), or none with the prompt's block reason. google-genai
     accepts any JSON object silently (``{"candidates": "nope"}`` reads as no candidates)."""
-    problem = body_problem(record) if record.answered else None
-    if problem:  # e.g. Latin-1 text, decoded by the client with replacement characters
-        raise reply_error(PROVIDER, record)
     raw = _raw_json(record)
     if not isinstance(raw, dict):
-        raise reply_error(PROVIDER, record, "the reply is not a JSON object")
+        return "the reply is not a JSON object"
     candidates = raw.get("candidates")
     if candidates is None or candidates == []:
         if _client.finish_reason(response):  # prompt blocked: a well-formed, empty answer
-            return
-        raise reply_error(PROVIDER, record, "no candidates and no prompt feedback in the reply")
+            return None
+        return "no candidates and no prompt feedback in the reply"
     if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
-        raise reply_error(PROVIDER, record, "'candidates' is not a list of objects")
+        return "'candidates' is not a list of objects"
     first = candidates[0]
     if not isinstance(first.get("content"), dict) and not first.get("finishReason"):
-        raise reply_error(PROVIDER, record, "the first candidate has neither content nor a finish reason")
+        return "the first candidate has neither content nor a finish reason"
+    return None
 
 
 def _raw_json(record: CallRecord) -> Any:

@@ -16,16 +16,16 @@ from pydantic import Field
 
 from imagerag_sdk.errors import ConfigError, ProviderError
 from imagerag_sdk.images import BadImageError, decode_rgb
-from imagerag_sdk.roles import Generator
+from imagerag_sdk.providers import APIGenerator, CallRecord, usage_dict
 from imagerag_sdk.types import GeneratorCapabilities, Reference
 
 from . import _client
-from ._client import PROVIDER, ConnectionOptions
+from ._client import GeminiConnection
 
 PLACEHOLDER = "<image {i}>"
 
 
-class GeminiImageOptions(ConnectionOptions):
+class GeminiImageOptions(GeminiConnection):
     model: str = Field("gemini-2.5-flash-image", description="Gemini image model id, e.g. "
                        "gemini-2.5-flash-image, gemini-3-pro-image-preview")
     timeout: float = Field(120.0, gt=0, description="Seconds to wait for one HTTP request "
@@ -42,25 +42,16 @@ class GeminiImageOptions(ConnectionOptions):
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of uploaded references")
 
 
-class GeminiImageGenerator(Generator[GeminiImageOptions]):
+class GeminiImageGenerator(APIGenerator[GeminiImageOptions]):
     """Generates with a Gemini image model; references go in context as image parts."""
 
     name = "gemini-image"
     description = ("Gemini image model (e.g. gemini-2.5-flash-image) with the references in "
                    "context. Needs GEMINI_API_KEY or GOOGLE_API_KEY.")
 
-    options: GeminiImageOptions
-
-    @classmethod
-    def preflight(cls, options: Any) -> list[str]:
-        """A missing API key, found before anything loads."""
-        from ._client import key_problems
-
-        return key_problems(options)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._client = None
         self.last_usage: dict[str, Any] | None = None
         self.last_text: str = ""
 
@@ -69,9 +60,6 @@ class GeminiImageGenerator(Generator[GeminiImageOptions]):
         return GeneratorCapabilities(max_references=self.options.max_references,
                                      conditioning="in_context", uses_captions=True,
                                      image_placeholder=PLACEHOLDER)
-
-    def _load(self) -> None:
-        self._client = _client.make_client(self.options)
 
     def _contents(self, prompt: str, references: Sequence[Reference]) -> list[Any]:
         o = self.options
@@ -98,16 +86,14 @@ class GeminiImageGenerator(Generator[GeminiImageOptions]):
             raise ConfigError(f"gemini-image takes at most {self.options.max_references} references, "
                               f"got {len(references)}", hint="raise 'max_references' or pass fewer")
         self.load()
-        contents = self._contents(prompt, references)
-        try:
-            response = self._client.models.generate_content(
-                model=self.options.model, contents=contents, config=self._config(seed))
-        except Exception as exc:
-            mapped = _client.map_error(exc, options=self.options, what=f"model {self.options.model}")
-            if mapped is exc:
-                raise
-            raise mapped from exc
-        self.last_usage = _client.usage_dict(getattr(response, "usage_metadata", None))
+        return self.call({"model": self.options.model, "contents": self._contents(prompt, references),
+                          "config": self._config(seed)})
+
+    def send(self, params: dict[str, Any]) -> Any:
+        return self.client.models.generate_content(**params)
+
+    def to_answer(self, response: Any, params: dict[str, Any], record: CallRecord) -> Image.Image:
+        self.last_usage = usage_dict(_client.usage_fields(getattr(response, "usage_metadata", None)))
         return self._image_of(response)
 
     def _image_of(self, response: Any) -> Image.Image:
@@ -122,12 +108,12 @@ class GeminiImageGenerator(Generator[GeminiImageOptions]):
                         return decode_rgb(data, name=f"{self.options.model} output")
                     except BadImageError as exc:
                         raise ProviderError(f"model {self.options.model} returned an unreadable "
-                                            f"image: {exc.message}", provider=PROVIDER) from exc
+                                            f"image: {exc.message}", provider=self.provider) from exc
                 if getattr(part, "text", None):
                     texts.append(part.text)
         self.last_text = "\n".join(texts)
         reason = _client.finish_reason(response) or "no reason given"
         said = f"; it said: {self.last_text[:200]!r}" if self.last_text else ""
         raise ProviderError(f"model {self.options.model} returned no image ({reason}){said}",
-                            provider=PROVIDER, hint="check that the model generates images (e.g. "
+                            provider=self.provider, hint="check that the model generates images (e.g. "
                             "gemini-2.5-flash-image) and that the prompt passes its safety filters")

@@ -10,16 +10,16 @@ from pydantic import Field
 
 from imagerag_sdk.errors import ConfigError, ProviderError
 from imagerag_sdk.images import decode_rgb, encode, fit_within
-from imagerag_sdk.roles import Generator
+from imagerag_sdk.providers import APIGenerator, CallRecord, usage_dict
 from imagerag_sdk.types import GeneratorCapabilities, Reference
 
-from ._client import PROVIDER, ConnectionOptions, import_openai, make_clients, map_error
+from ._client import OpenAIConnection
 
 API_MAX_REFERENCES = 16
 """The images.edit endpoint takes up to 16 input images for gpt-image models."""
 
 
-class GPTImageOptions(ConnectionOptions):
+class GPTImageOptions(OpenAIConnection):
     model: str = Field("gpt-image-1", description="OpenAI image model (gpt-image-1, gpt-image-1-mini, …)")
     size: str = Field("1024x1024", description="1024x1024, 1536x1024, 1024x1536 or auto")
     quality: Literal["auto", "low", "medium", "high"] = Field("auto", description="Rendering quality (cost)")
@@ -34,23 +34,15 @@ class GPTImageOptions(ConnectionOptions):
     timeout: float = Field(300.0, gt=0, description="Seconds to wait for one image request")
 
 
-class GPTImageGenerator(Generator[GPTImageOptions]):
+class GPTImageGenerator(APIGenerator[GPTImageOptions]):
     """Text-to-image through images.generate; with references, images.edit (in-context)."""
 
     name = "gpt-image"
     description = ("OpenAI gpt-image models: images.generate for the first pass, images.edit with the "
                    "retrieved references in context. No seed control. Needs OPENAI_API_KEY.")
 
-    @classmethod
-    def preflight(cls, options: Any) -> list[str]:
-        """A missing API key, found before anything loads."""
-        from ._client import key_problems
-
-        return key_problems(options)
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._client = None
         self.last_usage: dict[str, Any] | None = None
 
     @property
@@ -58,9 +50,6 @@ class GPTImageGenerator(Generator[GPTImageOptions]):
         return GeneratorCapabilities(max_references=self.options.max_references,
                                      conditioning="in_context", uses_captions=True,
                                      image_placeholder="<image {i}>")
-
-    def _load(self) -> None:
-        self._client = make_clients(self.options)
 
     def _common(self) -> dict[str, Any]:
         o = self.options
@@ -79,29 +68,30 @@ class GPTImageGenerator(Generator[GPTImageOptions]):
                  seed: int | None = None) -> Image.Image:
         """One image; ``seed`` is accepted but the API has no seed (outputs vary per call)."""
         self.load()
-        openai = import_openai()
         o = self.options
         if len(references) > o.max_references:
             raise ConfigError(f"gpt-image: {len(references)} references given, at most "
                               f"{o.max_references} allowed", hint=f"pass fewer, or raise the "
                               f"max_references option (API limit {API_MAX_REFERENCES})")
         params = {**self._common(), "prompt": prompt}
-        try:
-            if references:
-                files = [self._reference_file(i, r) for i, r in enumerate(references, 1)]
-                if o.input_fidelity:
-                    params["input_fidelity"] = o.input_fidelity
-                response = self._client.images.edit(image=files, **params)
-            else:
-                response = self._client.images.generate(**params)
-        except openai.OpenAIError as exc:
-            what = f"image {'edit' if references else 'generation'} with {o.model}"
-            raise map_error(exc, options=o, what=what) from exc
-        usage = getattr(response, "usage", None)
-        self.last_usage = usage.model_dump(exclude_none=True) if usage is not None else None
+        if references:
+            params["image"] = [self._reference_file(i, r) for i, r in enumerate(references, 1)]
+            if o.input_fidelity:
+                params["input_fidelity"] = o.input_fidelity
+        what = f"image {'edit' if references else 'generation'} with {o.model}"
+        return self.call(params, what=what)
+
+    def send(self, params: dict[str, Any]) -> Any:
+        """images.edit when the params carry reference images, else images.generate."""
+        images = self.client.images
+        return images.edit(**params) if "image" in params else images.generate(**params)
+
+    def to_answer(self, response: Any, params: dict[str, Any], record: CallRecord) -> Image.Image:
+        o = self.options
+        self.last_usage = usage_dict(getattr(response, "usage", None))
         data = response.data or []
         if not data or not data[0].b64_json:
             raise ProviderError(f"{o.model} returned no image (the request may have been refused "
-                                "by moderation)", provider=PROVIDER,
+                                "by moderation)", provider=self.provider,
                                 hint="rephrase the prompt or check the references")
         return decode_rgb(base64.b64decode(data[0].b64_json), name=f"{o.model} output")

@@ -1,38 +1,15 @@
-"""Small helpers shared by API provider plugins: optional imports, API keys, and a record of
-each call's HTTP traffic (requests really sent, the reply really got) for honest errors."""
+"""The record of one provider call's HTTP traffic (requests really sent, the reply really got),
+filled by the HTTP client's event hooks, and the diagnosis of a reply that is not one."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
-from .errors import AuthenticationError, MalformedReplyError, MissingDependencyError, install_hint
-
-
-def require(module: str, distribution: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` saying how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(f"the '{module}' package is not installed",
-                                     hint=install_hint(distribution)) from exc
-
-
-def api_key(secret: Any, env_names: Sequence[str], *, provider: str, hint: str) -> str:
-    """The key from the option (a ``SecretStr`` or ``None``), else the first set variable of
-    ``env_names``; :class:`AuthenticationError` with ``hint`` when there is none."""
-    key = secret.get_secret_value() if secret is not None else ""
-    for name in env_names:
-        key = key or os.environ.get(name, "")
-    if not key:
-        raise AuthenticationError("no API key given", provider=provider, hint=hint)
-    return key
+from ..errors import MalformedReplyError
 
 
 # -- one provider call: the HTTP requests it really made, the reply it really got ----------------

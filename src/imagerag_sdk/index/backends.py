@@ -49,12 +49,15 @@ class ExactBackend:
                        else np.asarray(labels, dtype=np.int64))
         if len(self.labels) != len(self.vectors):
             raise ValueError("one label per vector")
+        self._all_finite: bool | None = None
 
     def __len__(self) -> int:
         return len(self.vectors)
 
     def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top ``k``; ``ef`` is taken for the backends' common signature and ignored."""
+        """Exact top ``k``, best first, ties to the lower row; ``ef`` is taken for the backends'
+        common signature and ignored. A batch is scored in blocks of up to 1,024 queries × as
+        many rows as ``SCORE_BLOCK_BYTES`` allows (BLAS), each block screened for its top ``k``."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         n = len(self.vectors)
         kk = min(k, n)
@@ -66,20 +69,28 @@ class ExactBackend:
             order = np.argsort(-top, kind="stable")
             return _pad(self.labels[idx[order]][None], top[order][None].astype(np.float32), k)
         rows, cols = _blocks(len(queries), n, kk)
-        buf = np.empty(rows * cols, dtype=np.float32)  # one score block, reused
+        buf = np.empty(rows * min(n, cols), dtype=np.float32)  # one score block, reused
+        finite = bool(np.isfinite(queries).all()) and self._finite()
         all_l, all_s = [], []
         for q0 in range(0, len(queries), rows):
             qs = queries[q0:q0 + rows]
-            best_i = np.zeros((len(qs), 0), np.int64)
-            best_s = np.zeros((len(qs), 0), np.float32)
             for c0 in range(0, n, cols):
                 block = self.vectors[c0:c0 + cols]
                 scores = np.matmul(qs, block.T, out=buf[:len(qs) * len(block)].reshape(len(qs), len(block)))
-                idx, top = _block_top(scores, kk)
-                best_i, best_s = _merge(best_i, best_s, idx + c0, top, kk)
+                if not finite:  # NaN ranks last, as -inf
+                    np.copyto(scores, -np.inf, where=np.isnan(scores))
+                if c0 == 0:
+                    best_i, best_s = _first_top(scores, kk)
+                else:
+                    _update(best_i, best_s, scores, c0)
             all_l.append(self.labels[best_i])
             all_s.append(best_s)
         return _pad(np.concatenate(all_l), np.concatenate(all_s), k)
+
+    def _finite(self) -> bool:
+        if self._all_finite is None:
+            self._all_finite = bool(np.isfinite(self.vectors).all())
+        return self._all_finite
 
     def _top_one(self, q: np.ndarray, kk: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """Row indices and scores of the ``kk`` best rows for one query (unordered).
@@ -106,6 +117,8 @@ class ExactBackend:
 
 SCORE_BLOCK_BYTES = 64 * 2**20
 """The batched exact scan computes scores in blocks of at most this many bytes (queries × rows)."""
+GROUPS = 16
+"""Interleaved column groups whose element-wise maximum screens a block of scores."""
 
 
 def _blocks(queries: int, n: int, kk: int) -> tuple[int, int]:
@@ -117,61 +130,70 @@ def _blocks(queries: int, n: int, kk: int) -> tuple[int, int]:
     return max(1, min(queries, budget // cols)), cols
 
 
-def _block_top(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices and scores of each row's best ``min(kk, columns)``, best first, ties to
-    the lower column: the order ``(-score, column)``, a total order, so blocks merge exactly.
+def _candidates(scores: np.ndarray, g: int, t: np.ndarray,
+                strict: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, column, score) of every score ≥ ``t`` of its row (> with ``strict``), found by
+    screening: column ``j`` of group ``i`` is column ``i·w + j``, the groups' element-wise maximum
+    takes one pass at memory speed, and only the columns whose maximum passes are read again."""
+    q, b = scores.shape
+    w = b // g
+    gmax = np.fmax.reduce(scores[:, :g * w].reshape(q, g, w), axis=1) if g > 1 else scores
+    r, c = np.nonzero(gmax > t[:, None] if strict else gmax >= t[:, None])
+    if g > 1:
+        c = (c[:, None] + w * np.arange(g)).ravel()
+        r = np.repeat(r, g)
+        if g * w < b:  # the last b - g·w columns belong to no group: each is read
+            tail = np.arange(g * w, b)
+            c = np.concatenate([c, np.tile(tail, q)])
+            r = np.concatenate([r, np.repeat(np.arange(q), len(tail))])
+    s = scores[r, c]
+    keep = s > t[r] if strict else s >= t[r]
+    return r[keep], c[keep], s[keep]
 
-    Without sorting or partitioning the whole block: the columns are cut into ``g`` interleaved
-    slices and their element-wise maximum taken (one pass at memory speed); the ``kk``-th best of
-    those maxima, ``t``, is at most the ``kk``-th best score (``kk`` maxima ≥ t are ``kk``
-    scores ≥ t), so every score ≥ t is a candidate and only the few groups whose maximum
-    reaches ``t`` are looked at again."""
+
+def _take(q: int, kk: int, r: np.ndarray, c: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first ``kk`` candidates in the order (-score, column); every row has ≥ ``kk``."""
+    order = np.lexsort((c, -s, r))
+    r, c, s = r[order], c[order], s[order]
+    counts = np.bincount(r, minlength=q)
+    rank = np.arange(len(r)) - np.repeat(np.cumsum(counts) - counts, counts)
+    take = rank < kk
+    idx = np.empty((q, kk), np.int64)
+    top = np.empty((q, kk), np.float32)
+    idx[r[take], rank[take]] = c[take]
+    top[r[take], rank[take]] = s[take]
+    return idx, top
+
+
+def _first_top(scores: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's best ``min(kk, columns)`` in the order (-score, column), without partitioning the
+    whole block: the ``kk``-th best of the group maxima is at most the ``kk``-th best score (``kk``
+    maxima ≥ it are ``kk`` scores ≥ it), so the scores ≥ it hold the answer, ties included."""
     q, b = scores.shape
     if kk >= b:
         order = np.argsort(-scores, axis=1, kind="stable")
         return order, np.take_along_axis(scores, order, axis=1)
-    g = max(1, min(16, b // (8 * kk)))
+    g = max(1, min(GROUPS, b // (8 * kk)))
     w = b // g
     gmax = np.fmax.reduce(scores[:, :g * w].reshape(q, g, w), axis=1) if g > 1 else scores
     t = np.partition(gmax, w - kk, axis=1)[:, w - kk]
-    r, c = np.nonzero(gmax >= t[:, None])
-    cand_c = (c[:, None] + w * np.arange(g)).ravel()
-    cand_r = np.repeat(r, g)
-    if g * w < b:  # the last b - g·w columns belong to no group: each is a candidate
-        tail = np.arange(g * w, b)
-        cand_c = np.concatenate([cand_c, np.tile(tail, q)])
-        cand_r = np.concatenate([cand_r, np.repeat(np.arange(q), len(tail))])
-    cand_s = scores[cand_r, cand_c]
-    keep = cand_s >= t[cand_r]
-    cand_r, cand_c, cand_s = cand_r[keep], cand_c[keep], cand_s[keep]
-    order = np.lexsort((cand_c, -cand_s, cand_r))
-    cand_r, cand_c, cand_s = cand_r[order], cand_c[order], cand_s[order]
-    counts = np.bincount(cand_r, minlength=q)
-    rank = np.arange(len(cand_r)) - np.repeat(np.cumsum(counts) - counts, counts)
-    take = rank < kk
-    idx = np.zeros((q, kk), np.int64)
-    top = np.zeros((q, kk), np.float32)
-    idx[cand_r[take], rank[take]] = cand_c[take]
-    top[cand_r[take], rank[take]] = cand_s[take]
-    short = np.flatnonzero(counts < kk)  # NaN scores compare false: order those rows NaN-last
-    if len(short):
-        clean = np.where(np.isnan(scores[short]), -np.inf, scores[short])
-        order = np.argsort(-clean, axis=1, kind="stable")[:, :kk]
-        idx[short] = order
-        top[short] = np.take_along_axis(scores[short], order, axis=1)
-    return idx, top
+    return _take(q, kk, *_candidates(scores, g, t, strict=False))
 
 
-def _merge(best_i: np.ndarray, best_s: np.ndarray, idx: np.ndarray, top: np.ndarray,
-           kk: int) -> tuple[np.ndarray, np.ndarray]:
-    """The best ``kk`` of two ordered candidate lists per row, ``best_*`` from lower columns
-    than ``idx``: a stable sort on the score keeps the lower column first among equal scores."""
-    if best_i.shape[1] == 0:
-        return idx, top
-    both_i = np.concatenate([best_i, idx], axis=1)
-    both_s = np.concatenate([best_s, top], axis=1)
-    order = np.argsort(-both_s, axis=1, kind="stable")[:, :kk]
-    return np.take_along_axis(both_i, order, axis=1), np.take_along_axis(both_s, order, axis=1)
+def _update(best_i: np.ndarray, best_s: np.ndarray, scores: np.ndarray, c0: int) -> None:
+    """Merge a later block (columns from ``c0``, all above those in ``best_i``) into the running
+    best, in place. Only a score above a row's current ``kk``-th can enter: an equal one comes
+    from a higher column, so it ranks below."""
+    q, kk = best_i.shape
+    r, c, s = _candidates(scores, min(GROUPS, scores.shape[1]), best_s[:, -1], strict=True)
+    if len(r) == 0:
+        return
+    rows = np.unique(r)
+    pos = np.searchsorted(rows, r)
+    idx, top = _take(len(rows), kk, np.concatenate([np.repeat(np.arange(len(rows)), kk), pos]),
+                     np.concatenate([best_i[rows].ravel(), c + c0]),
+                     np.concatenate([best_s[rows].ravel(), s]))
+    best_i[rows], best_s[rows] = idx, top
 
 
 _POOL: ThreadPoolExecutor | None = None

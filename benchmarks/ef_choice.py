@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         for name, q in sets.items():
             for ef in efs:
                 rec[name, ef] += recall(truth[name], hnsw.search(q, k, ef=ef)[0]) / max(1, args.builds)
-            for v in q[:args.timed]:
-                for ef in efs:
+            for i, v in enumerate(q[:args.timed]):
+                for ef in efs[i % len(efs):] + efs[:i % len(efs)]:  # each ef first in turn
                     t0 = time.perf_counter()
                     hnsw.search(v[None], k, ef=ef)
                     times[name, ef].append(time.perf_counter() - t0)

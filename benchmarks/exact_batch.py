@@ -72,6 +72,13 @@ def matmul_only(x: np.ndarray, queries: np.ndarray, rows: int = 1024) -> None:
             queries[q0:q0 + rows] @ x[c0:c0 + cols].T
 
 
+def rotated(names: list[str], i: int) -> list[str]:
+    """The contenders in turn, starting one further each time: each follows every other equally
+    often (faiss's OpenMP threads keep spinning for a moment after a call, slowing the next one)."""
+    i %= len(names)
+    return names[i:] + names[:i]
+
+
 def same_hits(a: np.ndarray, b: np.ndarray) -> float:
     """Share of rows whose label sets agree (order within a tie may differ between engines)."""
     return float(np.mean([set(p) == set(q) for p, q in zip(a, b)]))
@@ -132,9 +139,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     best = {(name, i): float("inf") for name in batch for i in range(len(parts))}
     for _ in range(max(1, args.rounds)):
         for i, part in enumerate(parts):  # each part of the batch on each contender in turn
-            for name, fn in batch.items():
+            for name in rotated(list(batch), i):
                 t0 = time.perf_counter()
-                fn(part)
+                batch[name](part)
                 best[name, i] = min(best[name, i], time.perf_counter() - t0)
     total = {name: sum(best[name, i] for i in range(len(parts))) for name in batch}
     for name, seconds in total.items():
@@ -160,10 +167,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         single["faiss"] = lambda v: faiss_index.search(v[None], k)
     times: dict[str, list[float]] = {name: [] for name in single}
     for _ in range(max(1, args.rounds)):
-        for v in q[:args.single]:
-            for name, fn in single.items():  # each query on each contender in turn
+        for i, v in enumerate(q[:args.single]):
+            for name in rotated(list(single), i):  # each query on each contender in turn
                 t0 = time.perf_counter()
-                fn(v)
+                single[name](v)
                 times[name].append(time.perf_counter() - t0)
     floor = x.nbytes / (bandwidth(x, os.cpu_count() or 1)["read_gb_s"] * 1e9)
     for name, t in times.items():

@@ -23,8 +23,14 @@ EXACT_BELOW = 20_000
 """``backend: auto`` uses the exact scan below this many live vectors."""
 
 
+QUERY_EF = 150
+"""Default HNSW search breadth: the smallest of 100/120/150/200 that gave recall@10 ≥ 0.98 for both
+sentence and keyword queries on real MiniLM embeddings (docs/benchmarks.md, ``ef_choice.py``)."""
+
+
 def query_ef(k: int) -> int:
-    return max(100, 2 * k)
+    """The search breadth used when none is given: ``max(QUERY_EF, 2k)``."""
+    return max(QUERY_EF, 2 * k)
 
 
 def _pad(labels: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

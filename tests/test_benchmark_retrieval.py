@@ -146,3 +146,31 @@ def test_sentence_collection_strips_roff_and_keeps_prose(extra):
     assert len(queries) == 2
     assert all(len(q.split()) == 3 and set(q.split()) <= {"index", "keeps", "every", "vector",
                                                          "corpus", "disk"} for q in queries)
+
+
+def test_exact_batch_benchmark_compares_with_the_old_code_and_skips_a_missing_faiss(bench, monkeypatch):
+    import exact_batch
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if faiss were not installed: its anchor is skipped
+    fig = exact_batch.main(["--n", "3000", "--queries", "50", "--clusters", "20", "--rounds", "1",
+                            "--single", "2"])
+    assert fig["faiss"] is False and "batch_qps_faiss" not in fig
+    assert fig["same_hits_as_old"] == 1.0 and fig["max_score_diff_vs_old"] <= 1e-5
+    assert {"batch_new_vs_old", "batch_new_vs_matmul_only", "single_new_vs_old",
+            "single_new_vs_bandwidth_floor"} <= set(fig)
+
+
+def test_ef_choice_benchmark_reports_recall_per_ef_and_query_set(bench, tmp_path):
+    import ef_choice
+
+    rng = np.random.default_rng(4)
+    path, text = tmp_path / "v.npy", tmp_path / "t.npy"
+    np.save(path, rng.standard_normal((2100, 24)).astype(np.float32))
+    np.save(text, rng.standard_normal((100, 24)).astype(np.float32))
+    fig = ef_choice.main(["--vectors", str(path), "--text-vectors", str(text), "--queries", "100",
+                          "--ef", "10", "400", "--timed", "3", "--target", "0.99"])
+    rows = fig["rows"]
+    assert fig["n"] == 2000 and set(rows) == {10, 400, fig["default_ef"]}
+    assert rows[400]["recall_sentence"] >= 0.99 and rows[400]["recall_keyword"] >= 0.99
+    assert rows[10]["recall_keyword"] < rows[400]["recall_keyword"]
+    assert fig["smallest_ef_meeting_target"] in (fig["default_ef"], 400)

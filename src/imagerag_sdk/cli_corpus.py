@@ -89,7 +89,7 @@ def index_cmd(folder: str, corpus: str | None, index_dir: str | None, embedder_n
 @click.option("--index-dir", type=click.Path(file_okay=False), help="Corpus folder, instead of a name.")
 @click.option("--profile", help="Use the retriever of this profile (name or YAML path).")
 @click.option("--min-similarity", type=float, help="Drop hits below this cosine similarity.")
-@click.option("--ef", type=click.IntRange(1), help="HNSW search breadth (default max(100, 2 × hits fetched)).")
+@click.option("--ef", type=click.IntRange(1), help="HNSW search breadth (default max(150, 2 × hits fetched)).")
 @click.option("--sheet", type=click.Path(dir_okay=False), help="Write a contact sheet of the hits (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search_cmd(text: str | None, image_path: str | None, k: int, corpus: str | None, index_dir: str | None,

@@ -324,7 +324,7 @@ def test_query_ef_option_reaches_the_graph(tmp_path, index_make_images, index_em
     ingest(root, corpus="ef", embedder=index_embedder_factory(), exact_below=10)
     default = IndexRetriever(corpus="ef", backend="hnsw", dedupe=None)
     default.search(["item3 tag3"], 2)
-    assert default.index.backend.index.ef == 100  # max(100, 2k)
+    assert default.index.backend.index.ef == 150  # max(150, 2k): the default from real embeddings
     wide = IndexRetriever(corpus="ef", backend="hnsw", dedupe=None, ef=321)
     hits = wide.search(["item3 tag3"], 2)[0]
     assert wide.index.backend.index.ef == 321
@@ -333,3 +333,56 @@ def test_query_ef_option_reaches_the_graph(tmp_path, index_make_images, index_em
     assert exact.search(["item3 tag3"], 2)[0][0].path == hits[0].path
     with pytest.raises(ValueError):
         IndexRetriever(corpus="ef", ef=0)
+
+
+def _brute_force(x: np.ndarray, labels: np.ndarray, q: np.ndarray, k: int):
+    """Reference top k: every score, best first, ties to the lower row; -1 / -inf padding."""
+    s = q @ x.T
+    rows = np.broadcast_to(np.arange(len(x)), s.shape)
+    order = np.lexsort((rows, -s), axis=-1)[:, :k]
+    out_l = np.full((len(q), k), -1, np.int64)
+    out_s = np.full((len(q), k), -np.inf, np.float32)
+    out_l[:, :order.shape[1]] = labels[order]
+    out_s[:, :order.shape[1]] = np.take_along_axis(s, order, axis=1)
+    return out_l, out_s
+
+
+@pytest.mark.parametrize("budget", [8_000, 40_000, 400_000, 64 * 2**20])
+@pytest.mark.parametrize("k", [1, 7, 25, 1500])
+def test_batched_exact_search_equals_brute_force_across_blocks(monkeypatch, budget, k):
+    from imagerag_sdk.index import backends
+
+    # small score budgets cut 37 queries and 1,000 rows into uneven blocks of both
+    monkeypatch.setattr(backends, "SCORE_BLOCK_BYTES", budget)
+    rng = np.random.default_rng(k)
+    x = rng.integers(-2, 3, size=(1000, 6)).astype(np.float32)  # small integers: exact, many ties
+    q = rng.integers(-2, 3, size=(37, 6)).astype(np.float32)
+    labels = rng.permutation(5000)[:1000].astype(np.int64)
+    got_l, got_s = ExactBackend(x, labels).search(q, k)
+    want_l, want_s = _brute_force(x, labels, q, k)
+    np.testing.assert_array_equal(got_l, want_l)  # k = 1500 > 1000 rows: -1 padding
+    np.testing.assert_array_equal(got_s, want_s)
+    assert got_l.dtype == np.int64 and got_s.dtype == np.float32
+
+
+def test_batched_exact_search_on_float_vectors_and_nan_queries(monkeypatch):
+    from imagerag_sdk.index import backends
+
+    monkeypatch.setattr(backends, "SCORE_BLOCK_BYTES", 4 * 50_000)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(5003, 32)).astype(np.float32)
+    q = rng.normal(size=(77, 32)).astype(np.float32)
+    q[3, 0] = np.nan  # every score of this query is NaN, ranked as -inf: rows 0-9; the others are unaffected
+    got_l, got_s = ExactBackend(x).search(q, 10)
+    want_l, want_s = _brute_force(x, np.arange(5003), np.nan_to_num(q), 10)
+    ok = np.arange(77) != 3
+    np.testing.assert_array_equal(got_l[ok], want_l[ok])
+    np.testing.assert_allclose(got_s[ok], want_s[ok], rtol=1e-5, atol=1e-5)
+    assert list(got_l[3]) == list(range(10)) and np.all(got_s[3] == -np.inf)
+
+
+def test_default_search_breadth_is_150_or_twice_the_hits():
+    from imagerag_sdk.index.backends import query_ef
+
+    # ef 100 missed recall@10 0.98 for keyword queries on real MiniLM vectors; 150 meets it
+    assert [query_ef(k) for k in (1, 10, 75, 76, 200)] == [150, 150, 150, 152, 400]

@@ -31,7 +31,7 @@ class IndexRetrieverOptions(Options):
     backend: Literal["auto", "exact", "hnsw"] = Field(
         "auto", description="exact numpy scan, hnsw graph, or auto (exact below exact_below vectors)")
     exact_below: int = Field(EXACT_BELOW, ge=0, description="auto: use the exact scan below this many vectors")
-    ef: int | None = Field(None, ge=1, description="HNSW search breadth (default max(100, 2 × hits fetched)); "
+    ef: int | None = Field(None, ge=1, description="HNSW search breadth (default max(150, 2 × hits fetched)); "
                                                "raise it for better recall on large corpora, at some latency")
 
     @field_validator("embedder", mode="before")

@@ -264,7 +264,7 @@ def _add_plugin_commands(group: click.Group) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from . import cli_corpus
-    from .plugins import scrub
+    from .redact import scrub
 
     cli_corpus.add_commands(cli)
     raise_errors = _raise_errors()

@@ -27,6 +27,7 @@ import pluggy
 from . import hookspecs
 from .errors import ComponentNotFoundError
 from .roles import ROLES, Component
+from .redact import scrub
 
 ENTRY_POINT_GROUP = "imagerag"
 CORE_DISTRIBUTION = "imagerag-sdk"
@@ -226,15 +227,6 @@ def _unknown_hook_message(name: str, specs: list[str]) -> str:
     close = difflib.get_close_matches(name, specs, n=1)
     fix = f"did you mean '{close[0]}'?" if close else f"hooks are {', '.join(sorted(specs))}"
     return f"hook '{name}' matches no imagerag hook spec — {fix}"
-
-
-def scrub(text: str) -> str:
-    """``text`` with credential-looking environment values (API keys, tokens) replaced by ***."""
-    from .trace import env_secrets
-
-    for secret in sorted(env_secrets(), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def _one_line(exc: BaseException) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import re
 import shutil
 import time
@@ -25,6 +24,7 @@ from typing import Any, Iterable, Iterator
 from PIL import Image
 
 from . import atomic
+from .redact import env_secrets, scrub
 from .runtrace import SCHEMA_VERSION, RunTrace, StageName, StageTiming, Status, Truncation, now
 
 __all__ = ["INLINE_CHARS", "PREVIEW_CHARS", "SCHEMA_VERSION", "TEXT_DIR", "RunRecorder", "env_secrets",
@@ -33,14 +33,6 @@ INLINE_CHARS = 10_000
 """Texts longer than this go to a side file; the trace keeps a preview and the file's name."""
 PREVIEW_CHARS = 500
 TEXT_DIR = "texts"
-_SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)$", re.I)
-
-
-def env_secrets() -> set[str]:
-    """Values of environment variables that look like credentials (…_API_KEY, …_TOKEN …)."""
-    return {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 8}
-
-
 def slugify(text: str, limit: int = 40) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:limit].rstrip("-") or "run"
@@ -135,9 +127,7 @@ class RunRecorder:
 
     # -- writing -------------------------------------------------------------------------------
     def scrub(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self.secrets)
 
     def to_json(self) -> str:
         """``trace.json``'s text: the trace with long texts moved to side files, secrets scrubbed."""

@@ -9,7 +9,6 @@ component that passes its contract passes the loop's checks.
 
 from __future__ import annotations
 
-import importlib.metadata as md
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,24 +29,9 @@ def component_label(component: Component) -> str:
 
 
 def _distribution(component: Component) -> str:
-    from . import plugins
+    from .plugins import distribution_of
 
-    cls = type(component)
-    registry = plugins._registry  # only a registry already built: an error path loads no plugins
-    if registry is not None:
-        reg = registry.components.get(component.role, {}).get(component.name)
-        if reg is not None and reg.cls is cls:
-            return reg.distribution
-    top = cls.__module__.split(".")[0]
-    if top == "imagerag_sdk":
-        return plugins.CORE_DISTRIBUTION
-    dists = md.packages_distributions().get(top)
-    if dists:
-        return dists[0]
-    try:  # editable installs are missing from that map; plugins follow imagerag_x -> imagerag-x
-        return md.metadata(top.replace("_", "-"))["Name"]
-    except md.PackageNotFoundError:
-        return f"module {cls.__module__}"  # a class no distribution ships
+    return distribution_of(type(component)) or f"module {type(component).__module__}"
 
 
 def _fail(component: Component, stage: str, message: str, hint: str | None = None) -> PipelineError:

@@ -124,18 +124,6 @@ class Registry:
         return _cached_instance(reg, options or {})
 
 
-def _dist_of_module(module: str) -> tuple[str, str | None]:
-    top = module.split(".")[0]
-    dists = md.packages_distributions().get(top) or []
-    if dists:
-        name = dists[0]
-        try:
-            return name, md.version(name)
-        except md.PackageNotFoundError:
-            return name, None
-    return top, None
-
-
 def _core_version() -> str | None:
     try:
         return md.version(CORE_DISTRIBUTION)
@@ -143,26 +131,33 @@ def _core_version() -> str | None:
         return None
 
 
-def component_version(cls: type) -> str | None:
-    """Version of the distribution that ships ``cls`` (editable installs included)."""
+def distribution_of(cls: type) -> str | None:
+    """The distribution that ships ``cls`` (editable installs included); ``None`` for a class no
+    installed distribution ships (one defined in a test or a script)."""
     top = cls.__module__.split(".")[0]
     if top == "imagerag_sdk":
-        return _core_version()
-    version = _dist_of_module(cls.__module__)[1]
-    if version is None and _registry is not None:  # editable installs are missing from that map
+        return CORE_DISTRIBUTION
+    if _registry is not None:  # only a registry already built: no plugin is loaded for this
         for regs in _registry.components.values():
             for reg in regs.values():
                 if reg.cls is cls:
-                    try:
-                        return md.version(reg.distribution)
-                    except md.PackageNotFoundError:
-                        return None
-    if version is None:
-        try:
-            version = md.version(top.replace("_", "-"))
-        except md.PackageNotFoundError:
-            return None
-    return version
+                    return reg.distribution
+    dists = md.packages_distributions().get(top)
+    if dists:
+        return dists[0]
+    try:  # editable installs are missing from that map; plugins follow imagerag_x -> imagerag-x
+        return md.metadata(top.replace("_", "-"))["Name"]
+    except md.PackageNotFoundError:
+        return None
+
+
+def component_version(cls: type) -> str | None:
+    """Version of the distribution that ships ``cls``."""
+    dist = distribution_of(cls)
+    try:
+        return md.version(dist) if dist else None
+    except md.PackageNotFoundError:
+        return None
 
 
 def _allowed() -> set[str] | None:

@@ -203,7 +203,7 @@ class View:
             size, fd = 4 * dim, self._rows.fileno()
             data = b"".join(os.pread(fd, size, self._offset + int(x) * size) for x in labels)
             return np.frombuffer(data, np.float32).reshape(len(labels), dim).copy()
-        if len(backend.labels) == len(self.labels):  # built on this view's labels, in their order
+        if isinstance(backend, ExactBackend) and len(backend.labels) == len(self.labels):  # this view's, in order
             rows = np.minimum(np.searchsorted(self.labels, labels), len(self.labels) - 1)
             if (self.labels[rows] == labels).all():
                 return backend.vectors[rows]

@@ -135,11 +135,12 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
             chosen, known = picked
             out: list[list[Hit]] = []
             for qi, query in enumerate(queries):
-                hits = []
+                hits: list[Hit] = []
                 for j in chosen[qi]:
                     entry = known[int(labels[qi, j])]
-                    assert entry is not None and entry[1] is not None  # only good ones are kept
+                    assert entry is not None  # only good ones are kept
                     item, path = entry
+                    assert path is not None
                     hits.append(Hit(path=path, score=float(scores[qi, j]), corpus=index.name,
                                     metadata=item.metadata(), query=query, rank=len(hits)))
                 out.append(hits)

@@ -289,6 +289,25 @@ class HnswBackend:
             labels, dist = self.index.knn_query(queries, k=kk, num_threads=self.threads)
         return _pad(labels.astype(np.int64), (1.0 - dist).astype(np.float32), k)
 
+    def vectors_of(self, labels: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+        """The vectors the graph holds for ``labels`` (space ``ip`` keeps them as given: the
+        stored vectors, bit for bit), and the positions of the labels it lacks or has marked
+        deleted (their rows are zero)."""
+        out = np.zeros((len(labels), self.dim), np.float32)
+        if not len(labels):
+            return out, []
+        lacking: list[int] = []
+        with self._lock:
+            try:
+                out[:] = self.index.get_items(labels, return_type="numpy")
+            except RuntimeError:  # one of them is absent or deleted: take them one by one
+                for i, label in enumerate(labels):
+                    try:
+                        out[i] = self.index.get_items([label], return_type="numpy")[0]
+                    except RuntimeError:
+                        lacking.append(i)
+        return out, lacking
+
     def save(self, path: Path) -> None:
         """Write atomically and durably (:func:`imagerag_sdk.atomic.replacing`)."""
         with replacing(path) as tmp, self._lock:

@@ -7,13 +7,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Literal
 
 import numpy as np
 
 from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
-from .items import Item
+from .items import Entry, Item, ItemCache
 from .scan import RootGuard
 from .store import CorpusStore
 
@@ -29,6 +30,8 @@ With more missing (no graph saved yet: an index run still adding, or one killed 
 the graph) it searches exactly, with a note, until ``imagerag index`` saves the graph: building a
 large graph is the writer's job."""
 RETRIES = 3
+ITEM_CACHE = 10_000
+"""Items (with their checked paths) a view keeps for the labels its searches returned."""
 GRAPH_STEP = 10_000
 """Vectors per hnswlib insert call (a progress tick)."""
 GRAPH_PROGRESS_FROM = 20_000
@@ -39,16 +42,20 @@ resumes instead of starting over (a save of a 1M graph takes about 7 s)."""
 
 
 def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None,
-              progress: Progress | None = None) -> HnswBackend:
+              progress: Progress | None = None) -> HnswBackend | None:
     """The newest HNSW snapshot of this epoch brought up to date with SQLite (built if none).
 
     With ``save`` (writers only) the updated index is written atomically under a name that
-    records what it covers, and older snapshots are removed afterwards. ``progress`` follows the
+    records what it covers, and older snapshots are removed afterwards; ``None`` (nothing loaded)
+    when the saved graph already covers every label with the corpus's parameters: removals
+    since are tombstones, which readers mark in the graph they load. ``progress`` follows the
     vectors inserted when there are at least :data:`GRAPH_PROGRESS_FROM` of them."""
-    labels = store.live_labels()
     upto = store.next_label
-    dim = store.dim
     m, ef_construction = store.graph_params
+    if save and _covers_all(store, upto, (m, ef_construction)):
+        return None
+    labels = store.live_labels()
+    dim = store.dim
     backend = None
     covered, seq = 0, 0
     for covered, seq, path in store.hnsw_snapshots():
@@ -92,7 +99,18 @@ def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None,
     backend.deleted = backend.index.get_current_count() - len(labels)
     if save and (changed or not store.hnsw_snapshots()):
         _save_snapshot(store, backend, upto, last_seq)
+    elif save and covered >= upto:  # recorded, so the next run need not load it to know
+        store.note_graph(store.hnsw_path(covered, seq).name, backend.graph_params)
     return backend
+
+
+def _covers_all(store: CorpusStore, upto: int, params: tuple[int, int]) -> bool:
+    """Whether the newest snapshot, as recorded by the writer that saved it, covers every label
+    below ``upto`` and was built with ``params``."""
+    snapshots = store.hnsw_snapshots()
+    if not snapshots or snapshots[0][0] < upto:
+        return False
+    return store.meta_value("hnsw_snapshot") == snapshots[0][2].name and store.graph_recorded == params
 
 
 def _save_snapshot(store: CorpusStore, backend: HnswBackend, upto: int, seq: int) -> None:
@@ -105,7 +123,7 @@ def _save_snapshot(store: CorpusStore, backend: HnswBackend, upto: int, seq: int
     for _, _, old in store.hnsw_snapshots():
         if old != target:
             old.unlink(missing_ok=True)
-    store.note_graph(target.name)
+    store.note_graph(target.name, backend.graph_params)
 
 
 def _drop(labels: np.ndarray, dead: list[int]) -> np.ndarray:
@@ -142,39 +160,63 @@ class View:
     """One consistent snapshot of a corpus: its live labels, their vectors and a backend over them.
 
     Within an epoch a label never moves (a changed file gets a new label), so the view answers
-    with its own labels' paths and vectors until a compaction starts a new epoch. ``items`` caches
-    the rows of the labels searches returned."""
+    with its own labels' paths and vectors until a compaction starts a new epoch. ``entries``
+    caches (bounded) the items of the labels searches returned with their absolute paths, each
+    checked once against the corpus root by ``guard`` (folders resolved once per view)."""
 
     def __init__(self, state: _State, vectors: np.ndarray, backend: ExactBackend | HnswBackend,
-                 note: str | None) -> None:
+                 note: str | None, guard: RootGuard) -> None:
         self.version, self.epoch, self.upto, self.seq = state.version, state.epoch, state.upto, state.seq
         self.vectors_file = state.vectors_file
         self.labels = state.labels
         self.vectors = vectors
         self.backend = backend
         self.note = note
-        self.items: dict[int, Item] = {}
+        self.entries = ItemCache(ITEM_CACHE)
+        self.guard = guard
+        filename, self._offset = getattr(vectors, "filename", None), int(getattr(vectors, "offset", 0))
+        try:  # kept open: a writer switching files (growth, compaction) removes only the name
+            self._rows = open(filename, "rb", buffering=0) if filename else None
+        except OSError:
+            self._rows = None
+        self.root_id = _identity(Path(guard.root))
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __del__(self) -> None:
+        rows = getattr(self, "_rows", None)
+        if rows is not None:
+            rows.close()
+
     def vectors_of(self, labels) -> np.ndarray:
-        """The stored vectors of labels of this view (from the vectors file it was built on)."""
+        """The stored vectors of labels of this view: from the backend, which holds them in memory
+        (the vectors file is read only for labels the graph no longer holds, which is rare)."""
         labels = np.asarray(labels, dtype=np.int64)
+        dim = self.vectors.shape[1]
         if labels.size == 0:
-            return np.zeros((0, self.vectors.shape[1]), np.float32)
+            return np.zeros((0, dim), np.float32)
+        backend = self.backend
+        if isinstance(backend, HnswBackend) and self._rows is not None:
+            # a few rows read from the file (hnswlib's get_items is ~10× slower); not through the
+            # memory map, which would fault whole pages in and keep them in the process's memory
+            size, fd = 4 * dim, self._rows.fileno()
+            data = b"".join(os.pread(fd, size, self._offset + int(x) * size) for x in labels)
+            return np.frombuffer(data, np.float32).reshape(len(labels), dim).copy()
+        if isinstance(backend, ExactBackend) and len(backend.labels) == len(self.labels):  # this view's, in order
+            rows = np.minimum(np.searchsorted(self.labels, labels), len(self.labels) - 1)
+            if (self.labels[rows] == labels).all():
+                return backend.vectors[rows]
         return np.ascontiguousarray(self.vectors[labels], dtype=np.float32)
 
 
-@dataclass
-class Answer:
-    """A search answered from one view: (labels, scores), each (queries, k), best first (label -1
-    pads), and the items of every label in it."""
-
-    labels: np.ndarray
-    scores: np.ndarray
-    items: dict[int, Item]
-    view: View
+def _identity(root: Path) -> tuple[int, int] | None:
+    """What tells the corpus root was replaced (by another folder, or by a link: ``lstat``)."""
+    try:
+        st = os.lstat(root)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_insert: int, newer_ok: bool,
@@ -238,7 +280,7 @@ class CorpusIndex:
                               hint="index a folder into it first: imagerag index <folder> "
                                    f"--corpus {self.store.name}")
         self.root = root
-        self._guard = RootGuard(root, cache_folders=False)
+        self._root_real = os.path.realpath(root)  # where it led when opened: paths must stay there
         self._kind = backend
         self._exact_below = exact_below
         self._max_insert = READER_INSERT_MAX if max_insert is None else max_insert
@@ -305,7 +347,7 @@ class CorpusIndex:
                 log.warning(note)
             if backend is None:
                 backend = ExactBackend(vectors[state.labels], state.labels)
-            return View(state, vectors, backend, note)
+            return View(state, vectors, backend, note, RootGuard(self.root, real=self._root_real))
         raise AssertionError("unreachable")
 
     def _backend(self, state: _State, vectors: np.ndarray, old: View | None,
@@ -324,28 +366,50 @@ class CorpusIndex:
         return open_graph(self.store, state, vectors, self._max_insert, newer_ok, self._lock)
 
     # -- searching -------------------------------------------------------------------------------
-    def query(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> Answer:
-        """Top ``k`` labels and scores of each query with their items, all from one view.
+    def search_view(self, queries: np.ndarray, k: int, *, ef: int | None = None,
+                    fresh: bool = False) -> tuple[View, np.ndarray, np.ndarray]:
+        """(view, labels, scores): :meth:`search` on the current view (``fresh``: re-read first),
+        with the view, whose :meth:`entries` give the hits' items."""
+        view = self.refresh() if fresh else self.current()
+        labels, scores = self._search(view, np.atleast_2d(np.asarray(queries, dtype=np.float32)), k, ef)
+        return view, labels, scores
 
-        The items are read in one transaction that also checks the view is still of the current
-        epoch; a label removed since the view (or an epoch changed under it) makes the search run
-        again on a fresh view."""
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        view = self.current()
-        for attempt in range(RETRIES):
-            labels, scores = self._search(view, queries, k, ef)
-            wanted = sorted({int(x) for x in labels.ravel() if x >= 0})
-            with self._lock, self.store.reading():
-                same = self.store.data_version() == view.version or self.store.epoch == view.epoch
-                missing = [x for x in wanted if x not in view.items] if same else []
-                if missing:
-                    view.items.update(self.store.items_by_label(missing))
-            found = {x: view.items[x] for x in wanted if x in view.items}
-            if same and (len(found) == len(wanted) or attempt == RETRIES - 1):
-                return Answer(labels, scores, found, view)
-            view = self.refresh()
-        raise CorpusError(f"corpus '{self.name}' was compacted {RETRIES} times during one search",
-                          hint="search again")
+    def entries(self, view: View, labels: Iterable[int]) -> dict[int, Entry] | None:
+        """The item and checked absolute path of each label of ``view`` that is still indexed.
+
+        Labels the view has not cached yet are read in one transaction, which also checks the
+        view is still of the current epoch: ``None`` when a compaction renumbered the labels
+        since (search again on a fresh view). A label absent from the answer was removed since
+        the view was read. The corpus root replaced since the view's paths were checked (another
+        folder or a link there) makes them be checked again."""
+        out: dict[int, Entry] = {}
+        with self._lock:
+            root_id = _identity(self.root)
+            if root_id != view.root_id:
+                view.entries.clear()
+                view.guard, view.root_id = RootGuard(self.root, real=self._root_real), root_id
+            missing = []
+            for label in labels:
+                entry = view.entries.get(label)
+                if entry is None:
+                    missing.append(label)
+                else:
+                    out[label] = entry
+            if not missing:
+                return out
+            with self.store.reading():
+                if self.store.data_version() != view.version and self.store.epoch != view.epoch:
+                    return None
+                found = self.store.items_by_label(missing)
+            for label, item in found.items():
+                entry = (item, view.guard.path(item.path))
+                view.entries.put(label, entry)
+                out[label] = entry
+        return out
+
+    def cached_items(self) -> int:
+        """How many items the current view keeps (at most :data:`ITEM_CACHE`)."""
+        return len(self._view.entries)
 
     def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(labels, scores), each (len(queries), k), best first; label -1 pads short rows.
@@ -393,17 +457,19 @@ class CorpusIndex:
         self.store.close()
 
     def items(self, labels) -> dict[int, Item]:
-        """Items of labels of the current view (use :meth:`query` for an answer from one view)."""
+        """Items of labels of the current view (:meth:`entries` gives them with their paths)."""
         view = self.current()
-        with self._lock:
-            missing = [int(x) for x in labels if int(x) >= 0 and int(x) not in view.items]
-            if missing:
-                view.items.update(self.store.items_by_label(missing))
-        return {int(x): view.items[int(x)] for x in labels if int(x) in view.items}
+        for _ in range(RETRIES):
+            found = self.entries(view, [int(x) for x in labels if int(x) >= 0])
+            if found is not None:
+                return {label: entry[0] for label, entry in found.items()}
+            view = self.refresh()
+        raise CorpusError(f"corpus '{self.name}' was compacted {RETRIES} times during one read",
+                          hint="read again")
 
     def vectors(self, labels) -> np.ndarray:
         return self.current().vectors_of(labels)
 
     def abspath(self, item: Item) -> str | None:
         """Absolute path of an item, or ``None`` when it now resolves outside the corpus root."""
-        return self._guard.path(item.path)
+        return RootGuard(self.root, cache_folders=False, real=self._root_real).path(item.path)

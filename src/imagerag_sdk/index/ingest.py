@@ -25,7 +25,7 @@ from ..roles import Embedder, normalize_rows
 from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
 from .corpus import sync_hnsw
-from .items import Item, NewItem
+from .items import Known, NewItem
 from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, scan
 from .store import CorpusStore
 
@@ -205,9 +205,10 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         found = scan(root_path, extensions)
         report.scanned = len(found.files)
         report.skipped = list(found.skipped)
-        existing = store.items()
+        existing = store.known()
         seen = {f.path for f in found.files}
         gone = [p for p in existing if p not in seen]
+        gone_hashes = store.hash_labels(gone)  # their vectors stay readable for a renamed file
         if gone:
             store.commit([], np.zeros((0, 1), np.float32), deletes=gone)
             report.removed = len(gone)
@@ -231,7 +232,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         if todo:
             if deferred:
                 store.bind(root=root_path, identity=model.identity, spec=spec)
-            _run(store, model, root_path, todo, existing, report, batch_size=batch_size,
+            _run(store, model, root_path, todo, existing, gone_hashes, report, batch_size=batch_size,
                  workers=workers, max_pixels=max_pixels, progress=progress, draft_jpeg=draft_jpeg)
         if store.dead_fraction() > COMPACT_ABOVE:
             store.compact()
@@ -252,12 +253,12 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
 
 
 def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
-         existing: dict[str, Item], report: IngestReport, *, batch_size: int, workers: int,
-         max_pixels: int | None, progress: Progress | None, draft_jpeg: bool = True) -> None:
+         existing: dict[str, Known], gone_hashes: dict[str, int], report: IngestReport, *,
+         batch_size: int, workers: int, max_pixels: int | None, progress: Progress | None, draft_jpeg: bool = True) -> None:
     model.load()
     fast = model.supports_fast_path
     min_side = input_side(model) if draft_jpeg else None
-    hash_labels = {item.hash: item.label for item in existing.values()}
+    hash_labels = {**gone_hashes, **store.hash_labels()}
 
     def work(entry: FileEntry) -> _Work:
         fields, problems = read_sidecars(root, entry)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Optional, Sequence, Tuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +58,15 @@ class Item:
         return cls(*head, extra=json.loads(extra) if extra else {})
 
 
+class Known(NamedTuple):
+    """What a re-run compares a scanned file with: an item's row without its metadata."""
+
+    size: int
+    mtime_ns: int
+    sidecar_sig: str
+    hash: str
+
+
 @dataclass(frozen=True)
 class NewItem:
     """A row to insert (or to replace the row at the same path)."""
@@ -75,3 +84,34 @@ class NewItem:
         return (self.hash, self.size, self.mtime_ns, self.sidecar_sig, self.fields.get("caption"),
                 self.fields.get("license"), self.fields.get("source"),
                 json.dumps(extra, sort_keys=True) if extra else None)
+
+
+Entry = Tuple[Item, Optional[str]]
+"""An item and its absolute path, checked to lie under the corpus root (``None``: it does not)."""
+
+
+class ItemCache:
+    """The entries of the labels a view's searches returned, the least recently used dropped
+    beyond ``size`` (callers serialise access)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: dict[int, Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, label: int) -> Entry | None:
+        entry = self._entries.pop(label, None)
+        if entry is not None:
+            self._entries[label] = entry  # now the most recently used
+        return entry
+
+    def put(self, label: int, entry: Entry) -> None:
+        self._entries.pop(label, None)
+        self._entries[label] = entry
+        while len(self._entries) > self.size:
+            del self._entries[next(iter(self._entries))]
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -13,7 +13,8 @@ from ..roles import Embedder, Options, Retriever
 from ..specs import EmbedderSpec
 from ..types import Hit, ImageQuery
 from .backends import EXACT_BELOW
-from .corpus import CorpusIndex
+from .corpus import RETRIES, CorpusIndex, View
+from .items import Entry
 from .ingest import embed_batch
 
 
@@ -115,35 +116,99 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
         return self.search_vectors(vectors, [q.path or f"<image {i + 1}>" for i, q in enumerate(queries)], k)
 
     def search_vectors(self, vectors: np.ndarray, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """Top ``k`` hits for each (unit) query vector, searched in one backend call."""
+        """Top ``k`` hits for each (unit) query vector, searched in one backend call.
+
+        Labels, scores, vectors and items all come from one consistent view of the corpus; only
+        the items of the hits kept are read (cached by the view, paths checked once per item)."""
         index = self._loaded_parts()[0]
         if k <= 0:
             return [[] for _ in queries]
         dedupe = self.options.dedupe
         fetch = k if dedupe is None or dedupe >= 1.0 else 4 * k + 4
-        # one consistent snapshot: labels, items and vectors all come from the same view
-        found = index.query(np.asarray(vectors, dtype=np.float32), fetch, ef=self.options.ef)
-        labels, scores, items = found.labels, found.scores, found.items
-        vecs = dict(zip(items, found.view.vectors_of(list(items)))) if dedupe is not None else {}
-        out: list[list[Hit]] = []
-        floor = self.options.min_similarity
-        for qi, query in enumerate(queries):
-            hits: list[Hit] = []
-            kept: list[np.ndarray] = []
-            for label, score in zip(labels[qi], scores[qi]):
-                label = int(label)
-                if label < 0 or label not in items or (floor is not None and score < floor):
-                    continue
-                path = index.abspath(items[label])
-                if path is None:
-                    continue
-                if dedupe is not None and kept and max(float(v @ vecs[label]) for v in kept) >= dedupe:
-                    continue
-                if dedupe is not None:
-                    kept.append(vecs[label])
-                hits.append(Hit(path=path, score=float(score), corpus=index.name,
-                                metadata=items[label].metadata(), query=query, rank=len(hits)))
-                if len(hits) == k:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for attempt in range(RETRIES):
+            view, labels, scores = index.search_view(vectors, fetch, ef=self.options.ef, fresh=attempt > 0)
+            picked = _Picker(view, labels, scores, k, dedupe, self.options.min_similarity).pick(
+                index, last=attempt == RETRIES - 1)
+            if picked is None:
+                continue  # compacted, or a hit removed, since the view: again on a fresh view
+            chosen, known = picked
+            out: list[list[Hit]] = []
+            for qi, query in enumerate(queries):
+                hits: list[Hit] = []
+                for j in chosen[qi]:
+                    entry = known[int(labels[qi, j])]
+                    assert entry is not None  # only good ones are kept
+                    item, path = entry
+                    assert path is not None
+                    hits.append(Hit(path=path, score=float(scores[qi, j]), corpus=index.name,
+                                    metadata=item.metadata(), query=query, rank=len(hits)))
+                out.append(hits)
+            return out
+        raise CorpusError(f"corpus '{index.name}' was compacted {RETRIES} times during one search",
+                          hint="search again")
+
+
+class _Picker:
+    """The first ``k`` hits of each query's candidates, best first, that pass ``min_similarity``,
+    are still indexed under the corpus root, and are not near-duplicates (image–image cosine ≥
+    ``dedupe``) of a hit kept before them.
+
+    Picking runs on what is known and takes every unread candidate as good; then reads the items
+    of the unread ones it kept and picks again, until it kept only known items. A candidate
+    found bad is skipped on the next round; a candidate it did not keep was skipped for its score
+    or as a duplicate of a good one, or came after the k-th, so the result equals a pass that
+    reads every candidate first, without reading them."""
+
+    def __init__(self, view: View, labels: np.ndarray, scores: np.ndarray, k: int,
+                 dedupe: float | None, floor: float | None) -> None:
+        self.view, self.k, self.dedupe = view, k, dedupe
+        self.cands: list[list[tuple[int, int]]] = []  # (column, label) per query
+        for row, srow in zip(labels.tolist(), scores.tolist()):
+            self.cands.append([(j, label) for j, (label, score) in enumerate(zip(row, srow))
+                               if label >= 0 and (floor is None or score >= floor)])
+        self.grams: dict[int, list[list[float]]] = {}
+
+    def gram(self, qi: int, upto: int) -> list[list[float]]:
+        """Cosines between query ``qi``'s first candidates (at least ``upto`` of them)."""
+        have = self.grams.get(qi)
+        if have is None or len(have) < upto:
+            cands = self.cands[qi]
+            n = min(len(cands), max(upto, 2 * self.k + 2))
+            vecs = self.view.vectors_of([label for _, label in cands[:n]])
+            have = self.grams[qi] = (vecs @ vecs.T).tolist()
+        return have
+
+    def round(self, known: dict[int, Entry | None]) -> list[list[int]]:
+        chosen = []
+        for qi, cands in enumerate(self.cands):
+            kept: list[int] = []  # positions in cands
+            for pos, (_, label) in enumerate(cands):
+                if label in known:
+                    entry = known[label]
+                    if entry is None or entry[1] is None:
+                        continue
+                if self.dedupe is not None and kept:
+                    row = self.gram(qi, pos + 1)[pos]
+                    if max(row[m] for m in kept) >= self.dedupe:
+                        continue
+                kept.append(pos)
+                if len(kept) == self.k:
                     break
-            out.append(hits)
-        return out
+            chosen.append(kept)
+        return chosen
+
+    def pick(self, index: CorpusIndex, *, last: bool) -> tuple[list[list[int]], dict[int, Entry | None]] | None:
+        """(columns kept per query, entries by label), or ``None``: search again on a fresh view."""
+        known: dict[int, Entry | None] = {}
+        while True:
+            chosen = self.round(known)
+            unread = sorted({self.cands[qi][pos][1] for qi, kept in enumerate(chosen) for pos in kept}
+                            - known.keys())
+            if not unread:
+                return [[self.cands[qi][pos][0] for pos in kept] for qi, kept in enumerate(chosen)], known
+            found = index.entries(self.view, unread)
+            if found is None or (len(found) < len(unread) and not last):
+                return None
+            for label in unread:
+                known[label] = found.get(label)

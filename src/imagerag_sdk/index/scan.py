@@ -77,11 +77,12 @@ class RootGuard:
 
     ``cache_folders`` (bulk use over many items, within one moment): each folder is resolved once;
     a file then costs one ``lstat`` unless it is itself a link (then it is resolved). A long-lived
-    guard leaves it off, so a folder replaced by a link later is still caught."""
+    guard leaves it off, so a folder replaced by a link later is still caught. ``real``: where
+    the root resolved when it was indexed (default: where it resolves now)."""
 
-    def __init__(self, root: str | os.PathLike, *, cache_folders: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike, *, cache_folders: bool = True, real: str | None = None) -> None:
         self.root = str(root)
-        self.real = os.path.realpath(root)
+        self.real = os.path.realpath(root) if real is None else real
         self._folders: dict[str, bool] | None = {} if cache_folders else None
 
     def path(self, relpath: str) -> str | None:

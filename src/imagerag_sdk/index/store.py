@@ -37,7 +37,7 @@ from .. import atomic
 from ..errors import CorpusError
 from ..paths import corpus_dir
 from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
-from .items import COLUMNS, SCHEMA, Item, NewItem
+from .items import COLUMNS, SCHEMA, Item, Known, NewItem
 
 __all__ = ["CorpusStore", "Item", "NewItem", "corpus_dir"]
 
@@ -67,11 +67,11 @@ class CorpusStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         if write:
             self.db.executescript(SCHEMA)
-            if self.meta.get("schema_version") is None:
+            if self.meta_value("schema_version") is None:
                 self._set_meta({"schema_version": SCHEMA_VERSION, "next_label": 0, "generation": 0,
                                 "epoch": 0, "capacity": 0, "vectors_file": "", "name": name})
             self._cleanup_orphans()
-        version = int(self.meta.get("schema_version") or 0)
+        version = int(self.meta_value("schema_version") or 0)
         if version != SCHEMA_VERSION:
             raise CorpusError(f"corpus '{name}' at {path} has schema version {version}, "
                               f"this imagerag-sdk reads {SCHEMA_VERSION}",
@@ -111,7 +111,7 @@ class CorpusStore:
 
     def _cleanup_orphans(self) -> None:
         """Remove files a crash left behind: temp files and vectors generations not in use."""
-        current = self.meta.get("vectors_file") or ""
+        current = self.meta_value("vectors_file") or ""
         for p in self.path.iterdir():
             if p.name.endswith(".tmp") or (p.name.startswith("vectors-") and p.name != current):
                 p.unlink(missing_ok=True)
@@ -129,21 +129,26 @@ class CorpusStore:
             with self._tx():
                 self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
 
+    def meta_value(self, key: str) -> str | None:
+        """One value of the meta table (one indexed row read, not the whole table)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
     def _int(self, key: str) -> int:
-        return int(self.meta.get(key) or 0)
+        return int(self.meta_value(key) or 0)
 
     @property
     def root(self) -> Path | None:
-        root = self.meta.get("root")
+        root = self.meta_value("root")
         return Path(root) if root else None
 
     @property
     def embedder_identity(self) -> str | None:
-        return self.meta.get("embedder_identity")
+        return self.meta_value("embedder_identity")
 
     @property
     def embedder_spec(self) -> dict[str, Any] | None:
-        raw = self.meta.get("embedder_spec")
+        raw = self.meta_value("embedder_spec")
         return json.loads(raw) if raw else None
 
     @property
@@ -194,6 +199,23 @@ class CorpusStore:
         rows = self.db.execute(f"SELECT {COLUMNS} FROM items").fetchall()
         return {r[1]: Item.from_row(r) for r in rows}
 
+    def known(self) -> dict[str, Known]:
+        """What a re-run compares the folder with, by path (no :class:`Item` built per row)."""
+        rows = self.db.execute("SELECT path, size, mtime_ns, sidecar_sig, hash FROM items")
+        return {r[0]: Known(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def hash_labels(self, paths: Sequence[str] | None = None) -> dict[str, int]:
+        """The label of each content hash indexed (of ``paths`` only, if given): a renamed or
+        copied file reuses its vector."""
+        if paths is None:
+            return dict(self.db.execute("SELECT hash, label FROM items"))
+        out: dict[str, int] = {}
+        for i in range(0, len(paths), 500):
+            chunk = list(paths[i:i + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(self.db.execute(f"SELECT hash, label FROM items WHERE path IN ({marks})", chunk))
+        return out
+
     def items_by_label(self, labels: Iterable[int]) -> dict[int, Item]:
         labels = [int(x) for x in labels]
         out: dict[int, Item] = {}
@@ -206,7 +228,21 @@ class CorpusStore:
         return out
 
     def live_labels(self, start: int = 0) -> np.ndarray:
-        """Labels of the live items (those ≥ ``start``), ascending."""
+        """Labels of the live items (those ≥ ``start``), ascending.
+
+        Within an epoch every label below ``next_label`` was given to one item, and each one
+        removed or replaced since left a tombstone (a compaction renumbers 0..n-1 and clears
+        them), so the live labels are that range less the tombstones: read without a row per
+        item. The count of items checks it; should it ever disagree, the labels are read."""
+        upto = self.next_label
+        dead = np.fromiter((r[0] for r in self.db.execute(
+            "SELECT label FROM tombstones WHERE label >= ?", (start,))), dtype=np.int64)
+        labels = np.arange(start, max(start, upto), dtype=np.int64)
+        if len(dead):
+            labels = labels[~np.isin(labels, dead)]
+        count = self.db.execute("SELECT COUNT(*) FROM items WHERE label >= ?", (start,)).fetchone()[0]
+        if count == len(labels):
+            return labels
         rows = self.db.execute("SELECT label FROM items WHERE label >= ? ORDER BY label", (start,)).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
@@ -225,7 +261,7 @@ class CorpusStore:
 
     def vectors(self) -> np.ndarray:
         """The vectors file as a read-only memmap of shape (capacity, dim); rows ≥ next_label are junk."""
-        name = self.meta.get("vectors_file") or ""
+        name = self.meta_value("vectors_file") or ""
         if not name:
             return np.zeros((0, self.dim), np.float32)
         if self._vectors is None or self._vectors_name != name:
@@ -286,7 +322,7 @@ class CorpusStore:
         return name
 
     def _switch_vectors(self, name: str, capacity: int, extra: dict[str, Any] | None = None) -> None:
-        old = self.meta.get("vectors_file") or ""
+        old = self.meta_value("vectors_file") or ""
         with self._tx():
             self._set_meta({"vectors_file": name, "capacity": capacity,
                             "generation": self._int("generation") + 1, **(extra or {})}, in_tx=True)
@@ -363,7 +399,7 @@ class CorpusStore:
         rows = self.get_vectors(labels)
         capacity = max(1024, 2 * len(labels))
         name = self._new_vectors_file(capacity, rows)
-        old_name = self.meta.get("vectors_file") or ""
+        old_name = self.meta_value("vectors_file") or ""
         with self._tx():
             # two passes keep the UNIQUE(label) constraint satisfied
             self.db.executemany("UPDATE items SET label=? WHERE label=?",
@@ -393,9 +429,19 @@ class CorpusStore:
     def hnsw_path(self, upto: int, seq: int) -> Path:
         return self.path / f"hnsw-e{self.epoch}-n{upto}-t{seq}.bin"
 
-    def note_graph(self, name: str) -> None:
-        """Record the newest snapshot's name (informative; its commit tells readers to look)."""
-        self._set_meta({"hnsw_snapshot": name})
+    def note_graph(self, name: str, params: tuple[int, int]) -> None:
+        """Record the newest snapshot's name and (M, ef_construction) it was built with (its
+        commit tells readers to look; a writer with nothing to add need not load it)."""
+        self._set_meta({"hnsw_snapshot": name, "hnsw_snapshot_params": f"{params[0]},{params[1]}"})
+
+    @property
+    def graph_recorded(self) -> tuple[int, int] | None:
+        """(M, ef_construction) of the snapshot :meth:`note_graph` recorded, if it recorded them."""
+        raw = self.meta_value("hnsw_snapshot_params")
+        if not raw:
+            return None
+        m, ef_construction = raw.split(",")
+        return int(m), int(ef_construction)
 
     def write_report(self, report: dict[str, Any]) -> Path:
         path = self.path / "last-ingest.json"

@@ -89,8 +89,11 @@ def plugins_cmd(as_json: bool) -> None:
 
     registry = get_registry()
     root = click.get_current_context().find_root().command
-    # adding them runs register_commands, which can break a plugin: before the plugins are shown
-    commands = root.load_plugin_commands() if isinstance(root, _Root) else {}
+    commands: dict[str, str] = {}  # the plugins' commands and who adds each
+    helps: dict[str, str] = {}
+    if isinstance(root, _Root):  # adding them runs register_commands, which can break a plugin
+        commands = root.load_plugin_commands()
+        helps = {name: root.commands[name].get_short_help_str(200) for name in commands}
     if as_json:
         data = {"plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version,
                              "error": p.error, "traceback": p.traceback, "clashes": p.clashes,
@@ -116,7 +119,7 @@ def plugins_cmd(as_json: bool) -> None:
 
         table = Table("command", "plugin", "description", title="Commands from plugins")
         for name, plugin in sorted(commands.items()):
-            table.add_row(name, plugin, root.commands[name].get_short_help_str(200))
+            table.add_row(name, plugin, helps[name])
         console.print(table)
     if _raise_errors():
         for p in registry.broken:

@@ -80,7 +80,8 @@ def cli() -> None:
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_cmd(as_json: bool) -> None:
-    """Installed plugins, broken ones with their error, name clashes, and each component's options.
+    """Installed plugins, broken ones with their error, name clashes, each component's options, and
+    the commands plugins add.
 
     With IMAGERAG_RAISE_ERRORS=1 the traceback of each broken plugin is printed too.
     """

@@ -195,4 +195,6 @@ def test_version_loads_no_plugin(plugin_site, tmp_path):
     assert out.returncode == 0 and "version" in out.stdout
     assert not marker.exists()
     assert run("--help", site=plugin_site.path, env=env).returncode == 0
-    assert marker.exists(), "the plugin is real: --help (which lists plugin commands) imports it"
+    assert not marker.exists(), "--help lists the core's commands: plugin commands are added lazily"
+    assert run("plugins", site=plugin_site.path, env=env).returncode == 0
+    assert marker.exists(), "the plugin is real: 'imagerag plugins' imports it"

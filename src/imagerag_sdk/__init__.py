@@ -2,17 +2,37 @@
 
 Generate → a critic judges the image against the prompt → missing concepts get retrieval
 captions → references are found in your corpus → generate again with them.
+
+The public names below are imported on first use (PEP 562), so ``import imagerag_sdk`` (and the
+``imagerag`` command's start-up) loads neither numpy, PIL, pydantic nor pluggy;
+``from imagerag_sdk import Generator`` works as usual.
 """
 
 from __future__ import annotations
 
-from .errors import ImageRAGError
-from .hookspecs import hookimpl
-from .plugins import build_component, get_registry
-from .roles import Component, Critic, Embedder, Generator, Options, Reranker, Retriever
-from .types import Critique, Exchange, GeneratorCapabilities, Hit, MissingConcept, Reference
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import ImageRAGError
+    from .hookspecs import hookimpl
+    from .plugins import build_component, get_registry
+    from .roles import Component, Critic, Embedder, Generator, Options, Reranker, Retriever
+    from .types import Critique, Exchange, GeneratorCapabilities, Hit, MissingConcept, Reference
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "ImageRAGError": "errors",
+    "hookimpl": "hookspecs",
+    "build_component": "plugins",
+    "get_registry": "plugins",
+    **dict.fromkeys(["Component", "Critic", "Embedder", "Generator", "Options", "Reranker", "Retriever"],
+                    "roles"),
+    **dict.fromkeys(["Critique", "Exchange", "GeneratorCapabilities", "Hit", "MissingConcept", "Reference"],
+                    "types"),
+}
+"""Each public name and the submodule that defines it."""
 
 __all__ = [
     "Component",
@@ -33,3 +53,16 @@ __all__ = [
     "get_registry",
     "hookimpl",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -21,7 +21,53 @@ def _console(stderr: bool = True):
     return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, width=width)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Root(click.Group):
+    """The ``imagerag`` group. Adding the plugins' commands imports every plugin, so it is done only
+    when needed: for a command name the core does not have (``imagerag serve``), for shell
+    completion, and by ``imagerag plugins``, which lists them. ``--help`` and ``--version`` list the
+    core's commands and import no plugin."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plugin_commands: dict[str, str] | None = None  # command -> plugin, once added
+        self._registry: object = None  # the registry they were added from
+
+    def load_plugin_commands(self) -> dict[str, str]:
+        """Add the working plugins' commands (again, if the process registry was replaced)."""
+        from .plugins import get_registry
+
+        registry = get_registry()
+        if self.plugin_commands is None or self._registry is not registry:
+            for name in self.plugin_commands or ():
+                self.commands.pop(name, None)
+            self.plugin_commands = _add_plugin_commands(self)
+            self._registry = registry
+        return self.plugin_commands
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands or cmd_name in (self.plugin_commands or {}):
+            self.load_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The core's commands; in shell completion the plugins' too."""
+        if ctx.resilient_parsing:
+            self.load_plugin_commands()
+            return sorted(self.commands)
+        return sorted(set(self.commands) - set(self.plugin_commands or ()))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_commands(ctx, formatter)
+        with formatter.section("Plugin commands"):
+            if self.plugin_commands:  # already added in this process
+                formatter.write_dl([(name, f"{self.commands[name].get_short_help_str()} (plugin '{plugin}')")
+                                    for name, plugin in sorted(self.plugin_commands.items())])
+            else:
+                formatter.write_text("Plugins can add commands (imagerag NAME); 'imagerag plugins' lists "
+                                     "them. They are not listed here: that would import every plugin.")
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="imagerag-sdk")
 def cli() -> None:
     """Retrieval-augmented image generation: generate, critique, retrieve references, regenerate.
@@ -34,7 +80,8 @@ def cli() -> None:
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_cmd(as_json: bool) -> None:
-    """Installed plugins, broken ones with their error, name clashes, and each component's options.
+    """Installed plugins, broken ones with their error, name clashes, each component's options, and
+    the commands plugins add.
 
     With IMAGERAG_RAISE_ERRORS=1 the traceback of each broken plugin is printed too.
     """
@@ -42,6 +89,12 @@ def plugins_cmd(as_json: bool) -> None:
     from .describe import capabilities_of, component_table, options_of
 
     registry = get_registry()
+    root = click.get_current_context().find_root().command
+    commands: dict[str, str] = {}  # the plugins' commands and who adds each
+    helps: dict[str, str] = {}
+    if isinstance(root, _Root):  # adding them runs register_commands, which can break a plugin
+        commands = root.load_plugin_commands()
+        helps = {name: root.commands[name].get_short_help_str(200) for name in commands}
     if as_json:
         data = {"plugins": [{"name": p.name, "distribution": p.distribution, "version": p.version,
                              "error": p.error, "traceback": p.traceback, "clashes": p.clashes,
@@ -55,11 +108,19 @@ def plugins_cmd(as_json: bool) -> None:
                                for role, regs in registry.components.items()},
                 "ambiguous": {role: {name: [{"plugin": r.plugin, "distribution": r.distribution} for r in regs]
                                      for name, regs in names.items()}
-                              for role, names in registry.ambiguous.items() if names}}
+                              for role, names in registry.ambiguous.items() if names},
+                "commands": commands}
         click.echo(json.dumps(data, indent=2))
         return
     console = _console(stderr=False)
     for table in component_table(registry):
+        console.print(table)
+    if commands:
+        from rich.table import Table
+
+        table = Table("command", "plugin", "description", title="Commands from plugins")
+        for name, plugin in sorted(commands.items()):
+            table.add_row(name, plugin, helps[name])
         console.print(table)
     if _raise_errors():
         for p in registry.broken:
@@ -245,33 +306,47 @@ def _raise_errors() -> bool:
     return os.environ.get("IMAGERAG_RAISE_ERRORS", "") not in ("", "0")
 
 
-def _add_plugin_commands(group: click.Group) -> None:
-    """Run each working plugin's ``register_commands``; a broken plugin's is never run."""
+def _add_plugin_commands(group: click.Group) -> dict[str, str]:
+    """Run each working plugin's ``register_commands`` on ``group``; return the commands added and
+    the plugin of each. A broken plugin's is never run; one that raises breaks its plugin and adds
+    nothing; a name ``group`` already has (a core command, another plugin's) is kept and the
+    newcomer recorded as a clash on its plugin."""
     from .plugins import get_registry
 
     registry = get_registry()
     infos = {p.name: p for p in registry.plugins}
+    added: dict[str, str] = {}
     for impl in registry.pm.hook.register_commands.get_hookimpls():
         info = infos.get(impl.plugin_name)
         if info is not None and not info.ok:
             continue
+        before = dict(group.commands)
         try:
             impl.function(cli=group)
         except Exception as exc:  # a plugin's broken command must not take the CLI down
+            group.commands.clear()
+            group.commands.update(before)
             if info is not None:
                 info.fail(f"register_commands failed: {type(exc).__name__}: {exc}", exc)
+            continue
+        for name, command in list(group.commands.items()):
+            if name not in before:
+                added[name] = impl.plugin_name
+            elif command is not before[name]:
+                group.commands[name] = before[name]
+                owner = f"added by plugin '{added[name]}'" if name in added else "a core command"
+                if info is not None:
+                    info.clashes.append(f"command '{name}' is {owner}; not replaced")
+    return added
 
 
 def main(argv: list[str] | None = None) -> None:
     from . import cli_corpus
-    from .redact import scrub
 
     cli_corpus.add_commands(cli)
     raise_errors = _raise_errors()
     args = sys.argv[1:] if argv is None else list(argv)
-    try:
-        if args[:1] != ["--version"]:  # the version needs no plugin
-            _add_plugin_commands(cli)
+    try:  # plugin commands are added only when a name the core lacks is asked for (_Root)
         cli.main(args=args, prog_name="imagerag", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -287,11 +362,15 @@ def main(argv: list[str] | None = None) -> None:
     except ImageRAGError as exc:
         if raise_errors:
             raise
+        from .redact import scrub
+
         click.echo(scrub(f"error: {exc}"), err=True)
         raise SystemExit(1)
     except Exception as exc:
         if raise_errors:
             raise
+        from .redact import scrub
+
         click.echo(scrub(f"error: unexpected {type(exc).__name__}: {exc} "
                          "(set IMAGERAG_RAISE_ERRORS=1 for the traceback; please report it)"), err=True)
         raise SystemExit(1)

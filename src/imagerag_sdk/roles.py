@@ -20,11 +20,13 @@ import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Sequence, TypeVar, get_args, get_origin
 
-import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from .types import Critique, Exchange, GeneratorCapabilities, Hit, ImageQuery, Reference
+
+if TYPE_CHECKING:  # annotations only: importing the roles (every plugin does) loads neither
+    import numpy as np
+    from PIL import Image
 
 
 class Options(BaseModel):
@@ -273,6 +275,8 @@ ROLES: dict[str, type[Component[Any]]] = {
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise rows as float32; zero rows stay zero."""
+    import numpy as np
+
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
-from PIL import Image
+if TYPE_CHECKING:  # annotations only
+    from PIL import Image
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """``imagerag index``: bring a corpus up to date with a folder, embedding only what changed.
 
 Decoding, hashing and (when the embedder declares ``supports_fast_path``) preprocessing run in
-worker threads, a bounded window ahead of the model, which runs on the calling thread (with one
-torch thread when the model is light enough for that to keep up, see :mod:`.threads`). Each model
+worker threads, a bounded window ahead of the model, which runs on the calling thread (a torch
+model on one intra-op thread when that keeps up with the decoders, see :mod:`.threads`). Each model
 batch is committed on its own (vectors first, then the SQLite transaction), so an interrupted run
 loses at most one batch and the next run picks up where it stopped.
 """
@@ -324,7 +324,7 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
     window = max(2 * batch_size, 4 * workers)
     pending: deque = deque()
     entries = iter(todo)
-    threads = ModelThreads(batch_size)
+    threads = ModelThreads(batch_size, enabled=model.uses_torch_threads)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagerag-ingest") as pool:
             def fill() -> None:

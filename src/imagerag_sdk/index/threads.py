@@ -8,8 +8,9 @@ ops stalls whenever one of its threads is descheduled). So before the first batc
 probed on one thread, on 1 and then up to 4 of that batch's rows (CPU time, which the machine's
 load does not inflate the way it does wall time); when one thread keeps up with the decoders
 (:func:`one_thread_keeps_up`), the run's model calls use one torch thread, otherwise torch's own
-setting. What torch was set to is restored when the run ends. Only when torch is imported (an
-embedder without torch has nothing to decide) and set to more than one thread.
+setting. What torch was set to is restored when the run ends. Only for embedders that declare
+:attr:`~imagerag_sdk.roles.Embedder.uses_torch_threads`, and when torch is set to more than one
+thread.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def one_thread_keeps_up(cpu_one_row: float, cpu_rows: float, rows: int, decode_c
 class ModelThreads:
     """The torch thread count of one ingest run's model calls: probed once, restored at the end."""
 
-    def __init__(self, batch_size: int) -> None:
+    def __init__(self, batch_size: int, *, enabled: bool = True) -> None:
         self.batch_size = batch_size
-        self.before = devices.torch_threads()
+        self.before = devices.torch_threads() if enabled else None
         """torch's setting when the run started (None: torch is not imported)."""
         self.threads = self.before
         """What the run's model calls use (None: torch not involved)."""

@@ -1,4 +1,4 @@
-"""Device choice shared by local-model plugins; torch is imported only when called."""
+"""Device and thread settings shared by local-model plugins; torch is imported only when called."""
 
 from __future__ import annotations
 
@@ -19,3 +19,18 @@ def resolve_device(device: str, *, component: str) -> str:
         raise ConfigError(f"{component}: device '{device}' asked for but CUDA is not available",
                           hint="set device: cpu (or auto), or install a CUDA build of torch")
     return device
+
+
+def torch_threads() -> int | None:
+    """torch's intra-op thread count, or None when torch has not been imported (nothing uses it)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else None
+
+
+def set_torch_threads(n: int) -> None:
+    """Set torch's intra-op thread count (process-wide: callers restore what they changed)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(n)))

@@ -204,6 +204,10 @@ class Embedder(Component[O]):
     """Whether :meth:`preprocess` and :meth:`embed_preprocessed` work: the corpus indexer then
     preprocesses in worker threads while the model embeds."""
     optional_methods = {"supports_fast_path": ("preprocess", "embed_preprocessed")}
+    uses_torch_threads: ClassVar[bool] = False
+    """Whether the model computes with torch's intra-op CPU threads: the corpus indexer then picks
+    how many its batches get (one, when that keeps up with its decode threads; see
+    :mod:`imagerag_sdk.index.threads`) and restores torch's setting afterwards."""
 
     @property
     @abstractmethod

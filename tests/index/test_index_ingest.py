@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -188,3 +189,102 @@ def test_empty_corpus_can_be_taken_over_and_searched(tmp_path, index_embedder_fa
                               backend=backend).search(["x"], 3) == [[]]
     # nothing was stored yet, so another embedder may take the corpus over
     assert ingest(root, corpus="empty", embedder=index_embedder_factory(dim=64)).embedder == "fake-bow/dim=64"
+
+
+def _burn(cpu_seconds: float) -> None:
+    """Use this much CPU time on the calling thread (CPU time: the machine's load does not change it)."""
+    end = time.thread_time() + cpu_seconds
+    while time.thread_time() < end:
+        pass
+
+
+class _TorchModel(FakeEmbedder):
+    """A fast-path embedder that declares torch threads; records (rows, torch threads) per model call.
+
+    ``decode_cpu`` / ``row_cpu``: CPU seconds its preprocessing costs per image / its model per row."""
+
+    supports_fast_path = True
+    uses_torch_threads = True
+    decode_cpu = 0.0
+    row_cpu = 0.0
+    fail_on_call: int | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[int, int]] = []
+
+    def preprocess(self, img):
+        _burn(self.decode_cpu)
+        return FakeEmbedder.embed_images(self, [img])[0]
+
+    def embed_preprocessed(self, batch):
+        import torch
+
+        self.calls.append((len(batch), torch.get_num_threads()))
+        if self.fail_on_call == len(self.calls):
+            raise CorpusError("the model stopped")
+        _burn(self.row_cpu * len(batch))
+        return np.asarray(batch)
+
+
+@pytest.fixture
+def index_two_torch_threads():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield torch
+    torch.set_num_threads(before)
+
+
+def test_light_model_runs_on_one_torch_thread(tmp_path, index_make_images, index_two_torch_threads):
+    root = tmp_path / "imgs"
+    index_make_images(root, 9)
+    emb = type("Light", (_TorchModel,), {"decode_cpu": 0.02})()  # decoding costs far more than the model
+    report = ingest(root, corpus="light", embedder=emb, batch_size=4, workers=2)
+    assert report.embedded == 9
+    probe, batches = emb.calls[:2], emb.calls[2:]
+    assert probe == [(1, 1), (4, 1)], "the first batch's rows are probed on one thread"
+    assert batches == [(4, 1), (4, 1), (1, 1)], "every batch then runs on one torch thread"
+    assert index_two_torch_threads.get_num_threads() == 2, "torch's setting is restored"
+    _assert_aligned("light", root)
+
+
+def test_heavy_model_keeps_torch_threads(tmp_path, index_make_images, index_two_torch_threads):
+    root = tmp_path / "imgs"
+    index_make_images(root, 9)
+    emb = type("Heavy", (_TorchModel,), {"row_cpu": 0.01})()  # the model costs far more than decoding
+    ingest(root, corpus="heavy", embedder=emb, batch_size=4, workers=2)
+    assert emb.calls == [(1, 1), (4, 1), (4, 2), (4, 2), (1, 2)]
+    assert index_two_torch_threads.get_num_threads() == 2
+    _assert_aligned("heavy", root)
+
+
+def test_torch_threads_restored_when_the_run_fails(tmp_path, index_make_images, index_two_torch_threads):
+    root = tmp_path / "imgs"
+    index_make_images(root, 9)
+    emb = type("Stops", (_TorchModel,), {"decode_cpu": 0.02, "fail_on_call": 4})()
+    with pytest.raises(CorpusError, match="the model stopped"):
+        ingest(root, corpus="stops", embedder=emb, batch_size=4, workers=2)
+    assert emb.calls[2:] == [(4, 1), (4, 1)], "the second batch ran on one thread, then failed"
+    assert index_two_torch_threads.get_num_threads() == 2
+    assert len(CorpusIndex("stops")) == 4, "the batch committed before the failure is kept"
+
+
+def test_embedders_without_torch_threads_are_not_probed(tmp_path, index_make_images, index_embedder_factory,
+                                                         index_two_torch_threads):
+    root = tmp_path / "imgs"
+    index_make_images(root, 9)
+    emb = index_embedder_factory(fast=True)
+    ingest(root, corpus="noprobe", embedder=emb, batch_size=4, workers=2)
+    assert emb.batches == [4, 4, 1]
+
+
+@pytest.mark.parametrize("one_row, four_rows, decode, light", [
+    (0.0035, 0.0036, 0.004, True),    # tiny CLIP: a fixed cost per call, ~nothing per row
+    (0.035, 0.140, 0.005, False),     # ViT-B/32 on a CPU: ~35 ms per row, 5 ms to decode an image
+    (0.002, 0.005, 0.001, False),     # 1 ms per row against 1 ms of decoding: the model is the bottleneck
+])
+def test_one_thread_keeps_up_rule(one_row, four_rows, decode, light):
+    from imagerag_sdk.index.threads import one_thread_keeps_up
+
+    assert one_thread_keeps_up(one_row, four_rows, 4, decode, batch_size=32, threads=2) is light

@@ -1,7 +1,8 @@
 """``imagerag index``: bring a corpus up to date with a folder, embedding only what changed.
 
 Decoding, hashing and (when the embedder declares ``supports_fast_path``) preprocessing run in
-worker threads, a bounded window ahead of the model, which runs on the calling thread. Each model
+worker threads, a bounded window ahead of the model, which runs on the calling thread (a torch
+model on one intra-op thread when that keeps up with the decoders, see :mod:`.threads`). Each model
 batch is committed on its own (vectors first, then the SQLite transaction), so an interrupted run
 loses at most one batch and the next run picks up where it stopped.
 """
@@ -28,6 +29,7 @@ from .corpus import sync_hnsw
 from .items import Known, NewItem
 from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, scan
 from .store import CorpusStore
+from .threads import ModelThreads
 
 COMPACT_ABOVE = 0.2
 """Rewrite vectors and rebuild HNSW when more than this fraction of stored rows is dead."""
@@ -102,6 +104,8 @@ class _Work:
     label: int = -1
     reason: str = ""
     sidecar_problems: list[str] = field(default_factory=list)
+    cpu: float = 0.0
+    """CPU seconds the worker spent reading, hashing, decoding and preprocessing it."""
 
 
 def resolve_embedder(embedder: Embedder | ComponentSpec | dict | str | None,
@@ -261,6 +265,12 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
     hash_labels = {**gone_hashes, **store.hash_labels()}
 
     def work(entry: FileEntry) -> _Work:
+        start = time.thread_time()
+        w = prepare(entry)
+        w.cpu = time.thread_time() - start
+        return w
+
+    def prepare(entry: FileEntry) -> _Work:
         fields, problems = read_sidecars(root, entry)
         try:
             data, digest = read_and_hash(root / entry.path)
@@ -293,7 +303,7 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
         vecs = list(add_vecs)
         rows = list(adds)
         if embeds:
-            ok, out = _embed_isolating(model, embeds, fast, report)
+            ok, out = _embed_isolating(model, embeds, fast, report, threads)
             rows += [new_item(w) for w in ok]
             vecs += list(out)
             report.embedded += len(ok)
@@ -315,6 +325,7 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
     window = max(2 * batch_size, 4 * workers)
     pending: deque = deque()
     entries = iter(todo)
+    threads = ModelThreads(batch_size, enabled=model.uses_torch_threads)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imagerag-ingest") as pool:
             def fill() -> None:
@@ -348,17 +359,24 @@ def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],
                     flush()
             flush()
     finally:
+        threads.restore()
         for fut in pending:
             fut.cancel()
         if progress is not None:
             progress.close()
 
 
-def _embed_isolating(model: Embedder, works: list[_Work], fast: bool,
-                     report: IngestReport) -> tuple[list[_Work], np.ndarray]:
-    """Embed a batch; if the model fails on it, retry one by one so only the culprits are dropped."""
+def _embed_isolating(model: Embedder, works: list[_Work], fast: bool, report: IngestReport,
+                     threads: ModelThreads | None = None) -> tuple[list[_Work], np.ndarray]:
+    """Embed a batch; if the model fails on it, retry one by one so only the culprits are dropped.
+
+    ``threads``: the run's first batch probes the model there first (a failing probe is a failing batch)."""
+    payloads = [w.payload for w in works]
     try:
-        return works, embed_batch(model, [w.payload for w in works], fast)
+        if threads is not None:
+            threads.probe(lambda some: embed_batch(model, list(some), fast), payloads,
+                          float(np.mean([w.cpu for w in works])))
+        return works, embed_batch(model, payloads, fast)
     except ImageRAGError:
         raise
     except Exception as first:

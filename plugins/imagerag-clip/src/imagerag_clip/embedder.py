@@ -68,6 +68,7 @@ class ClipEmbedder(Embedder[ClipEmbedderOptions]):
     name = "clip"
     description = "CLIP text/image embeddings via open_clip (default ViT-B-32, OpenAI weights, as the paper)"
     supports_fast_path = True  # preprocess() in worker threads, embed_preprocessed() on the model
+    uses_torch_threads = True  # the indexer may run a light model on one torch thread
     file_preprocess: ClassVar[dict[str, Any]] = {}
     """Preprocessing defaults when the weights are a bare file (no tag or config says otherwise)."""
 

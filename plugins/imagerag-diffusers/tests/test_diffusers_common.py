@@ -86,6 +86,18 @@ def test_resolve_source(tmp_path):
     (tmp_path / "file.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match="is a file"):
         resolve_source(str(tmp_path / "file.bin"), "m")
+    for empty in ("", "  ", None):  # None: FLUX's model left unset reaches here as a clear error
+        with pytest.raises(ConfigError, match="empty model name"):
+            resolve_source(empty, "m")
+
+
+@pytest.mark.parametrize("field", ["model", "steps", "guidance"])
+def test_only_flux_leaves_model_steps_and_guidance_unset(field):
+    # the shared base types these three as optional for FLUX; the others still refuse None
+    assert getattr(FluxGenerator.Options(**{field: None}), field) is None
+    for cls in (OmniGenGenerator, SDXLGenerator):
+        with pytest.raises(ValidationError):
+            cls.Options(**{field: None})
 
 
 @pytest.mark.parametrize("cls", [OmniGenGenerator, SDXLGenerator, FluxGenerator])

@@ -54,8 +54,9 @@ class Item:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> "Item":
-        *head, extra = row
-        return cls(*head, extra=json.loads(extra) if extra else {})
+        values = dict(zip(COLUMNS.split(", "), row, strict=True))
+        extra = values.pop("extra")
+        return cls(**values, extra=json.loads(extra) if extra else {})
 
 
 @dataclass(frozen=True)

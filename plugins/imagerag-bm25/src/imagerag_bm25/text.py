@@ -155,10 +155,12 @@ class BM25Index:
             bm25s = import_bm25s()
             key = saved.index_key([(p, c) for p, c, _ in rows], self._settings(), bm25s.__version__)
             got = saved.load(folder, key, bm25s, len(rows))
-        if got is not None:
-            self._model, kept = got
+        kept: list[int]
+        if folder is not None and got is not None:  # got is only loaded from a folder
+            self._model, positions = got
+            kept = positions.tolist()
             self.vocab = set(self._model.vocab_dict)
-            self.loaded_from = folder / key[:32]  # type: ignore[operator]
+            self.loaded_from = folder / key[:32]
         else:
             kept, tokens = [], []
             for i, (_, caption, _) in enumerate(rows):

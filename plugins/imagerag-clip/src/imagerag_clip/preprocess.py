@@ -46,7 +46,7 @@ class PreprocessSpec:
         std = cfg.get("std") or cls.std
         mean = (float(mean),) * 3 if isinstance(mean, (int, float)) else tuple(float(v) for v in mean)
         std = (float(std),) * 3 if isinstance(std, (int, float)) else tuple(float(v) for v in std)
-        return cls(size=size, mean=mean, std=std,  # type: ignore[arg-type]
+        return cls(size=size, mean=mean, std=std,
                    interpolation=str(cfg.get("interpolation") or "bicubic"),
                    resize_mode=str(cfg.get("resize_mode") or "shortest"),
                    fill_color=int(cfg.get("fill_color") or 0))

@@ -58,12 +58,12 @@ def looks_like_path(value: str) -> bool:
             or os.path.isabs(value) or value.count("/") > 1 or "\\" in value)
 
 
-def resolve_source(value: str, what: str) -> str:
+def resolve_source(value: str | None, what: str) -> str:
     """A local folder as an absolute path, or a hub id as given; a clear error otherwise.
 
     A path that does not exist is refused here, before diffusers would take it for a hub id
     (and, without ``HF_HUB_OFFLINE``, retry the network for a long time)."""
-    value = value.strip()
+    value = (value or "").strip()
     if not value:
         raise ConfigError(f"{what}: empty model name", hint="give a hub id (owner/name) or a local folder")
     local = Path(value).expanduser()

@@ -10,14 +10,13 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from imagerag_sdk import build_component, get_registry
-from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
-from imagerag_sdk.types import Reference
-
 from imagerag_diffusers import FluxGenerator, OmniGenGenerator, SDXLGenerator
 from imagerag_diffusers.flux import fit_area
 from imagerag_diffusers.loading import resolve_source, translate_errors
 from imagerag_diffusers.omnigen import PLACEHOLDER, with_placeholders
+from imagerag_sdk import build_component, get_registry
+from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
+from imagerag_sdk.types import Reference
 
 
 def test_import_pulls_no_heavy_library():

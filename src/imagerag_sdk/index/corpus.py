@@ -51,7 +51,7 @@ def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None,
     m, ef_construction = store.graph_params
     backend = None
     covered, seq = 0, 0
-    for covered, seq, path in store.hnsw_snapshots():
+    for covered, seq, path in store.hnsw_snapshots():  # noqa: B007 (the snapshot kept is used below)
         try:
             backend = HnswBackend.load(path, dim, capacity=max(upto, 16), threads=threads)
         except (RuntimeError, OSError, ValueError):  # a damaged snapshot: try an older one

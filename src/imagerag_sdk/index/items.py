@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,7 +54,7 @@ class Item:
         return out
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> "Item":
+    def from_row(cls, row: Sequence[Any]) -> Item:
         values = dict(zip(COLUMNS.split(", "), row, strict=True))
         extra = values.pop("extra")
         return cls(**values, extra=json.loads(extra) if extra else {})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -40,7 +41,7 @@ class IndexRetrieverOptions(Options):
         return {"use": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _needs_corpus(self) -> "IndexRetrieverOptions":
+    def _needs_corpus(self) -> IndexRetrieverOptions:
         if not self.corpus and not self.index_dir:
             raise ValueError("set 'corpus' (a name) or 'index_dir' (a folder)")
         return self
@@ -124,13 +125,13 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
         # one consistent snapshot: labels, items and vectors all come from the same view
         found = index.query(np.asarray(vectors, dtype=np.float32), fetch, ef=self.options.ef)
         labels, scores, items = found.labels, found.scores, found.items
-        vecs = dict(zip(items, found.view.vectors_of(list(items)))) if dedupe is not None else {}
+        vecs = dict(zip(items, found.view.vectors_of(list(items)), strict=True)) if dedupe is not None else {}
         out: list[list[Hit]] = []
         floor = self.options.min_similarity
         for qi, query in enumerate(queries):
             hits: list[Hit] = []
             kept: list[np.ndarray] = []
-            for label, score in zip(labels[qi], scores[qi]):
+            for label, score in zip(labels[qi], scores[qi], strict=True):
                 label = int(label)
                 if label < 0 or label not in items or (floor is not None and score < floor):
                     continue

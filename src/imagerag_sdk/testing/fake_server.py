@@ -26,9 +26,10 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     usage: dict[str, int] | None = None
-    images_b64: list[str] | Callable[["Request"], list[str]] | None = None
+    images_b64: list[str] | Callable[[Request], list[str]] | None = None
     """For image endpoints: base64 PNGs to return, or a function of the request that makes them
     (e.g. :func:`images_from_references`)."""
     malformed: str | None = None
@@ -139,7 +140,7 @@ class FakeAPIServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_port}"  # the address __init__ binds
 
-    def start(self) -> "FakeAPIServer":
+    def start(self) -> FakeAPIServer:
         self._thread.start()
         return self
 
@@ -147,7 +148,7 @@ class FakeAPIServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def __enter__(self) -> "FakeAPIServer":
+    def __enter__(self) -> FakeAPIServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -160,13 +161,13 @@ class FakeAPIServer:
             return len(self.requests)
 
     # -- scripting ---------------------------------------------------------------------------
-    def reply(self, text: str | None = None, **kwargs: Any) -> "FakeAPIServer":
+    def reply(self, text: str | None = None, **kwargs: Any) -> FakeAPIServer:
         """Queue one reply; ``status`` ≥ 400 sends the provider's error shape."""
         self.replies.append(Reply(text=text, **kwargs))
         return self
 
     def error(self, status: int, message: str = "fake error", *, retry_after: float | None = None,
-              **kwargs: Any) -> "FakeAPIServer":
+              **kwargs: Any) -> FakeAPIServer:
         """Queue an error reply; a 429 asks for a 1 ms wait unless ``retry_after`` (seconds,
         sent as both Retry-After and retry-after-ms) says otherwise."""
         headers = kwargs.pop("headers", {})
@@ -177,7 +178,7 @@ class FakeAPIServer:
             headers = {"retry-after-ms": "1", "retry-after": "0", **headers}
         return self.reply(message, status=status, headers=headers, **kwargs)
 
-    def malformed(self, kind: str, **kwargs: Any) -> "FakeAPIServer":
+    def malformed(self, kind: str, **kwargs: Any) -> FakeAPIServer:
         """Queue a 200 reply that is not a well-formed completion (see :data:`MALFORMED_KINDS`)."""
         if kind not in MALFORMED_KINDS:
             raise ValueError(f"unknown malformed kind {kind!r}; one of {', '.join(MALFORMED_KINDS)}")

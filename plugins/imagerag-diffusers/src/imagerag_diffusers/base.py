@@ -7,8 +7,9 @@ from __future__ import annotations
 import random
 import threading
 import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Hashable, Literal, Sequence, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from PIL import Image
 from pydantic import AliasChoices, Field

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from imagerag_sdk import errors, hub
 from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
@@ -27,8 +28,8 @@ def install_hint(extra: str) -> str:
 def import_diffusers(extra: str) -> tuple[Any, Any]:
     """``(torch, diffusers)``, or :class:`MissingDependencyError` naming the extra to install."""
     try:
-        import torch
         import diffusers
+        import torch
         import transformers  # noqa: F401  (every pipeline here needs it)
     except ImportError as exc:
         raise MissingDependencyError(

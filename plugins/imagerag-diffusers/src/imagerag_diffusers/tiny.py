@@ -26,8 +26,9 @@ import contextlib
 import json
 import shutil
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from imagerag_sdk.atomic import replacing
 
@@ -94,8 +95,7 @@ def build_tiny_sdxl(directory: str | Path | None = None, *, seed: int = 0) -> di
     if _done(root):
         return options
     import torch
-    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline,
-                           UNet2DConditionModel)
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     from .tiny_tokenizers import clip_tokenizer
@@ -182,8 +182,7 @@ def build_tiny_omnigen(directory: str | Path | None = None, *, seed: int = 0) ->
     if _done(root):
         return options
     import torch
-    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, OmniGenPipeline,
-                           OmniGenTransformer2DModel)
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, OmniGenPipeline, OmniGenTransformer2DModel
 
     from .tiny_tokenizers import llama_tokenizer
 
@@ -214,11 +213,22 @@ def build_tiny_flux(directory: str | Path | None = None, *, seed: int = 0) -> di
     if _done(root):
         return options
     import torch
-    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline,
-                           FluxPriorReduxPipeline, FluxTransformer2DModel)
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxPipeline,
+        FluxPriorReduxPipeline,
+        FluxTransformer2DModel,
+    )
     from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
-    from transformers import (CLIPTextModel, SiglipImageProcessor, SiglipVisionConfig,
-                              SiglipVisionModel, T5Config, T5EncoderModel)
+    from transformers import (
+        CLIPTextModel,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+        SiglipVisionModel,
+        T5Config,
+        T5EncoderModel,
+    )
 
     from .tiny_tokenizers import clip_tokenizer, t5_tokenizer
 

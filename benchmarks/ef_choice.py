@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from imagerag_sdk.index.backends import ExactBackend, HnswBackend, query_ef  # noqa: E402
+from retrieval import recall
+from retrieval_data import load_vectors, make_data
 
-from retrieval import recall  # noqa: E402
-from retrieval_data import load_vectors, make_data  # noqa: E402
+from imagerag_sdk.index.backends import ExactBackend, HnswBackend, query_ef
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

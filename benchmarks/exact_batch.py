@@ -23,17 +23,17 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from imagerag_sdk.index.backends import ExactBackend  # noqa: E402
+from retrieval import bandwidth
+from retrieval_data import load_vectors, make_data
 
-from retrieval import bandwidth  # noqa: E402
-from retrieval_data import load_vectors, make_data  # noqa: E402
+from imagerag_sdk.index.backends import ExactBackend
 
 
 def old_search(backend: ExactBackend, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ def rotated(names: list[str], i: int) -> list[str]:
 
 def same_hits(a: np.ndarray, b: np.ndarray) -> float:
     """Share of rows whose label sets agree (order within a tie may differ between engines)."""
-    return float(np.mean([set(p) == set(q) for p, q in zip(a, b)]))
+    return float(np.mean([set(p) == set(q) for p, q in zip(a, b, strict=True)]))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

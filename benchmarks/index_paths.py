@@ -36,13 +36,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from imagerag_sdk.index import CorpusIndex, CorpusStore, IndexRetriever, ingest  # noqa: E402
-from imagerag_sdk.index.backends import query_ef  # noqa: E402
-from imagerag_sdk.index.corpus import sync_hnsw  # noqa: E402
-from imagerag_sdk.index.scan import scan  # noqa: E402
-from imagerag_sdk.index.store import NewItem  # noqa: E402
+from retrieval_data import make_data
 
-from retrieval_data import make_data  # noqa: E402
+from imagerag_sdk.index import CorpusIndex, CorpusStore, IndexRetriever, ingest
+from imagerag_sdk.index.backends import query_ef
+from imagerag_sdk.index.corpus import sync_hnsw
+from imagerag_sdk.index.scan import scan
+from imagerag_sdk.index.store import NewItem
 
 SPEC = {"use": "fake"}
 FOLDERS = 500
@@ -120,10 +120,11 @@ def measure_search(index: Path, path: Path, d: int, q: np.ndarray, k: int, say) 
     rows = {"raw_fetch": [], "retriever_dedupe": [], "raw_k": [], "retriever_no_dedupe": []}
     for i in range(len(q)):  # interleaved, so load changes hit every column alike
         v = q[i:i + 1]
-        for name, fn in (("raw_fetch", lambda: (g.set_ef(query_ef(fetch)), g.knn_query(v, k=fetch))),
-                         ("retriever_dedupe", lambda: r_on.search_vectors(v, names[i:i + 1], k)),
-                         ("raw_k", lambda: (g.set_ef(query_ef(k)), g.knn_query(v, k=k))),
-                         ("retriever_no_dedupe", lambda: r_off.search_vectors(v, names[i:i + 1], k))):
+        name_i = names[i:i + 1]
+        for name, fn in (("raw_fetch", lambda v=v: (g.set_ef(query_ef(fetch)), g.knn_query(v, k=fetch))),
+                         ("retriever_dedupe", lambda v=v, n=name_i: r_on.search_vectors(v, n, k)),
+                         ("raw_k", lambda v=v: (g.set_ef(query_ef(k)), g.knn_query(v, k=k))),
+                         ("retriever_no_dedupe", lambda v=v, n=name_i: r_off.search_vectors(v, n, k))):
             t0 = time.perf_counter()
             fn()
             rows[name].append(time.perf_counter() - t0)

@@ -28,10 +28,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from imagerag_sdk.images import load_rgb  # noqa: E402
-from imagerag_sdk.index import ingest  # noqa: E402
-from imagerag_sdk.index.scan import decode_image  # noqa: E402
-from imagerag_sdk.specs import ComponentSpec  # noqa: E402
+from imagerag_sdk.images import load_rgb
+from imagerag_sdk.index import ingest
+from imagerag_sdk.index.scan import decode_image
+from imagerag_sdk.specs import ComponentSpec
 
 
 def write_images(folder: Path, count: int, seed: int = 0) -> None:

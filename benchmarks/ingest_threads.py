@@ -39,12 +39,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from indexing import write_images  # noqa: E402
+from indexing import write_images
 
-from imagerag_sdk.index import CorpusStore, ingest  # noqa: E402
-from imagerag_sdk.index.ingest import embed_batch, input_side  # noqa: E402
-from imagerag_sdk.index.items import NewItem  # noqa: E402
-from imagerag_sdk.index.scan import decode_image, read_and_hash, read_sidecars, scan  # noqa: E402
+from imagerag_sdk.index import CorpusStore, ingest
+from imagerag_sdk.index.ingest import embed_batch, input_side
+from imagerag_sdk.index.items import NewItem
+from imagerag_sdk.index.scan import decode_image, read_and_hash, read_sidecars, scan
 
 
 def plain_loop(emb: Any, folder: Path, index_dir: Path, batch_size: int, threads: int) -> float:
@@ -151,9 +151,9 @@ def run_case(name: str, emb: Any, images: int, rounds: int, batch_size: int, tmp
     fig["pipeline_over_best_plain"] = best_plain / best["pipeline"]
     fig["pipeline_over_model"] = best["model"] / best["pipeline"]
     fig["median_round_pipeline_over_plain"] = statistics.median(
-        p / s for p, s in zip(per_round_plain, secs["pipeline"]))
+        p / s for p, s in zip(per_round_plain, secs["pipeline"], strict=True))
     fig["median_round_pipeline_over_model"] = statistics.median(
-        m / s for m, s in zip(secs["model"], secs["pipeline"]))
+        m / s for m, s in zip(secs["model"], secs["pipeline"], strict=True))
     fig["max_abs_vector_diff_pipeline_vs_plain"] = float(max(np.abs(a[p] - b[p]).max() for p in a))
     return fig
 

@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from imagerag_sdk.index.backends import HNSW_EF_CONSTRUCTION, HNSW_M, ExactBackend, HnswBackend  # noqa: E402
+from retrieval import recall
+from retrieval_data import load_vectors, make_data
 
-from retrieval import recall  # noqa: E402
-from retrieval_data import load_vectors, make_data  # noqa: E402
+from imagerag_sdk.index.backends import HNSW_EF_CONSTRUCTION, HNSW_M, ExactBackend, HnswBackend
 
 
 def nearest(x: np.ndarray, c: np.ndarray, step: int = 8192) -> np.ndarray:
@@ -90,7 +90,7 @@ def measure_hnsw(x: np.ndarray, sets: dict, truth: dict, k: int, efs: list[int],
         row = [f"ef {ef:>4}"]
         for name, q in sets.items():
             fig[f"hnsw_ef{ef}_{name}_recall"] = r = recall(truth[name], hnsw.search(q, k, ef=ef)[0])
-            ms = p50_ms(lambda v: hnsw.search(v[None], k, ef=ef), q)
+            ms = p50_ms(lambda v, ef=ef: hnsw.search(v[None], k, ef=ef), q)
             row.append(f"{name} recall {r:.4f} p50 {ms:.3f} ms")
         print("  " + "; ".join(row), flush=True)
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             for name, q in sets.items():
                 got = np.stack([np.pad(ivf.search(v, k, nprobe), (0, k), constant_values=-1)[:k] for v in q])
                 fig[f"ivf{nlist}_probe{nprobe}_{name}_recall"] = r = recall(truth[name], got)
-                ms = p50_ms(lambda v: ivf.search(v, k, nprobe), q)
+                ms = p50_ms(lambda v, ivf=ivf, nprobe=nprobe: ivf.search(v, k, nprobe), q)
                 row.append(f"{name} recall {r:.4f} p50 {ms:.3f} ms")
             print("  " + "; ".join(row), flush=True)
     return fig

@@ -31,7 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from imagerag_sdk.index.backends import (  # noqa: E402
+from retrieval_data import load_vectors, make_data, query_stats, random_pair_cosine
+
+from imagerag_sdk.index.backends import (
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
     ExactBackend,
@@ -39,12 +41,10 @@ from imagerag_sdk.index.backends import (  # noqa: E402
     query_ef,
 )
 
-from retrieval_data import load_vectors, make_data, query_stats, random_pair_cosine  # noqa: E402
-
 
 def recall(truth: np.ndarray, got: np.ndarray) -> float:
     k = truth.shape[1]
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(truth, got)]))
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(truth, got, strict=True)]))
 
 
 def bandwidth(x: np.ndarray, threads: int) -> dict[str, float]:

@@ -17,8 +17,8 @@ from PIL import Image
 from imagerag_sdk import atomic
 from imagerag_sdk.atomic import replacing, write_bytes, write_text
 from imagerag_sdk.index import CorpusStore, HnswBackend
-from imagerag_sdk.testing.fakes import fake_corpus
 from imagerag_sdk.runtrace import Capabilities, RunTrace
+from imagerag_sdk.testing.fakes import fake_corpus
 from imagerag_sdk.trace import RunRecorder
 
 POSIX = os.name != "nt"

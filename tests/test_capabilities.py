@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
 from PIL import Image

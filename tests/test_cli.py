@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-
 HEAVY = ["torch", "diffusers", "transformers", "open_clip", "openai", "anthropic", "google.genai", "bm25s"]
 
 

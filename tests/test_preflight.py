@@ -12,12 +12,11 @@ import zlib
 import pytest
 from PIL import Image
 
-from imagerag_sdk import hookimpl
+from imagerag_sdk import hookimpl, profiles
 from imagerag_sdk.errors import ProfileError
 from imagerag_sdk.images import BadImageError
 from imagerag_sdk.pipeline import ImageRAG
 from imagerag_sdk.plugins import build_registry, get_plugin_manager, get_registry, set_registry
-from imagerag_sdk import profiles
 from imagerag_sdk.profiles import check, load_profile, parse_profile
 from imagerag_sdk.testing import FakeCritic, FakeGenerator
 

@@ -13,8 +13,7 @@ import pytest
 from imagerag_sdk.critique import FUSED_SCHEMA, VLMAnswer, VLMCriticOptions, VLMRequest
 from imagerag_sdk.errors import AuthenticationError, ProviderError
 from imagerag_sdk.images import encode
-from imagerag_sdk.providers import (APICritic, APIProvider, ConnectionOptions, SDKConnection,
-                                    reply_error, usage_dict)
+from imagerag_sdk.providers import APICritic, APIProvider, ConnectionOptions, SDKConnection, reply_error, usage_dict
 from imagerag_sdk.providers.calls import _run_now
 from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.testing.provider_contract import FUSED_NO, PROMPT, ProviderCriticContract, sample_image

@@ -75,7 +75,7 @@ def test_stage_timings_are_a_proportional_bar(tmp_path):
     stages = result.trace.stages
     assert len(widths) == len(stages) and abs(sum(widths) - 100) < 0.1
     total = sum(s.seconds for s in stages)
-    assert all(abs(w - 100 * s.seconds / total) < 0.01 for w, s in zip(widths, stages))
+    assert all(abs(w - 100 * s.seconds / total) < 0.01 for w, s in zip(widths, stages, strict=True))
     components = html.split("<details><summary>Components", 1)[1].split("</details>", 1)[0]
     assert "fake" in components and "testing.fakes.FakeGenerator" in components
 

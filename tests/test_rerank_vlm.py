@@ -74,7 +74,7 @@ def test_images_sent_numbered_and_downscaled(vlm_hits):
     assert isinstance(critic, ScriptedCritic) and len(critic.requests) == 1
     req = critic.requests[0]
     assert len(req.images) == 3, "one request with the top 3 candidates"
-    for img, hit in zip(req.images, vlm_hits):
+    for img, hit in zip(req.images, vlm_hits[:3], strict=True):  # the top 3
         assert max(img.size) <= 32
         want = np.asarray(fit_within(load_rgb(hit.path), 32), dtype=np.int16)
         assert np.array_equal(np.asarray(img, dtype=np.int16), want), "images in visual order"

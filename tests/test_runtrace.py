@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imagerag_sdk.errors import ConfigError
+from imagerag_sdk.errors import ConfigError, PipelineError
 from imagerag_sdk.pipeline import ImageRAG, RunResult
 from imagerag_sdk.runtrace import SCHEMA_VERSION, RunTrace, json_schema
 from imagerag_sdk.testing import FakeGenerator, FakeReranker, FakeRetriever, ScriptedCritic
@@ -46,7 +46,7 @@ def _run(tmp_path, kind):
         critic = ScriptedCritic(fail_with="HTTP 503: upstream", structured=True)
         _pipe(tmp_path, critic, on_critic_error="keep_initial").run(PROMPT, out=out)
     elif kind == "failed":
-        with pytest.raises(Exception):
+        with pytest.raises(PipelineError, match="HTTP 500"):
             _pipe(tmp_path, ScriptedCritic(fail_with="HTTP 500", structured=True)).run(PROMPT, out=out)
     elif kind == "interrupted":
         with pytest.raises(KeyboardInterrupt):

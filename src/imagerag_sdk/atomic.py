@@ -35,9 +35,9 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["fsync_folder", "replacing", "temp_path", "write_bytes", "write_text"]
 
@@ -113,7 +113,7 @@ def _fsync_tree(path: Path) -> None:
     if not path.is_dir():
         _fsync_file(path)
         return
-    for where, folders, files in os.walk(path, topdown=False):
+    for where, _folders, files in os.walk(path, topdown=False):
         for name in files:
             _fsync_file(os.path.join(where, name))
         fsync_folder(where)

@@ -85,8 +85,8 @@ def plugins_cmd(as_json: bool) -> None:
 
     With IMAGERAG_RAISE_ERRORS=1 the traceback of each broken plugin is printed too.
     """
-    from .plugins import get_registry
     from .describe import capabilities_of, component_table, options_of
+    from .plugins import get_registry
 
     registry = get_registry()
     root = click.get_current_context().find_root().command
@@ -350,22 +350,22 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="imagerag", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     except click.ClickException as exc:
         exc.show()
-        raise SystemExit(exc.exit_code)
+        raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         if raise_errors:
             raise
         click.echo("interrupted (the run folder keeps what was done, with status 'interrupted')", err=True)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     except ImageRAGError as exc:
         if raise_errors:
             raise
         from .redact import scrub
 
         click.echo(scrub(f"error: {exc}"), err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     except Exception as exc:
         if raise_errors:
             raise
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
 
         click.echo(scrub(f"error: unexpected {type(exc).__name__}: {exc} "
                          "(set IMAGERAG_RAISE_ERRORS=1 for the traceback; please report it)"), err=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

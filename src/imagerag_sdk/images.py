@@ -57,7 +57,7 @@ def decode_rgb(data: bytes, *, name: str = "<bytes>", max_pixels: int | None = M
     still covers that size. Thread-safe: the pixel limit is checked here, not through the global
     warning filters."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         if max_pixels is not None and img.width * img.height > max_pixels:
             raise BadImageError(f"{name} has {img.width}x{img.height} pixels, over the limit of {max_pixels}")
         if draft is not None and img.format == "JPEG":

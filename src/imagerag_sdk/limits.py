@@ -24,7 +24,7 @@ class Limits(BaseModel):
     concept: int = Field(200, ge=10, description="Characters kept of each missing-concept name")
     caption: int = Field(1000, ge=20, description="Characters kept of each retrieval caption")
 
-    def apply(self, critique: Critique) -> tuple[Critique, list["Cut"]]:
+    def apply(self, critique: Critique) -> tuple[Critique, list[Cut]]:
         """``critique`` with every text cut to its limit, and what was cut (empty: nothing)."""
         cuts: list[Cut] = []
         missing = []
@@ -39,7 +39,7 @@ class Limits(BaseModel):
         return replace(critique, missing=tuple(missing), exchanges=tuple(exchanges)), cuts
 
     def apply_exchanges(self, exchanges: tuple[Exchange, ...] | list[Exchange],
-                        cuts: list["Cut"]) -> list[Exchange]:
+                        cuts: list[Cut]) -> list[Exchange]:
         """Exchanges with their answers (and the texts in their parsed values) cut; cuts appended."""
         out = []
         for x in exchanges:
@@ -78,7 +78,7 @@ def _cut_strings(value: Any, limit: int) -> Any:
         return value[:limit] if len(value) > limit else value
     if isinstance(value, (list, tuple)):
         items = [_cut_strings(v, limit) for v in value]
-        return type(value)(items) if any(a is not b for a, b in zip(items, value)) else value
+        return type(value)(items) if any(a is not b for a, b in zip(items, value, strict=True)) else value
     if isinstance(value, dict):
         got = {k: _cut_strings(v, limit) for k, v in value.items()}
         return got if any(got[k] is not value[k] for k in value) else value

@@ -22,7 +22,8 @@ from __future__ import annotations
 import sys
 import threading
 from collections import Counter
-from typing import Any, Callable, Hashable, TypeVar, cast
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 

@@ -24,8 +24,9 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel
 from pydantic.fields import FieldInfo

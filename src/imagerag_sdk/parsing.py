@@ -166,7 +166,7 @@ def parse_captions(text: str, concepts: list[str]) -> dict[str, str]:
         else:
             unmatched.append(ln)
     if not result and len(unmatched) == len(concepts):
-        result = {c: cap for c, cap in zip(concepts, unmatched) if not _REFUSAL.search(cap)}
+        result = {c: cap for c, cap in zip(concepts, unmatched, strict=True) if not _REFUSAL.search(cap)}
     elif len(concepts) == 1 and not result and len(unmatched) == 1 and not _REFUSAL.search(unmatched[0]):
         result = {concepts[0]: unmatched[0]}
     return result

@@ -5,9 +5,10 @@ Model-agnostic: it talks only to the roles. Every stage is timed and recorded in
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar
+from typing import Any, Literal, TypeVar
 
 from PIL import Image
 from pydantic import BaseModel
@@ -16,10 +17,25 @@ from .errors import AuthenticationError, ConfigError, ImageRAGError, PipelineErr
 from .images import bad_images_error, check_images
 from .outputs import check_critique, check_hits, check_image, check_reranked, component_label
 from .roles import Component, Critic, Generator, Reranker, Retriever
+from .runtrace import (
+    Budget,
+    Capabilities,
+    ComponentRecord,
+    CopiedReference,
+    CritiqueRecord,
+    DroppedRecord,
+    ExchangeRecord,
+    Generation,
+    HitRecord,
+    QueryRecord,
+    ReferenceRecord,
+    Rephrase,
+    Round,
+    RunTrace,
+    UsedReference,
+    UserImage,
+)
 from .settings import LoopSettings
-from .runtrace import (Budget, Capabilities, ComponentRecord, CopiedReference, CritiqueRecord, DroppedRecord,
-                       ExchangeRecord, Generation, HitRecord, QueryRecord, ReferenceRecord, Rephrase, Round,
-                       RunTrace, UsedReference, UserImage)
 from .trace import RunRecorder, new_run_dir
 from .types import Critique, Dropped, GeneratorCapabilities, Hit, Reference
 
@@ -74,7 +90,7 @@ class ImageRAG:
         self.secrets = set(secrets)
 
     @classmethod
-    def from_profile(cls, profile: Any, **loop_overrides: Any) -> "ImageRAG":
+    def from_profile(cls, profile: Any, **loop_overrides: Any) -> ImageRAG:
         """Build from a profile name, a YAML path, or a :class:`~imagerag_sdk.profiles.Profile`."""
         from .profiles import build_pipeline
 
@@ -88,7 +104,7 @@ class ImageRAG:
     def _describe(self) -> dict[str, ComponentRecord]:
         return {r: ComponentRecord.model_validate(c.describe()) for r, c in self.components().items()}
 
-    def load(self, progress: Progress | None = None) -> "ImageRAG":
+    def load(self, progress: Progress | None = None) -> ImageRAG:
         """Load every component now (otherwise each loads on first use)."""
         for role, comp in self.components().items():
             _call(progress, "load", f"{role} {comp.name}")
@@ -276,11 +292,11 @@ class ImageRAG:
                 k = max(loop.candidates, max(q.images for q in queries))
                 results = retriever.search(texts, k)
             results = check_hits(results, retriever, len(texts))
-        rnd.hits = {q: [_record(HitRecord, h) for h in hits] for q, hits in zip(texts, results)}
+        rnd.hits = {q: [_record(HitRecord, h) for h in hits] for q, hits in zip(texts, results, strict=True)}
         dropped: list[Dropped] = []
         if loop.min_similarity is not None:  # on the retriever's similarity, before any reranker rescored
             kept = []
-            for text, hits in zip(texts, results):
+            for text, hits in zip(texts, results, strict=True):
                 for h in hits:
                     if h.score < loop.min_similarity:
                         dropped.append(Dropped(h.path, f"score {h.score:.3f} below min_similarity "
@@ -292,11 +308,11 @@ class ImageRAG:
             with rec.stage("rerank", round=round_, component=self.reranker.name):
                 with _stage_errors("rerank", self.reranker):
                     results = [check_reranked(self.reranker.rerank(q, hits), hits, self.reranker) if hits else []
-                               for q, hits in zip(texts, results)]
-            rnd.reranked = {q: [_record(HitRecord, h) for h in hits] for q, hits in zip(texts, results)}
+                               for q, hits in zip(texts, results, strict=True)]
+            rnd.reranked = {q: [_record(HitRecord, h) for h in hits] for q, hits in zip(texts, results, strict=True)}
         chosen: list[Reference] = []
         seen: set[str] = set()
-        for q, hits in zip(queries, results):
+        for q, hits in zip(queries, results, strict=True):
             taken = 0
             for hit in hits:
                 if taken >= q.images:

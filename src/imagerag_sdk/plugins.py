@@ -18,16 +18,17 @@ import json
 import os
 import threading
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import ComponentNotFoundError
-from .roles import ROLES, Component
 from .redact import scrub
+from .roles import ROLES, Component
 
 ENTRY_POINT_GROUP = "imagerag"
 CORE_DISTRIBUTION = "imagerag-sdk"

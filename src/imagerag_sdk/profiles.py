@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from .errors import (ComponentNotFoundError, ConfigError, MissingDependencyError, ProfileError,
-                     install_hint)
+from .errors import ComponentNotFoundError, ConfigError, MissingDependencyError, ProfileError, install_hint
 from .paths import profiles_dir
 from .settings import LoopSettings
 from .specs import ComponentSpec, nested_specs

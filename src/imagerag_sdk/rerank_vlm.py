@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import deque
 import time
-from typing import Any, Literal, Sequence
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from PIL import Image, ImageDraw
 from pydantic import Field

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Sequence, TypeVar, get_args, get_origin
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,7 +62,8 @@ class Component(ABC, Generic[O]):
         declared = _options_parameter(cls)
         if declared is not None:
             if "Options" not in cls.__dict__:
-                setattr(cls, "Options", declared)  # type[O] for the checker, this class's O at runtime
+                # setattr: Options is type[O] for the checker, this class's O at runtime
+                setattr(cls, "Options", declared)  # noqa: B010
             elif not issubclass(cls.Options, declared):
                 raise TypeError(f"{cls.__qualname__}.Options ({cls.Options.__qualname__}) is not the "
                                 f"options type its class declares ({declared.__qualname__})")

@@ -261,7 +261,7 @@ class RunTrace(_Record):
         return self.model_dump(mode="json", by_alias=True)
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunTrace":
+    def load(cls, path: str | Path) -> RunTrace:
         """Read ``trace.json`` (or the run folder holding it)."""
         from .errors import ConfigError
 

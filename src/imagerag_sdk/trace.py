@@ -17,9 +17,10 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from PIL import Image
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # annotations only
     from PIL import Image
@@ -54,7 +55,7 @@ class Reference:
 
     @classmethod
     def from_hit(cls, hit: Hit, *, concept: str = "", caption: str | None = None,
-                 origin: Literal["retrieved", "picked"] = "retrieved") -> "Reference":
+                 origin: Literal["retrieved", "picked"] = "retrieved") -> Reference:
         return cls(path=hit.path, caption=caption if caption is not None else (hit.query or hit.caption),
                    origin=origin, score=hit.score, concept=concept, corpus=hit.corpus)
 
@@ -73,7 +74,7 @@ class ImageQuery:
     """Where the image came from (a file path), or a label for an image made in memory."""
 
     @classmethod
-    def open(cls, path: str | Path) -> "ImageQuery":
+    def open(cls, path: str | Path) -> ImageQuery:
         """The image file at ``path`` as RGB (EXIF orientation applied), named by its path."""
         from .images import load_rgb
 

@@ -8,8 +8,8 @@ open_clip build) can be plugged in here later without touching the tests.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
@@ -91,7 +91,7 @@ def index_make_images():
     def make(root: Path, count: int, start: int = 0, subdirs: bool = True) -> dict[str, str]:
         out = {}
         for i in range(start, start + count):
-            rel = f"{'sub%d/' % (i % 3) if subdirs else ''}img{i:04d}.png"
+            rel = f"{f'sub{i % 3}/' if subdirs else ''}img{i:04d}.png"
             out[rel] = caption_for(i)
             write_captioned(root / rel, caption_for(i))
         return out

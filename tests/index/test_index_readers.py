@@ -33,7 +33,7 @@ def _truth(root):
     """Each image file's vector, from the file itself (independent of any index state)."""
     fake = FakeEmbedder()
     paths = sorted(str(p) for p in root.rglob("*.png"))
-    return dict(zip(paths, fake.embed_images([load_rgb(p) for p in paths])))
+    return dict(zip(paths, fake.embed_images([load_rgb(p) for p in paths]), strict=True))
 
 
 def _check_consistent(hits, query, truth):

@@ -43,7 +43,7 @@ def test_exact_and_hnsw_backends_agree():
     labels = np.arange(1000, 4000)
     exact_l, exact_s = ExactBackend(x, labels).search(q, 10)
     hnsw_l, hnsw_s = HnswBackend.build(x, labels).search(q, 10)
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_l, hnsw_l)])
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact_l, hnsw_l, strict=True)])
     assert recall >= 0.98
     assert np.all(np.diff(exact_s, axis=1) <= 1e-6) and np.all(np.diff(hnsw_s, axis=1) <= 1e-6)
     np.testing.assert_allclose(hnsw_s[:, 0], exact_s[:, 0], atol=1e-5)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagerag_sdk.testing.contracts import GeneratorContract, assert_imports_light
 from imagerag_example_generator import TintGenerator
+from imagerag_sdk.testing.contracts import GeneratorContract, assert_imports_light
 
 
 class TestTint(GeneratorContract):

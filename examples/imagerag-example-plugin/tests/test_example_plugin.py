@@ -1,7 +1,7 @@
 import pytest
 
-from imagerag_sdk.testing.contracts import RerankerContract, assert_imports_light
 from imagerag_example import ShortCaptionReranker
+from imagerag_sdk.testing.contracts import RerankerContract, assert_imports_light
 
 
 class TestShortCaption(RerankerContract):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from imagerag_anthropic import AnthropicCritic
 from imagerag_sdk.testing.contracts import CriticContract
 from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.testing.provider_contract import ProviderCriticContract
-
-from imagerag_anthropic import AnthropicCritic
 
 
 class TestAnthropicCriticContract(ProviderCriticContract):

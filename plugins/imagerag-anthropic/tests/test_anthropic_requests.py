@@ -8,14 +8,13 @@ import socket
 
 import pytest
 
+from imagerag_anthropic import AnthropicCritic, accepts_temperature
+from imagerag_anthropic.critic import TOOL_NAME
 from imagerag_sdk.critique import FUSED_SCHEMA, VLMRequest
 from imagerag_sdk.errors import AuthenticationError, ProviderError, RateLimitError
 from imagerag_sdk.testing.contracts import assert_imports_light
 from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.testing.provider_contract import FUSED_NO, PROMPT, sample_image
-
-from imagerag_anthropic import AnthropicCritic, accepts_temperature
-from imagerag_anthropic.critic import TOOL_NAME
 
 KEY = "sk-ant-imagerag-test-0123456789"
 

@@ -22,7 +22,7 @@ from PIL import Image
 def _jpegs(n: int) -> list[Image.Image]:
     rng = np.random.default_rng(0)
     out = []
-    for i in range(n):
+    for _ in range(n):
         small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
         img = Image.fromarray(small).resize((640, 480), Image.Resampling.BICUBIC)
         buf = io.BytesIO()

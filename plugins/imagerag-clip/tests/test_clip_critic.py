@@ -56,7 +56,7 @@ def test_clip_critic_missing_branch_lowest_first(clip_shared_embedder, clip_crit
     from imagerag_clip import ClipCritic
 
     scores = _scores(clip_shared_embedder, clip_critic_image)
-    phrase_scores = dict(zip(PHRASES, scores[1:]))
+    phrase_scores = dict(zip(PHRASES, scores[1:], strict=True))
     cut = sorted(phrase_scores.values())[2]  # the two lowest phrases are below it
     critic = ClipCritic.from_embedder(clip_shared_embedder, threshold=min(1.0, scores[0] + 0.01),
                                       phrase_threshold=cut, caption_template="a picture of {concept}")
@@ -85,8 +85,8 @@ def test_clip_critic_gives_up_when_no_phrase_is_low(clip_shared_embedder, clip_c
 
 
 def test_clip_critic_built_by_name_from_embedder_spec(clip_tiny, clip_critic_image, imagerag_registry):
-    from imagerag_sdk import build_component
     from imagerag_clip import ClipCritic
+    from imagerag_sdk import build_component
 
     critic = build_component("critic", "clip", {"embedder": {"use": "clip", **clip_tiny, "dtype": "fp32"},
                                                 "threshold": 1.0, "phrase_threshold": 1.0})

@@ -154,8 +154,8 @@ def test_clip_fetch_error_names_the_offline_setting(monkeypatch, env, named):
 
 
 def test_clip_registered_and_built_by_name(clip_tiny, imagerag_registry):
-    from imagerag_sdk import build_component
     from imagerag_clip import ClipEmbedder, SiglipEmbedder
+    from imagerag_sdk import build_component
 
     assert imagerag_registry.get("embedder", "clip").cls is ClipEmbedder
     assert imagerag_registry.get("embedder", "siglip").cls is SiglipEmbedder

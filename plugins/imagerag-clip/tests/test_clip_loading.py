@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagerag_sdk.errors import ConfigError
 from imagerag_clip.loading import file_digest, resolve_dtype, resolve_weights
+from imagerag_sdk.errors import ConfigError
 
 
 def test_clip_resolve_weights_kinds(tmp_path, monkeypatch):

@@ -10,14 +10,13 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from imagerag_sdk import build_component, get_registry
-from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
-from imagerag_sdk.types import Reference
-
 from imagerag_diffusers import FluxGenerator, OmniGenGenerator, SDXLGenerator
 from imagerag_diffusers.flux import fit_area
 from imagerag_diffusers.loading import resolve_source, translate_errors
 from imagerag_diffusers.omnigen import PLACEHOLDER, with_placeholders
+from imagerag_sdk import build_component, get_registry
+from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
+from imagerag_sdk.types import Reference
 
 
 def test_import_pulls_no_heavy_library():
@@ -86,6 +85,18 @@ def test_resolve_source(tmp_path):
     (tmp_path / "file.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match="is a file"):
         resolve_source(str(tmp_path / "file.bin"), "m")
+    for empty in ("", "  ", None):  # None: FLUX's model left unset reaches here as a clear error
+        with pytest.raises(ConfigError, match="empty model name"):
+            resolve_source(empty, "m")
+
+
+@pytest.mark.parametrize("field", ["model", "steps", "guidance"])
+def test_only_flux_leaves_model_steps_and_guidance_unset(field):
+    # the shared base types these three as optional for FLUX; the others still refuse None
+    assert getattr(FluxGenerator.Options(**{field: None}), field) is None
+    for cls in (OmniGenGenerator, SDXLGenerator):
+        with pytest.raises(ValidationError):
+            cls.Options(**{field: None})
 
 
 @pytest.mark.parametrize("cls", [OmniGenGenerator, SDXLGenerator, FluxGenerator])

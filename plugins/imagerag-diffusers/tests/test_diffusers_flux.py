@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from imagerag_diffusers import FluxGenerator
 from imagerag_sdk import model_cache
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.testing.contracts import GeneratorContract
-
-from imagerag_diffusers import FluxGenerator
 
 pytestmark = pytest.mark.slow
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from imagerag_diffusers import OmniGenGenerator
 from imagerag_sdk import model_cache
 from imagerag_sdk.errors import ImageRAGError
 from imagerag_sdk.testing.contracts import GeneratorContract
-
-from imagerag_diffusers import OmniGenGenerator
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,11 @@ import io
 import pytest
 from PIL import Image
 
+from imagerag_gemini import GeminiImageGenerator
 from imagerag_sdk.errors import ConfigError, ProviderError, RateLimitError
 from imagerag_sdk.testing.contracts import GeneratorContract
 from imagerag_sdk.testing.fake_server import FakeAPIServer, images_from_references
 from imagerag_sdk.types import Reference
-
-from imagerag_gemini import GeminiImageGenerator
 
 KEY = "AIza-imagerag-image-key"
 

@@ -8,13 +8,12 @@ import socket
 
 import pytest
 
+from imagerag_gemini import GeminiCritic
 from imagerag_sdk.critique import FUSED_SCHEMA, VLMRequest
 from imagerag_sdk.errors import AuthenticationError, ProviderError, ProviderTimeoutError
 from imagerag_sdk.testing.contracts import assert_imports_light
 from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.testing.provider_contract import FUSED_NO, PROMPT, sample_image
-
-from imagerag_gemini import GeminiCritic
 
 KEY = "AIza-imagerag-test-key-0123456789"
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from imagerag_sdk.testing.provider_contract import ProviderCriticContract
-
 from imagerag_openai import OpenAICritic
+from imagerag_sdk.testing.provider_contract import ProviderCriticContract
 
 
 class TestOpenAIProviderContract(ProviderCriticContract):

@@ -6,13 +6,12 @@ import asyncio
 
 import pytest
 
+from imagerag_openai import OpenAICritic
 from imagerag_sdk.critique import FUSED_SCHEMA, VLMRequest
 from imagerag_sdk.errors import ProviderError
 from imagerag_sdk.testing.contracts import CriticContract, assert_imports_light
 from imagerag_sdk.testing.fake_server import FakeAPIServer
 from imagerag_sdk.testing.provider_contract import FUSED_NO, PROMPT, sample_image
-
-from imagerag_openai import OpenAICritic
 
 KEY = "sk-openai-plugin-test-key"
 

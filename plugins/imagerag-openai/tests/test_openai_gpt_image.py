@@ -10,13 +10,13 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
+from imagerag_openai import GPTImageGenerator
 from imagerag_sdk.errors import AuthenticationError, ConfigError, ProviderError
 from imagerag_sdk.testing.contracts import GeneratorContract
 from imagerag_sdk.testing.fake_server import FakeAPIServer, images_from_references
 from imagerag_sdk.types import Reference
-
-from imagerag_openai import GPTImageGenerator
 
 KEY = "sk-gpt-image-test-key"
 
@@ -87,7 +87,7 @@ def test_references_are_uploaded_to_images_edit(gptimage_server, gptimage_refs):
 def test_capabilities():
     caps = GPTImageGenerator(max_references=5).capabilities
     assert caps.max_references == 5 and caps.conditioning == "in_context" and caps.uses_captions
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="max_references"):
         GPTImageGenerator(max_references=17)
 
 

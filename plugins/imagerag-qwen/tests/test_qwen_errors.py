@@ -7,7 +7,8 @@ import sys
 import pytest
 from PIL import Image
 
-from imagerag_qwen import QwenCritic, critic as qwen_module
+from imagerag_qwen import QwenCritic
+from imagerag_qwen import critic as qwen_module
 from imagerag_sdk.critique import VLMRequest
 from imagerag_sdk.errors import ConfigError, MissingDependencyError, ProviderError
 

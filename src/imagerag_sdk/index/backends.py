@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -315,7 +316,7 @@ class HnswBackend:
 
     @classmethod
     def load(cls, path: Path, dim: int, *, capacity: int = 0, deleted: int = 0,
-             threads: int | None = None) -> "HnswBackend":
+             threads: int | None = None) -> HnswBackend:
         hnswlib = _hnswlib()
         index = hnswlib.Index(space="ip", dim=dim)
         index.load_index(str(path), max_elements=max(capacity, 0))
@@ -325,7 +326,7 @@ class HnswBackend:
 
     @classmethod
     def build(cls, vectors: np.ndarray, labels: np.ndarray, *, threads: int | None = None,
-              m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION) -> "HnswBackend":
+              m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION) -> HnswBackend:
         backend = cls(vectors.shape[1], capacity=max(16, len(labels)), threads=threads, m=m,
                       ef_construction=ef_construction)
         backend.add(vectors, labels)

@@ -6,9 +6,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def sync_hnsw(store: CorpusStore, *, save: bool, threads: int | None = None,
     dim = store.dim
     backend = None
     covered, seq = 0, 0
-    for covered, seq, path in store.hnsw_snapshots():
+    for covered, seq, path in store.hnsw_snapshots():  # noqa: B007 (the snapshot kept is used below)
         try:
             backend = HnswBackend.load(path, dim, capacity=max(upto, 16), threads=threads)
         except (RuntimeError, OSError, ValueError):  # a damaged snapshot: try an older one

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,9 +54,10 @@ class Item:
         return out
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> "Item":
-        *head, extra = row
-        return cls(*head, extra=json.loads(extra) if extra else {})
+    def from_row(cls, row: Sequence[Any]) -> Item:
+        values = dict(zip(COLUMNS.split(", "), row, strict=True))
+        extra = values.pop("extra")
+        return cls(**values, extra=json.loads(extra) if extra else {})
 
 
 class Known(NamedTuple):
@@ -86,7 +88,7 @@ class NewItem:
                 json.dumps(extra, sort_keys=True) if extra else None)
 
 
-Entry = Tuple[Item, Optional[str]]
+Entry = tuple[Item, str | None]
 """An item and its absolute path, checked to lie under the corpus root (``None``: it does not)."""
 
 

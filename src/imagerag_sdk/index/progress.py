@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class RichProgress:
@@ -16,7 +24,7 @@ class RichProgress:
         self.unit = unit
         self.console = console or Console(stderr=True)
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
 
     def start(self, total: int) -> None:
         self._progress = Progress(
@@ -27,7 +35,7 @@ class RichProgress:
         self._task = self._progress.add_task(self.description, total=total, rate="")
 
     def advance(self, n: int = 1) -> None:
-        if self._progress is None:
+        if self._progress is None or self._task is None:
             return
         self._progress.advance(self._task, n)
         speed = self._progress.tasks[0].speed

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -14,8 +15,8 @@ from ..specs import EmbedderSpec
 from ..types import Hit, ImageQuery
 from .backends import EXACT_BELOW
 from .corpus import RETRIES, CorpusIndex, View
-from .items import Entry
 from .ingest import embed_batch
+from .items import Entry
 
 
 class IndexRetrieverOptions(Options):
@@ -41,7 +42,7 @@ class IndexRetrieverOptions(Options):
         return {"use": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _needs_corpus(self) -> "IndexRetrieverOptions":
+    def _needs_corpus(self) -> IndexRetrieverOptions:
         if not self.corpus and not self.index_dir:
             raise ValueError("set 'corpus' (a name) or 'index_dir' (a folder)")
         return self
@@ -164,8 +165,8 @@ class _Picker:
                  dedupe: float | None, floor: float | None) -> None:
         self.view, self.k, self.dedupe = view, k, dedupe
         self.cands: list[list[tuple[int, int]]] = []  # (column, label) per query
-        for row, srow in zip(labels.tolist(), scores.tolist()):
-            self.cands.append([(j, label) for j, (label, score) in enumerate(zip(row, srow))
+        for row, srow in zip(labels.tolist(), scores.tolist(), strict=True):
+            self.cands.append([(j, label) for j, (label, score) in enumerate(zip(row, srow, strict=True))
                                if label >= 0 and (floor is None or score >= floor)])
         self.grams: dict[int, list[list[float]]] = {}
 

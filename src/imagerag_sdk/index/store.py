@@ -26,9 +26,10 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -79,7 +80,7 @@ class CorpusStore:
 
     @classmethod
     def open(cls, corpus: str | None = None, index_dir: str | os.PathLike | None = None, *,
-             write: bool = False) -> "CorpusStore":
+             write: bool = False) -> CorpusStore:
         name, path = corpus_dir(corpus, index_dir)
         return cls(name, path, write=write)
 
@@ -103,7 +104,7 @@ class CorpusStore:
             self._lock.release()
             self._lock = None
 
-    def __enter__(self) -> "CorpusStore":
+    def __enter__(self) -> CorpusStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

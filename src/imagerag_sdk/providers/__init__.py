@@ -19,8 +19,7 @@ from __future__ import annotations
 from .calls import APICritic, APIGenerator, APIProvider, usage_dict
 from .connection import ConnectionOptions, SDKConnection, require
 from .failures import ErrorKinds, Kind, error_detail, map_error, sdk_error_kinds
-from .traffic import (MAX_RETRY_WAIT, CallRecord, body_problem, event_hooks, record_call,
-                      reply_error)
+from .traffic import MAX_RETRY_WAIT, CallRecord, body_problem, event_hooks, record_call, reply_error
 
 __all__ = ["APICritic", "APIGenerator", "APIProvider", "CallRecord", "ConnectionOptions",
            "ErrorKinds", "Kind", "MAX_RETRY_WAIT", "SDKConnection", "body_problem", "error_detail",

@@ -15,10 +15,11 @@ import asyncio
 import logging
 import re
 import weakref
-from typing import Any, Awaitable, Callable, ClassVar, Coroutine, Mapping, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from ..critique import VO, VLMAnswer, VLMCritic, VLMRequest
-from ..roles import O, Component, Generator
+from ..roles import Component, Generator, O
 from .connection import ConnectionOptions
 from .failures import error_detail, kind_of, map_error, status_of
 from .traffic import CallRecord, body_problem, record_call, reply_error

@@ -5,11 +5,11 @@ table); the SDK error, its message (with the real request count) and its hint co
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Literal, Sequence
+from typing import Literal
 
-from ..errors import (AuthenticationError, ImageRAGError, ProviderError, ProviderTimeoutError,
-                      RateLimitError)
+from ..errors import AuthenticationError, ImageRAGError, ProviderError, ProviderTimeoutError, RateLimitError
 from .connection import ConnectionOptions
 from .traffic import MAX_RETRY_WAIT, CallRecord, reply_error
 

@@ -4,13 +4,13 @@ filled by the HTTP client's event hooks, and the diagnosis of a reply that is no
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import MalformedReplyError
-
 
 # -- one provider call: the HTTP requests it really made, the reply it really got ----------------
 MAX_RETRY_WAIT = 120.0

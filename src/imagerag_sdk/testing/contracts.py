@@ -213,7 +213,7 @@ class RetrieverContract(_Base):
 
     def test_one_list_per_query(self, component, queries):
         results = passes(check_hits, component.search(queries, k=2), component, len(queries))
-        for query, hits in zip(queries, results):
+        for query, hits in zip(queries, results, strict=True):
             assert len(hits) <= 2, f"search(k=2) returned {len(hits)} hits for {query!r}"
             scores = [h.score for h in hits]
             assert scores == sorted(scores, reverse=True), f"hits must come best first, got scores {scores}"
@@ -231,7 +231,7 @@ class RetrieverContract(_Base):
                 component.search_images(queries, k=2)
             return
         results = passes(check_hits, component.search_images(queries, k=2), component, len(queries))
-        for query, hits in zip(queries, results):
+        for query, hits in zip(queries, results, strict=True):
             assert len(hits) <= 2, f"search_images(k=2) returned {len(hits)} hits for {query.path!r}"
             assert all(h.query == query.path for h in hits), \
                 f"each hit's query must be its ImageQuery's path {query.path!r}, got {[h.query for h in hits]}"

@@ -22,14 +22,14 @@ shape of the provider the request was addressed to. With the queue empty the ser
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     usage: dict[str, int] | None = None
-    images_b64: list[str] | Callable[["Request"], list[str]] | None = None
+    images_b64: list[str] | Callable[[Request], list[str]] | None = None
     """For image endpoints: base64 PNGs to return, or a function of the request that makes them
     (e.g. :func:`images_from_references`)."""
     malformed: str | None = None
@@ -138,10 +138,9 @@ class FakeAPIServer:
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._httpd.server_port}"  # the address __init__ binds
 
-    def start(self) -> "FakeAPIServer":
+    def start(self) -> FakeAPIServer:
         self._thread.start()
         return self
 
@@ -149,7 +148,7 @@ class FakeAPIServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def __enter__(self) -> "FakeAPIServer":
+    def __enter__(self) -> FakeAPIServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -162,13 +161,13 @@ class FakeAPIServer:
             return len(self.requests)
 
     # -- scripting ---------------------------------------------------------------------------
-    def reply(self, text: str | None = None, **kwargs: Any) -> "FakeAPIServer":
+    def reply(self, text: str | None = None, **kwargs: Any) -> FakeAPIServer:
         """Queue one reply; ``status`` ≥ 400 sends the provider's error shape."""
         self.replies.append(Reply(text=text, **kwargs))
         return self
 
     def error(self, status: int, message: str = "fake error", *, retry_after: float | None = None,
-              **kwargs: Any) -> "FakeAPIServer":
+              **kwargs: Any) -> FakeAPIServer:
         """Queue an error reply; a 429 asks for a 1 ms wait unless ``retry_after`` (seconds,
         sent as both Retry-After and retry-after-ms) says otherwise."""
         headers = kwargs.pop("headers", {})
@@ -179,7 +178,7 @@ class FakeAPIServer:
             headers = {"retry-after-ms": "1", "retry-after": "0", **headers}
         return self.reply(message, status=status, headers=headers, **kwargs)
 
-    def malformed(self, kind: str, **kwargs: Any) -> "FakeAPIServer":
+    def malformed(self, kind: str, **kwargs: Any) -> FakeAPIServer:
         """Queue a 200 reply that is not a well-formed completion (see :data:`MALFORMED_KINDS`)."""
         if kind not in MALFORMED_KINDS:
             raise ValueError(f"unknown malformed kind {kind!r}; one of {', '.join(MALFORMED_KINDS)}")
@@ -212,8 +211,7 @@ _SHAPES = {
 }
 
 
-def _render_malformed(req: Request, reply: Reply) -> bytes:
-    kind = reply.malformed
+def _render_malformed(req: Request, reply: Reply, kind: str) -> bytes:
     if kind == "html":
         return _HTML
     if kind == "not_json":
@@ -248,7 +246,9 @@ def images_from_references(req: Request) -> list[str]:
         message = email.parser.BytesParser(policy=email.policy.default).parsebytes(head + req.body)
         for part in message.iter_parts():
             if part.get_filename():
-                digest.update(part.get_payload(decode=True) or b"")
+                payload = part.get_payload(decode=True)  # bytes (None for a multipart part)
+                if isinstance(payload, bytes):
+                    digest.update(payload)
     buf = io.BytesIO()
     Image.new("RGB", (48, 32), tuple(digest.digest()[:3])).save(buf, format="PNG")
     return [base64.b64encode(buf.getvalue()).decode()]
@@ -259,9 +259,8 @@ def render(req: Request, reply: Reply) -> Any:
     if reply.body is not None:
         return reply.body
     if reply.malformed is not None:
-        return _render_malformed(req, reply)
-    if callable(reply.images_b64):
-        reply = dataclasses.replace(reply, images_b64=reply.images_b64(req))
+        return _render_malformed(req, reply, reply.malformed)
+    images = reply.images_b64(req) if callable(reply.images_b64) else reply.images_b64
     provider = req.provider
     if reply.status >= 400:
         return _error_body(provider, reply)
@@ -282,15 +281,15 @@ def render(req: Request, reply: Reply) -> Any:
         return out
     if provider == "gemini":
         parts: list[dict[str, Any]] = []
-        if reply.images_b64:
-            parts += [{"inlineData": {"mimeType": "image/png", "data": b}} for b in reply.images_b64]
+        if images:
+            parts += [{"inlineData": {"mimeType": "image/png", "data": b}} for b in images]
         if reply.text is not None or reply.json_data is not None or not parts:
             parts.insert(0, {"text": text})
         usage = reply.usage or {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
         return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP",
                                 "index": 0}], "usageMetadata": usage}
     if path.endswith("/images/generations") or path.endswith("/images/edits"):
-        return {"created": 0, "data": [{"b64_json": b} for b in (reply.images_b64 or [])],
+        return {"created": 0, "data": [{"b64_json": b} for b in (images or [])],
                 "usage": reply.usage or {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}}
     if path.endswith("/responses"):
         return {"id": "resp_fake", "object": "response", "created_at": 0, "model": "fake",

@@ -16,8 +16,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin

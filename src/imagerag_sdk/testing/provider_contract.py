@@ -28,15 +28,23 @@ Nothing here imports a provider SDK or needs the network.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from abc import abstractmethod
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pytest
 from PIL import Image
 
-from ..errors import (AuthenticationError, ImageRAGError, MalformedReplyError, ProviderError,
-                      ProviderTimeoutError, RateLimitError)
+from ..errors import (
+    AuthenticationError,
+    ImageRAGError,
+    MalformedReplyError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
 from ..types import Critique
 from .fake_server import MALFORMED_KINDS, FakeAPIServer, Request
 from .payloads import decode_image_payload, sample_image, walk_json
@@ -241,7 +249,7 @@ class ProviderCriticContract:
         assert len(temps) == 4 and temps[0] == pytest.approx(0.0)
         sent = [t for t in temps if t is not None]
         assert len(sent) == len(temps)
-        assert all(b > a for a, b in zip(sent, sent[1:])), temps
+        assert all(b > a for a, b in itertools.pairwise(sent)), temps
         assert [e.temperature for e in got.exchanges] == pytest.approx(temps)
         assert got.matches is True and got.attempts == 4
 

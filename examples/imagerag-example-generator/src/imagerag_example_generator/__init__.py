@@ -7,7 +7,7 @@ Cheap and deterministic, but it genuinely uses what the pipeline hands it: repla
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image

@@ -5,7 +5,7 @@ Replace the component with yours; keep heavy imports inside ``_load()``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import Field
 

@@ -15,7 +15,8 @@ order; hits without a caption (score 0) come after every captioned hit, in visua
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -62,7 +63,7 @@ class _BM25Base(Reranker[BO]):
         captioned = [i for i, h in enumerate(hits) if h.caption.strip()]
         scores = [0.0] * len(hits)
         got = bm25_scores(query, [hits[i].caption for i in captioned], self.tokenizer, self.options.params())
-        for i, s in zip(captioned, got):
+        for i, s in zip(captioned, got, strict=True):
             scores[i] = float(s)
         order = sorted(captioned, key=lambda i: (-scores[i], i))
         has_caption = set(captioned)
@@ -111,7 +112,7 @@ class RRFOptions(BM25Options):
         "later processes load it instead of re-reading every caption (rebuilt when captions change)")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "RRFOptions":
+    def _one_source(self) -> RRFOptions:
         given = [k for k in ("corpus", "index_dir", "corpus_captions") if getattr(self, k)]
         if len(given) > 1 and given != ["corpus", "index_dir"]:
             raise ValueError(f"hybrid mode takes one caption source, got {', '.join(given)}")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -155,10 +156,12 @@ class BM25Index:
             bm25s = import_bm25s()
             key = saved.index_key([(p, c) for p, c, _ in rows], self._settings(), bm25s.__version__)
             got = saved.load(folder, key, bm25s, len(rows))
-        if got is not None:
-            self._model, kept = got
+        kept: list[int]
+        if folder is not None and got is not None:  # got is only loaded from a folder
+            self._model, positions = got
+            kept = positions.tolist()
             self.vocab = set(self._model.vocab_dict)
-            self.loaded_from = folder / key[:32]  # type: ignore[operator]
+            self.loaded_from = folder / key[:32]
         else:
             kept, tokens = [], []
             for i, (_, caption, _) in enumerate(rows):
@@ -207,7 +210,7 @@ class BM25Index:
         return [(self.paths[i], float(scores[i])) for i in order if scores[i] > 0]
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> "BM25Index":
+    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> BM25Index:
         """Relative ``path`` entries resolve against the file's folder."""
         file = Path(path).expanduser()
         if not file.is_file():
@@ -229,7 +232,7 @@ class BM25Index:
 
     @classmethod
     def from_corpus(cls, corpus: str | None = None, index_dir: str | Path | None = None,
-                    *, save: bool = True, **kwargs: Any) -> "BM25Index":
+                    *, save: bool = True, **kwargs: Any) -> BM25Index:
         """The captions of an indexed corpus (by name, or by its index folder); paths are
         absolute, as the ``index`` retriever returns them. Items that now resolve outside the
         corpus root are left out. ``save``: keep the built index in the corpus folder

@@ -69,7 +69,7 @@ class ClipCritic(Critic[ClipCriticOptions]):
         self._embedder: Embedder | None = None
 
     @classmethod
-    def from_embedder(cls, embedder: Embedder, **options: Any) -> "ClipCritic":
+    def from_embedder(cls, embedder: Embedder, **options: Any) -> ClipCritic:
         """A critic over an embedder instance you already hold (its ``embedder`` option is ignored)."""
         critic = cls(options)
         critic._embedder = embedder
@@ -119,7 +119,7 @@ class ClipCritic(Critic[ClipCriticOptions]):
             stage="clip", prompt=prompt, answer=f"{prompt_score:.4f}", images=1, seconds=seconds,
             parsed={"kind": "prompt", "score": prompt_score, "threshold": o.threshold, "matches": matches})]
         phrase_scores = []
-        for phrase, caption, sim in zip(phrases, captions, sims[1:]):
+        for phrase, caption, sim in zip(phrases, captions, sims[1:], strict=True):
             score = float(sim)
             below = score < o.phrase_threshold
             phrase_scores.append((score, phrase, caption))

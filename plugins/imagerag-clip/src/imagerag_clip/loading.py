@@ -184,7 +184,7 @@ def torch_dtype(name: str) -> Any:
 
 def import_open_clip() -> Any:
     try:
-        import open_clip  # noqa: F401  (heavy: ~4 s cold)
+        import open_clip  # heavy: ~4 s cold
     except ImportError as exc:
         raise MissingDependencyError(f"open_clip is not installed ({exc})",
                                      hint=install_hint("imagerag-clip") + " — it brings open_clip_torch, torch and torchvision") from exc

@@ -10,8 +10,9 @@ on CPU and runs in any thread.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -38,7 +39,7 @@ class PreprocessSpec:
             raise ValueError(f"resize_mode must be shortest, squash or longest, got {self.resize_mode!r}")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "PreprocessSpec":
+    def from_config(cls, cfg: Mapping[str, Any]) -> PreprocessSpec:
         """From an open_clip preprocess config (``open_clip.get_model_preprocess_cfg(model)``)."""
         size = cfg.get("size", 224)
         size = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
@@ -46,7 +47,7 @@ class PreprocessSpec:
         std = cfg.get("std") or cls.std
         mean = (float(mean),) * 3 if isinstance(mean, (int, float)) else tuple(float(v) for v in mean)
         std = (float(std),) * 3 if isinstance(std, (int, float)) else tuple(float(v) for v in std)
-        return cls(size=size, mean=mean, std=std,  # type: ignore[arg-type]
+        return cls(size=size, mean=mean, std=std,
                    interpolation=str(cfg.get("interpolation") or "bicubic"),
                    resize_mode=str(cfg.get("resize_mode") or "shortest"),
                    fill_color=int(cfg.get("fill_color") or 0))
@@ -110,6 +111,6 @@ def preprocess_image(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
         img = _center_crop_or_pad(img, spec.size, spec.fill_color)
     arr = np.asarray(img, dtype=np.float32)
     scale = np.asarray([1.0 / (255.0 * s) for s in spec.std], dtype=np.float32)
-    shift = np.asarray([m / s for m, s in zip(spec.mean, spec.std)], dtype=np.float32)
+    shift = np.asarray([m / s for m, s in zip(spec.mean, spec.std, strict=True)], dtype=np.float32)
     arr = arr * scale - shift
     return np.ascontiguousarray(arr.transpose(2, 0, 1))

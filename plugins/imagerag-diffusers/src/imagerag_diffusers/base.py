@@ -7,8 +7,9 @@ from __future__ import annotations
 import random
 import threading
 import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Hashable, Literal, Sequence, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from PIL import Image
 from pydantic import AliasChoices, Field
@@ -43,9 +44,10 @@ GUIDANCE_ALIAS = AliasChoices("guidance", "guidance_scale")
 
 
 class DiffusersOptions(Options):
-    """Options every diffusers generator takes. Subclasses change the defaults."""
+    """Options every diffusers generator takes. Subclasses change the defaults; ``model``, ``steps``
+    and ``guidance`` are typed for all of them: FLUX's ``None`` picks a value per model."""
 
-    model: str = Field(..., description="Pipeline weights: a Hugging Face hub id (owner/name) or a "
+    model: str | None = Field(..., description="Pipeline weights: a Hugging Face hub id (owner/name) or a "
                                         "local folder holding model_index.json")
     variant: str | None = Field(None, description="Weight variant to load, e.g. 'fp16' (hub repos that "
                                                   "ship one); None loads the default files")
@@ -55,8 +57,8 @@ class DiffusersOptions(Options):
         "auto", description="Weights dtype; auto = the model's half precision on a GPU, float32 on CPU")
     cpu_offload: bool = Field(False, description="enable_model_cpu_offload(): keep only the running "
                                                  "component on the GPU (less memory, slower); GPU only")
-    steps: int = Field(30, ge=1, le=1000, validation_alias=STEPS_ALIAS, description="Denoising steps")
-    guidance: float = Field(5.0, ge=0.0, validation_alias=GUIDANCE_ALIAS,
+    steps: int | None = Field(30, ge=1, le=1000, validation_alias=STEPS_ALIAS, description="Denoising steps")
+    guidance: float | None = Field(5.0, ge=0.0, validation_alias=GUIDANCE_ALIAS,
                             description="Classifier-free guidance scale")
     width: int = Field(1024, ge=16, le=4096, multiple_of=16, description="Output width in pixels")
     height: int = Field(1024, ge=16, le=4096, multiple_of=16, description="Output height in pixels")

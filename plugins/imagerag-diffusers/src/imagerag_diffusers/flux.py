@@ -15,7 +15,8 @@ OminiControl, the paper's method, is not part of diffusers; see docs/generators/
 from __future__ import annotations
 
 import warnings
-from typing import Any, Hashable, Literal
+from collections.abc import Hashable
+from typing import Any, Literal
 
 from PIL import Image
 from pydantic import Field, field_validator

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from imagerag_sdk import errors, hub
 from imagerag_sdk.errors import ConfigError, ImageRAGError, MissingDependencyError
@@ -27,8 +28,8 @@ def install_hint(extra: str) -> str:
 def import_diffusers(extra: str) -> tuple[Any, Any]:
     """``(torch, diffusers)``, or :class:`MissingDependencyError` naming the extra to install."""
     try:
-        import torch
         import diffusers
+        import torch
         import transformers  # noqa: F401  (every pipeline here needs it)
     except ImportError as exc:
         raise MissingDependencyError(
@@ -58,12 +59,12 @@ def looks_like_path(value: str) -> bool:
             or os.path.isabs(value) or value.count("/") > 1 or "\\" in value)
 
 
-def resolve_source(value: str, what: str) -> str:
+def resolve_source(value: str | None, what: str) -> str:
     """A local folder as an absolute path, or a hub id as given; a clear error otherwise.
 
     A path that does not exist is refused here, before diffusers would take it for a hub id
     (and, without ``HF_HUB_OFFLINE``, retry the network for a long time)."""
-    value = value.strip()
+    value = (value or "").strip()
     if not value:
         raise ConfigError(f"{what}: empty model name", hint="give a hub id (owner/name) or a local folder")
     local = Path(value).expanduser()

@@ -8,7 +8,8 @@ signature. The reference pass sets the scale (0.5 by default) and passes the ref
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 from PIL import Image
 from pydantic import Field
@@ -17,7 +18,6 @@ from imagerag_sdk.types import GeneratorCapabilities, Reference
 
 from .base import GUIDANCE_ALIAS, STEPS_ALIAS, DiffusersGenerator, DiffusersOptions, LoadedPipeline
 from .loading import diffusers_class, dtype_kwarg, import_diffusers, resolve_source, translate_errors
-
 
 ADAPTER_LAYOUT = ("the h94/IP-Adapter layout is <ip_adapter>/<ip_adapter_subfolder>/<ip_adapter_weight_name> "
                   "(sdxl_models/ip-adapter-plus_sdxl_vit-h.safetensors) and the image encoder in "

@@ -26,8 +26,9 @@ import contextlib
 import json
 import shutil
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from imagerag_sdk.atomic import replacing
 
@@ -94,8 +95,7 @@ def build_tiny_sdxl(directory: str | Path | None = None, *, seed: int = 0) -> di
     if _done(root):
         return options
     import torch
-    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline,
-                           UNet2DConditionModel)
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     from .tiny_tokenizers import clip_tokenizer
@@ -121,7 +121,7 @@ def build_tiny_sdxl(directory: str | Path | None = None, *, seed: int = 0) -> di
                                      tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
                                      scheduler=scheduler)
     with _building(root) as tmp:
-        pipe.save_pretrained(tmp / "pipeline")
+        pipe.save_pretrained(tmp / "pipeline")  # type: ignore[attr-defined]  # diffusers hints name a dummy class
         _write_tiny_ip_adapter(tmp / "ip-adapter", unet, seed=seed)
     return options
 
@@ -182,8 +182,7 @@ def build_tiny_omnigen(directory: str | Path | None = None, *, seed: int = 0) ->
     if _done(root):
         return options
     import torch
-    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, OmniGenPipeline,
-                           OmniGenTransformer2DModel)
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, OmniGenPipeline, OmniGenTransformer2DModel
 
     from .tiny_tokenizers import llama_tokenizer
 
@@ -200,7 +199,7 @@ def build_tiny_omnigen(directory: str | Path | None = None, *, seed: int = 0) ->
     scheduler = FlowMatchEulerDiscreteScheduler(invert_sigmas=True, num_train_timesteps=1)
     pipe = OmniGenPipeline(transformer=transformer, vae=vae, scheduler=scheduler, tokenizer=tokenizer)
     with _building(root) as tmp:
-        pipe.save_pretrained(tmp / "pipeline")
+        pipe.save_pretrained(tmp / "pipeline")  # type: ignore[attr-defined]  # diffusers hints name a dummy class
     return options
 
 
@@ -214,11 +213,22 @@ def build_tiny_flux(directory: str | Path | None = None, *, seed: int = 0) -> di
     if _done(root):
         return options
     import torch
-    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline,
-                           FluxPriorReduxPipeline, FluxTransformer2DModel)
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxPipeline,
+        FluxPriorReduxPipeline,
+        FluxTransformer2DModel,
+    )
     from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
-    from transformers import (CLIPTextModel, SiglipImageProcessor, SiglipVisionConfig,
-                              SiglipVisionModel, T5Config, T5EncoderModel)
+    from transformers import (
+        CLIPTextModel,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+        SiglipVisionModel,
+        T5Config,
+        T5EncoderModel,
+    )
 
     from .tiny_tokenizers import clip_tokenizer, t5_tokenizer
 
@@ -235,7 +245,7 @@ def build_tiny_flux(directory: str | Path | None = None, *, seed: int = 0) -> di
     text_encoder = CLIPTextModel(_clip_text_config(len(tokenizer)))
     text_encoder_2 = T5EncoderModel(T5Config(
         d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=2, vocab_size=len(tokenizer_2),
-        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
+        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1))
     pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                         tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
                         transformer=transformer)
@@ -247,8 +257,8 @@ def build_tiny_flux(directory: str | Path | None = None, *, seed: int = 0) -> di
         feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}),
         image_embedder=ReduxImageEncoder(redux_dim=32, txt_in_features=32))
     with _building(root) as tmp:
-        pipe.save_pretrained(tmp / "pipeline")
-        prior.save_pretrained(tmp / "redux")
+        pipe.save_pretrained(tmp / "pipeline")  # type: ignore[attr-defined]  # diffusers hints name a dummy class
+        prior.save_pretrained(tmp / "redux")  # type: ignore[attr-defined]  # diffusers hints name a dummy class
     return options
 
 

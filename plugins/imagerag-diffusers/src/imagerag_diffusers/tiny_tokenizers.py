@@ -40,7 +40,8 @@ def clip_tokenizer(max_length: int = 77):
     words, merges = _merges_for(_WORDS, suffix="</w>")
     tokens += [w for w in words if w not in tokens]
     vocab = {tok: i for i, tok in enumerate(tokens)}
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+    # transformers annotates merges as list[str]; it hands them to tokenizers' BPE, which takes pairs
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)  # type: ignore[arg-type]
 
 
 def t5_tokenizer(max_length: int = 512):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from PIL import Image
 from pydantic import Field

@@ -53,7 +53,7 @@ class QwenOptions(VLMCriticOptions):
         raise ValueError("device must be auto, cpu, cuda or cuda:N")
 
     @model_validator(mode="after")
-    def _pixels(self) -> "QwenOptions":
+    def _pixels(self) -> QwenOptions:
         if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
             raise ValueError("min_pixels must not exceed max_pixels")
         return self

@@ -49,17 +49,16 @@ def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
                 merges.append((current, ch))
                 current += ch
                 vocab.setdefault(current, len(vocab))
-    # keep merges unique, first occurrence wins
-    seen: set[tuple[str, str]] = set()
-    unique = [m for m in merges if not (m in seen or seen.add(m))]
-    return vocab, unique
+    return vocab, list(dict.fromkeys(merges))  # unique, first occurrence wins
 
 
 def build_tokenizer():
     from transformers import Qwen2Tokenizer
 
     vocab, merges = _vocab_and_merges()
-    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, bos_token=None,
+    # transformers annotates merges as list[str] and unk_token as str, but hands both to tokenizers'
+    # BPE, which takes (left, right) pairs and None (no unknown token)
+    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, bos_token=None,  # type: ignore[arg-type]
                          eos_token="<|im_end|>", pad_token="<|endoftext|>")
     tok.add_tokens(CHAT_SPECIALS + VISION_SPECIALS, special_tokens=True)
     tok.chat_template = CHAT_TEMPLATE

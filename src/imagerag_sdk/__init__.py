@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from .errors import ImageRAGError
     from .hookspecs import hookimpl
     from .plugins import build_component, get_registry
-    from .roles import Component, Critic, Embedder, Generator, Options, Reranker, Retriever
-    from .types import Critique, Exchange, GeneratorCapabilities, Hit, MissingConcept, Reference
+    from .roles import Component, Critic, Embedder, Generator, Options, Reranker, Retriever, Scorer
+    from .types import Critique, Exchange, GeneratorCapabilities, Hit, MissingConcept, Reference, Score, ScoreItem
 
 __version__ = "0.1.0"
 
@@ -27,10 +27,10 @@ _LAZY = {
     "hookimpl": "hookspecs",
     "build_component": "plugins",
     "get_registry": "plugins",
-    **dict.fromkeys(["Component", "Critic", "Embedder", "Generator", "Options", "Reranker", "Retriever"],
-                    "roles"),
-    **dict.fromkeys(["Critique", "Exchange", "GeneratorCapabilities", "Hit", "MissingConcept", "Reference"],
-                    "types"),
+    **dict.fromkeys(["Component", "Critic", "Embedder", "Generator", "Options", "Reranker", "Retriever",
+                     "Scorer"], "roles"),
+    **dict.fromkeys(["Critique", "Exchange", "GeneratorCapabilities", "Hit", "MissingConcept", "Reference",
+                     "Score", "ScoreItem"], "types"),
 }
 """Each public name and the submodule that defines it."""
 
@@ -49,6 +49,9 @@ __all__ = [
     "Reference",
     "Reranker",
     "Retriever",
+    "Score",
+    "ScoreItem",
+    "Scorer",
     "build_component",
     "get_registry",
     "hookimpl",

@@ -42,6 +42,11 @@ def register_rerankers(register):
 
 
 @hookspec
+def register_scorers(register):
+    """Register :class:`~imagerag_sdk.roles.Scorer` subclasses (evaluation metrics for ``imagerag eval``)."""
+
+
+@hookspec
 def register_profiles(register):
     """Register the YAML profiles this plugin ships (the pipelines its components run).
 
@@ -73,4 +78,5 @@ REGISTRATION_HOOKS = {
     "embedder": "register_embedders",
     "retriever": "register_retrievers",
     "reranker": "register_rerankers",
+    "scorer": "register_scorers",
 }

@@ -1,4 +1,4 @@
-"""The five roles a plugin can fill. Each is a small base class; subclass one and register it.
+"""The six roles a plugin can fill. Each is a small base class; subclass one and register it.
 
 Construction is cheap (options are validated, nothing is loaded); ``load()`` does the heavy work
 once per instance, and :func:`imagerag_sdk.plugins.build_component` caches instances per process,
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get
 
 from pydantic import BaseModel, ConfigDict
 
-from .types import Critique, Exchange, GeneratorCapabilities, Hit, ImageQuery, Reference
+from .types import Critique, Exchange, GeneratorCapabilities, Hit, ImageQuery, Reference, Score, ScoreItem
 
 if TYPE_CHECKING:  # annotations only: importing the roles (every plugin does) loads neither
     import numpy as np
@@ -270,12 +270,32 @@ class Reranker(Component[O]):
         """Return the hits best first (a subset is allowed); ``score`` may be replaced."""
 
 
+class Scorer(Component[O]):
+    """Scores generated images for an evaluation (``imagerag eval``); higher is better."""
+
+    role = "scorer"
+    needs_real_images: ClassVar[bool] = False
+    """Whether each item must carry ``real_images`` (DINO similarity to real images of the concept):
+    the harness refuses a benchmark set whose items have none."""
+
+    @abstractmethod
+    def score(self, batch: Sequence[ScoreItem]) -> list[float]:
+        """One finite float per item, in order. Called with batches; loads nothing per call."""
+
+    def score_detailed(self, batch: Sequence[ScoreItem]) -> list[Score]:
+        """:meth:`score` with what should be recorded beside each value (a VLM scorer's raw
+        answer). The harness calls this one; override it, and make :meth:`score` return its
+        values, when there is something to record."""
+        return [Score(float(v)) for v in self.score(batch)]
+
+
 ROLES: dict[str, type[Component[Any]]] = {
     "generator": Generator,
     "critic": Critic,
     "embedder": Embedder,
     "retriever": Retriever,
     "reranker": Reranker,
+    "scorer": Scorer,
 }
 
 

@@ -171,3 +171,25 @@ class Dropped:
 
 def as_path(p: str | Path) -> str:
     return str(Path(p).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One generated image to score, with what it was generated from."""
+
+    prompt: str
+    image: Image.Image
+    """The generated image (RGB)."""
+    concept: str = ""
+    """The concept the prompt is about (a class name in a benchmark set)."""
+    real_images: tuple[str, ...] = ()
+    """Absolute paths of real images of the concept (scorers with ``needs_real_images`` use them)."""
+
+
+@dataclass(frozen=True)
+class Score:
+    """One score and what the scorer wants recorded beside it."""
+
+    value: float
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    """E.g. a VLM scorer's raw answer; kept in the evaluation's per-item rows."""

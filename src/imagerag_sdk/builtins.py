@@ -22,3 +22,10 @@ def register_rerankers(register):
     from .rerank_vlm import VLMReranker
 
     register(VLMReranker)
+
+
+@hookimpl
+def register_scorers(register):
+    from .scorer_vlm import VLMScorer
+
+    register(VLMScorer)

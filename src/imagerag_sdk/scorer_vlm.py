@@ -243,13 +243,13 @@ class VLMScorer(Scorer[VLMScorerOptions]):
 
 
 def _in_order(futures: list[Future[Score]]) -> list[Score]:
-    """The futures' results in order; on the first that failed, the rest not yet started are
-    cancelled and its error raised."""
+    """The futures' results in order; on the first that failed (or on Ctrl-C), the ones not yet
+    started are cancelled and the error raised."""
     out = []
     for i, future in enumerate(futures):
         try:
             out.append(future.result())
-        except Exception:
+        except BaseException:
             for rest in futures[i + 1:]:
                 rest.cancel()
             raise

@@ -19,7 +19,7 @@ from PIL import Image
 from imagerag_sdk.cli_eval_compare import compare_cmd
 from imagerag_sdk.errors import ConfigError
 from imagerag_sdk.eval.compare import write_compare
-from imagerag_sdk.eval.results import load_folder, write_results
+from imagerag_sdk.eval.results import write_results
 from imagerag_sdk.eval.stats_compare import mean_se, paired_bootstrap
 
 HOSTILE = "<script>alert('x')</script> | {{ 7 * 7 }} & *bold*"

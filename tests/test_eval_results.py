@@ -67,6 +67,8 @@ def make_out(root: Path, *, systems=(("fake", 0.02), ("concepts", 0.05)), items=
                 for m in metrics:
                     initial = float(base[m][i] + rng.normal(0, 0.01))
                     final = initial + effect + float(rng.normal(0, 0.01)) + (shift or {}).get((name, m), 0.0)
+                    if row["critic"]["matched"]:  # the initial image was kept
+                        final = initial
                     scores[m] = {"initial": round(initial, 6), "final": round(final, 6)}
                 if (name, i, s) in scorer_failed:
                     del scores["dino"]
@@ -287,6 +289,11 @@ def test_failed_rows_are_listed_with_their_errors(tmp_path):
     assert [(r[0][0], r[1][0], r[2][0]) for r in table[1:]] == [("fake", "item-000", "0"),
                                                                 ("concepts", "item-003", "1")]
     assert table[2][4][0] == BAD_ERROR
+    html = (out / "results.html").read_text()
+    card = html.split("item item-003 · seed 1")[1].split('<div class="card">')[0]
+    failed_row = card.split("<div class=\"sysname\">concepts</div>")[1]
+    assert "failed" in failed_row and "stage &#39;generate&#39;" in failed_row
+    assert "<img" not in failed_row and "image unavailable" not in html  # it wrote no image: none is shown
 
 
 def test_grid_per_item_is_capped_with_a_note(tmp_path):
@@ -357,7 +364,8 @@ def test_compare_pair_option_and_its_errors(tmp_path):
     written = write_compare(a, b, tmp_path / "cmp", pairs=[("fused", "paper")])
     md = written.markdown.read_text()
     (clip, _) = md_table(md, "Final scores, y/out − x/out")
-    assert clip[:3] == ["fused → paper", "clip", "8"] and clip[5] == "0 %"
+    # paper scores lower everywhere but on item 0, where both kept the initial image (a tie: half a win)
+    assert clip[:3] == ["fused → paper", "clip", "8"] and clip[5] == f"{100 * 1 / 8:.0f} %"
     with pytest.raises(ConfigError, match="--pair names system 'nope', which .* does not hold — its systems: fused"):
         write_compare(a, b, tmp_path / "cmp2", pairs=[("nope", "paper")])
     alone = write_compare(a, b, tmp_path / "cmp3")

@@ -14,6 +14,8 @@ from .pages import finite
 
 KINDS = (("initial", "without (initial)", "#a9bdd8"), ("final", "with (final)", "#2f6fde"))
 INSTALL = "pip install 'imagerag-sdk[eval]'"
+WIDTH = 10.5
+"""Widest chart, in inches at 110 dpi (about the page's width): more panels wrap to a new row."""
 
 
 @dataclass
@@ -33,9 +35,14 @@ def bar_chart(metrics: Sequence[str], systems: Sequence[Bars]) -> bytes:
 
     panels = max(1, len(metrics))
     per_panel = max(2.6, 0.9 * len(systems) + 1.2)
-    fig = Figure(figsize=(min(16.0, per_panel * panels), 3.4), dpi=110, layout="constrained")
+    cols = max(1, min(panels, int(WIDTH // per_panel)))  # wrap panels rather than shrink the text
+    rows = -(-panels // cols)
+    fig = Figure(figsize=(max(per_panel * cols, 4.0), 3.3 * rows + 0.3), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels, squeeze=False)[0]
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = [ax for line in grid for ax in line]
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
     width = 0.38
     for ax, metric in zip(axes, metrics, strict=False):
         for k, (kind, label, colour) in enumerate(KINDS):
@@ -58,7 +65,8 @@ def bar_chart(metrics: Sequence[str], systems: Sequence[Bars]) -> bytes:
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    axes[0].legend(fontsize=8, loc="lower left", framealpha=0.9)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper center", ncols=len(KINDS), fontsize=9, frameon=False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

@@ -38,12 +38,17 @@ class Table:
     rows: list[list[Cell]]
     note: str = ""
 
+    def numeric(self) -> list[bool]:
+        """Per column: whether it holds figures (right-aligned, heading too)."""
+        return [any(i < len(r) and r[i].num for r in self.rows) for i in range(len(self.head))]
+
 
 @dataclass
 class Thumb:
     uri: str | None
     label: str
-    caption: str = ""
+    caption: list[str] = field(default_factory=list)
+    """Lines under the image (each kept on one line: the scores, metric by metric)."""
     width: int = 0
     pixelated: bool = False
     problem: str | None = None
@@ -145,8 +150,7 @@ def markdown_table(table: Table) -> str:
     if table.note:
         lines += [md_text(table.note), ""]
     lines.append("| " + " | ".join(md_text(h) for h in table.head) + " |")
-    lines.append("|" + "|".join("---:" if any(r[i].num for r in table.rows) else "---"
-                                for i in range(len(table.head))) + "|")
+    lines.append("|" + "|".join("---:" if num else "---" for num in table.numeric()) + "|")
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
     return "\n".join(lines) + "\n"
 
@@ -159,7 +163,8 @@ class Thumbnails:
         self.box = box
         self._done: dict[Path, tuple[str, int, int] | str] = {}
 
-    def get(self, path: Path | None, label: str, caption: str = "") -> Thumb:
+    def get(self, path: Path | None, label: str, caption: list[str] | None = None) -> Thumb:
+        caption = caption or []
         if path is None:
             return Thumb(None, label, caption, problem="not recorded")
         if path not in self._done:
@@ -202,4 +207,4 @@ def render_html(**context: Any) -> str:
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("imagerag_sdk", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("eval_results.html.j2").render(**context)
+    return env.get_template("eval_results.html.j2").render(zip=zip, **context)

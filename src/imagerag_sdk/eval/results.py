@@ -203,19 +203,19 @@ def grid_row(folder: EvalFolder, row: dict[str, Any], label: str, thumbs: Thumbn
     """A row's initial, final and reference thumbnails, the scores under each image, the verdict."""
     scores = row.get("scores") or {}
 
-    def caption(kind: str) -> str:
-        parts = []
-        for metric in folder.metrics:
-            value = pages.finite((scores.get(metric) or {}).get(kind))
-            if value is not None:
-                parts.append(f"{metric} {value:.3f}")
-        return " · ".join(parts)
+    def caption(kind: str) -> list[str]:
+        values = [(m, pages.finite((scores.get(m) or {}).get(kind))) for m in folder.metrics]
+        return [f"{m} {v:.3f}" for m, v in values if v is not None]
 
-    shots = [thumbs.get(folder.path(row.get("initial_image")), "initial", caption("initial")),
-             thumbs.get(folder.path(row.get("final_image")), "final", caption("final"))]
-    shots += [thumbs.get(folder.path(ref), f"reference {i}") for i, ref in enumerate(row.get("references") or [], 1)]
+    done = row.get("status") == "done"
+    images = [("initial", row.get("initial_image"), caption("initial")),
+              ("final", row.get("final_image"), caption("final"))]
+    images += [(f"reference {i}", ref, []) for i, ref in enumerate(row.get("references") or [], 1)]
+    # a failed row shows what it wrote; a done one shows a missing image as missing
+    shots = [thumbs.get(folder.path(rel), label, lines) for label, rel, lines in images if done or rel]
     critic = row.get("critic") or {}
-    verdict = ("critic error: " + " ".join(str(critic["critic_error"]).split()) if critic.get("critic_error")
+    verdict = ("failed" if not done
+               else "critic error: " + " ".join(str(critic["critic_error"]).split()) if critic.get("critic_error")
                else "critic: matches (final = initial)" if critic.get("matched")
                else "critic: does not match" + ("; gave up naming concepts" if critic.get("gave_up") else "")
                + ("; retrieved by the prompt" if critic.get("fell_back") else ""))

@@ -397,3 +397,15 @@ def test_the_install_hint_names_a_real_extra():
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     extra = re.search(r"imagerag-sdk\[(\w+)\]", INSTALL).group(1)
     assert any(r.startswith("matplotlib") for r in project["optional-dependencies"][extra])
+
+
+def test_compare_writes_next_to_the_caller_by_default_and_max_items_0_shows_all(tmp_path, monkeypatch):
+    a = make_out(tmp_path / "a", items=3)
+    b = make_out(tmp_path / "b", items=3)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(compare_cmd, [str(a), str(b), "--max-items", "2"], catch_exceptions=False)
+    assert result.exit_code == 0 and "first 2 of 6" in result.output
+    html = (tmp_path / "compare-a-vs-b" / "compare.html").read_text()
+    assert html.count('<div class="card">') == 2
+    CliRunner().invoke(compare_cmd, [str(a), str(b), "--max-items", "0"], catch_exceptions=False)
+    assert (tmp_path / "compare-a-vs-b" / "compare.html").read_text().count('<div class="card">') == 6

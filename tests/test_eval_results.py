@@ -315,7 +315,7 @@ def test_a_missing_image_and_a_missing_error_are_shown_as_such(tmp_path):
     (out / "runs/fake/item-000-s0/final.png").unlink()
     write_results(out)
     html = (out / "results.html").read_text()
-    assert "image unavailable: FileNotFoundError" in html
+    assert re.search(r"image unavailable: cannot read /\S+/final.png: No such file or directory", html)
     assert re.search(r"<b>0\.\d{3} \(n=1\)</b>", html)  # one pair: no standard error
 
 
@@ -409,3 +409,15 @@ def test_compare_writes_next_to_the_caller_by_default_and_max_items_0_shows_all(
     assert html.count('<div class="card">') == 2
     CliRunner().invoke(compare_cmd, [str(a), str(b), "--max-items", "0"], catch_exceptions=False)
     assert (tmp_path / "compare-a-vs-b" / "compare.html").read_text().count('<div class="card">') == 6
+
+
+def test_an_eval_without_scores_still_gets_its_pages(tmp_path):
+    out = make_out(tmp_path / "out", metrics=(), items=2, failed={("fake", 0, 0)})
+    summary = json.loads((out / "summary.json").read_text())
+    summary["systems"][1]["metrics"] = None
+    (out / "summary.json").write_text(json.dumps(summary))
+    written = write_results(out)
+    html = (out / "results.html").read_text()
+    assert "No chart: no scores were recorded" in html and any("No chart" in n for n in written.notes)
+    assert [c[0] for c in Page(html).tables[0][0]] == ["system", "images"]
+    assert "## Failed rows (1)" in (out / "results.md").read_text()

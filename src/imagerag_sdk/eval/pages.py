@@ -7,7 +7,6 @@ errors are user text). Jinja2 is imported only when a page is rendered.
 from __future__ import annotations
 
 import base64
-import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -178,20 +177,13 @@ class Thumbnails:
         return Thumb(uri, label, caption, width=shown, pixelated=longest < self.box)
 
     def _encode(self, path: Path) -> tuple[str, int, int] | str:
-        from PIL import Image
+        from ..images import BadImageError, encode, fit_within, load_rgb
 
         try:
-            with Image.open(path) as im:
-                im.load()
-                rgba = im.convert("RGBA")
-        except Exception as exc:  # a missing or unreadable image is shown as such; the page goes on
-            return f"{type(exc).__name__}: {exc}"
-        flat = Image.new("RGB", rgba.size, "white")
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        flat.thumbnail((self.box, self.box))
-        buf = io.BytesIO()
-        flat.save(buf, format="JPEG", quality=JPEG_QUALITY)
-        return data_uri(buf.getvalue(), "image/jpeg"), flat.width, flat.height
+            image = fit_within(load_rgb(path), self.box)
+        except BadImageError as exc:  # a missing or unreadable image is shown as such; the page goes on
+            return exc.message
+        return data_uri(encode(image, fmt="JPEG", quality=JPEG_QUALITY), "image/jpeg"), image.width, image.height
 
 
 def data_uri(data: bytes, mime: str) -> str:

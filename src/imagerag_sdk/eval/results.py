@@ -107,10 +107,15 @@ Labelled = Sequence[tuple[str, dict[str, Any]]]
 """(label, summary.json system entry) pairs: a page's systems, each under the name it shows."""
 
 
+def stat_of(system: dict[str, Any], metric: str, kind: str | None = None) -> dict[str, Any]:
+    """A system's summary entry for ``metric`` (its ``kind``: ``initial`` / ``final``), ``{}`` if none."""
+    stat = (system.get("metrics") or {}).get(metric) or {}
+    return (stat.get(kind) or {}) if kind else stat
+
+
 def places(systems: Labelled, metric: str) -> int:
     """Decimals for ``metric``'s column: its smallest standard error to two significant digits."""
-    stats = [s.get("metrics", {}).get(metric) or {} for _, s in systems]
-    return pages.decimals([(st.get(kind) or {}).get("se") for st in stats for kind, _ in KINDS])
+    return pages.decimals([stat_of(s, metric, kind).get("se") for _, s in systems for kind, _ in KINDS])
 
 
 def scores_table(systems: Labelled, metrics: Sequence[str], title: str = "Scores (mean ± s.e.)") -> Table:
@@ -118,16 +123,15 @@ def scores_table(systems: Labelled, metrics: Sequence[str], title: str = "Scores
     best mean of each column in bold."""
     best = {}
     for metric in metrics:
-        means = [pages.finite((s.get("metrics", {}).get(metric, {}).get(kind) or {}).get("mean"))
-                 for _, s in systems for kind, _ in KINDS]
+        means = [pages.finite(stat_of(s, metric, kind).get("mean")) for _, s in systems for kind, _ in KINDS]
         best[metric] = max((m for m in means if m is not None), default=None)
     rows = []
     for label, system in systems:
         for kind, shown in KINDS:
             row = [Cell(label), Cell(shown)]
             for metric in metrics:
-                stat = system.get("metrics", {}).get(metric, {}).get(kind)
-                mean = pages.finite((stat or {}).get("mean"))
+                stat = stat_of(system, metric, kind)
+                mean = pages.finite(stat.get("mean"))
                 row.append(Cell(pages.mean_se(stat, places(systems, metric)), num=True,
                                 bold=mean is not None and mean == best[metric]))
             rows.append(row)
@@ -142,7 +146,7 @@ def diffs_table(systems: Labelled, metrics: Sequence[str], level: Any) -> Table:
     rows = []
     for label, system in systems:
         for metric in metrics:
-            stat = system.get("metrics", {}).get(metric)
+            stat = stat_of(system, metric)
             if not stat:
                 rows.append([Cell(label), Cell(metric), Cell("0", num=True)] + [Cell(pages.DASH, num=True)] * 3)
                 continue
@@ -254,8 +258,9 @@ def chart(metrics: Sequence[str], systems: Labelled) -> tuple[str | None, str | 
     """The bar chart as a data URI, or ``None`` and the reason (matplotlib missing)."""
     from .charts import Bars, bar_chart
 
-    bars = [Bars(label, {m: {kind: ((s.get("metrics", {}).get(m, {}).get(kind) or {}).get("mean"),
-                                    (s.get("metrics", {}).get(m, {}).get(kind) or {}).get("se"))
+    if not metrics:
+        return None, "No chart: no scores were recorded (the eval had no scorer, or every scorer failed)."
+    bars = [Bars(label, {m: {kind: (stat_of(s, m, kind).get("mean"), stat_of(s, m, kind).get("se"))
                              for kind, _ in KINDS} for m in metrics}) for label, s in systems]
     try:
         return pages.data_uri(bar_chart(metrics, bars), "image/png"), None

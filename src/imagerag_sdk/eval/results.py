@@ -216,7 +216,7 @@ def grid_row(folder: EvalFolder, row: dict[str, Any], label: str, thumbs: Thumbn
               ("final", row.get("final_image"), caption("final"))]
     images += [(f"reference {i}", ref, []) for i, ref in enumerate(row.get("references") or [], 1)]
     # a failed row shows what it wrote; a done one shows a missing image as missing
-    shots = [thumbs.get(folder.path(rel), label, lines) for label, rel, lines in images if done or rel]
+    shots = [thumbs.get(folder.path(rel), what, lines) for what, rel, lines in images if done or rel]
     critic = row.get("critic") or {}
     verdict = ("failed" if not done
                else "critic error: " + " ".join(str(critic["critic_error"]).split()) if critic.get("critic_error")

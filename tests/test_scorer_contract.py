@@ -23,8 +23,9 @@ HERE = f"from module {__name__}"
 
 @pytest.fixture(autouse=True)
 def _importable_here(monkeypatch):
-    """The contract imports the scorer's module in a fresh interpreter: let it find this file."""
-    folder = str(Path(__file__).parent)
+    """The contract imports the scorer's module (``tests.test_scorer_contract``) in a fresh
+    interpreter: let it find this file from any working directory."""
+    folder = str(Path(__file__).resolve().parent.parent)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (folder, os.environ.get("PYTHONPATH")) if p))
 
 

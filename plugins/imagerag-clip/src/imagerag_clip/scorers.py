@@ -33,8 +33,8 @@ Dtype = Literal["auto", "fp32", "bf16", "fp16"]
 def dtype_field() -> Any:
     """The scorers' ``dtype`` option (fp32 by default, unlike the embedders)."""
     return Field("fp32", description="Weights dtype. fp32 (default) keeps scores comparable across "
-                 "machines; bf16 (a CPU with native bf16, ≈3× faster) or fp16 (CUDA) move scores by "
-                 "~1e-3; auto = the embedder's choice (fp16 on CUDA, bf16 on such CPUs)")
+                 "machines; bf16 (a CPU with native bf16, ≈3× faster) and fp16 (CUDA) shift them "
+                 "slightly; auto = fp16 on CUDA, bf16 on such a CPU, else fp32")
 
 
 def batch_field() -> Any:
@@ -66,9 +66,9 @@ class _TextOptions(Options):
 
 class ClipScorerOptions(ClipEmbedderOptions, _TextOptions):
     weights: str | None = Field(
-        "laion2b_s34b_b79k", description="open_clip pretrained tag (default laion2b_s34b_b79k: the "
-        "paper's open-CLIP evaluation model; openai, datacomp_xl_s13b_b90k, …), hf-hub:org/repo, a "
-        "local checkpoint file, or a local folder with open_clip_config.json; null = seeded random weights")
+        "laion2b_s34b_b79k", description="open_clip pretrained tag (default laion2b_s34b_b79k, open_clip's "
+        "LAION-2B ViT-B-32: the paper evaluates with open-CLIP; openai, laion2b_e16, …), hf-hub:org/repo, "
+        "a local checkpoint file, or a local folder with open_clip_config.json; null = seeded random weights")
     dtype: Dtype = dtype_field()
     batch_size: int = batch_field()
 

@@ -1,7 +1,7 @@
 """Checks on what each role returns, made where the output is received.
 
 A plugin that returns the wrong thing (an ndarray for an image, float64 vectors, a dict for a
-critique, relative paths, a hit it made up) fails here with a :class:`PipelineError` naming the
+critique, relative paths, a hit it made up, a NaN score) fails here with a :class:`PipelineError` naming the
 stage, the component and the distribution that registered it, instead of an ``AttributeError``
 three stages later. The contract tests (``testing/contracts.py``) run the same functions, so a
 component that passes its contract passes the loop's checks.
@@ -9,16 +9,20 @@ component that passes its contract passes the loop's checks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import json
+import math
+from numbers import Real
 
 import numpy as np
 from PIL import Image
 
 from .errors import PipelineError
 from .roles import Component
-from .types import Critique, Hit
+from .types import Critique, Hit, Score
 
 UNIT_TOLERANCE = 1e-3
 """How far a row's L2 norm may be from 1."""
@@ -129,3 +133,38 @@ def check_reranked(reranked: Any, hits: Sequence[Hit], reranker: Component, *,
             raise _fail(reranker, stage, f"rerank() returned {hit.path!r} twice")
         seen.add(hit.path)
     return list(reranked)
+
+
+def check_scores(values: Any, scorer: Component, n: int, *, method: str = "score",
+                 stage: str = "score") -> list[Score]:
+    """A scorer's output for ``n`` items: a list of ``n`` finite numbers (``score``) or
+    :class:`~imagerag_sdk.types.Score` objects (``score_detailed``) with JSON-able details, one per
+    item in item order. Returns them as ``Score`` objects with float values."""
+    hint = "return one finite float per item, in item order, as a list"
+    if not isinstance(values, (list, tuple)):
+        extra = " (call .tolist() on an array)" if isinstance(values, np.ndarray) else ""
+        raise _fail(scorer, stage, f"{method}() returned {_kind(values)}, expected a list{extra}", hint)
+    if len(values) != n:
+        raise _fail(scorer, stage, f"{method}() returned {len(values)} scores for {n} items, "
+                    "expected one per item (in item order)", hint)
+    out: list[Score] = []
+    for i, value in enumerate(values):
+        score = value if isinstance(value, Score) else Score(value)
+        number = score.value
+        if isinstance(number, bool) or not isinstance(number, Real):
+            raise _fail(scorer, stage, f"{method}() returned {_kind(number)} for item {i + 1}, "
+                        "expected a float", hint)
+        if not math.isfinite(float(number)):
+            raise _fail(scorer, stage, f"{method}() returned {float(number)} for item {i + 1}, "
+                        "expected a finite float", hint)
+        if not isinstance(score.detail, Mapping):
+            raise _fail(scorer, stage, f"{method}() returned a {_kind(score.detail)} detail for item "
+                        f"{i + 1}, expected a mapping", hint="Score(value, detail={...})")
+        try:
+            json.dumps(dict(score.detail))
+        except (TypeError, ValueError) as exc:
+            raise _fail(scorer, stage, f"{method}() returned a detail for item {i + 1} that is not "
+                        f"JSON-serialisable ({exc})",
+                        hint="keep Score.detail to str, numbers, lists and dicts (it is written to rows.jsonl)") from exc
+        out.append(Score(float(number), score.detail))
+    return out

@@ -19,16 +19,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ..errors import PipelineError
-from ..outputs import check_critique, check_hits, check_image, check_reranked, check_vectors
-from ..roles import Component, Critic, Embedder, Generator, Reranker, Retriever
-from ..types import GeneratorCapabilities, Hit, ImageQuery, MissingConcept, Reference
+from ..errors import ImageRAGError, PipelineError
+from ..outputs import check_critique, check_hits, check_image, check_reranked, check_scores, check_vectors
+from ..roles import Component, Critic, Embedder, Generator, Reranker, Retriever, Scorer
+from ..types import GeneratorCapabilities, Hit, ImageQuery, MissingConcept, Reference, ScoreItem
 from .fakes import FakeRetriever
 
 HEAVY_MODULES = ("torch", "torchvision", "tensorflow", "jax")
@@ -253,3 +254,83 @@ class RerankerContract(_Base):
     def test_returns_subset_of_hits(self, component, query, hits):
         out = passes(check_reranked, component.rerank(query, hits), hits, component)
         assert out, f"rerank() returned nothing for {len(hits)} hits"
+
+
+def score_items(folder) -> list[ScoreItem]:
+    """Three items with distinct prompts and random images, each with two real images (solid
+    colours) written as PNGs under ``folder``."""
+    real = []
+    for i, colour in enumerate([(200, 40, 40), (40, 160, 60), (30, 60, 200), (220, 200, 40)]):
+        path = Path(folder) / f"real-{i}.png"
+        Image.new("RGB", (48 + 8 * i, 40), colour).save(path)
+        real.append(str(path.resolve()))
+    rng = np.random.default_rng(0)
+    prompts = [("a photo of a red car", "red car"), ("a sheep in a green field", "sheep"),
+               ("an oil painting of a blue boat", "blue boat")]
+    return [ScoreItem(prompt=p, concept=c, real_images=tuple(real[i:i + 2]),
+                      image=Image.fromarray(rng.integers(0, 256, (40 + 8 * i, 56, 3), dtype=np.uint8)))
+            for i, (p, c) in enumerate(prompts)]
+
+
+class ScorerContract(_Base):
+    """A scorer: one finite float per item, in order, the same in a batch as alone, the same every
+    time, loaded once; light to import; a ``needs_real_images`` scorer refuses an item without
+    real images with a clear error. ``tolerance``: how far a batched score may be from the same
+    item scored alone (raise it for a scorer that computes in bf16/fp16)."""
+
+    role_class = Scorer
+    tolerance = 1e-4
+
+    @pytest.fixture
+    def items(self, tmp_path) -> list[ScoreItem]:
+        return score_items(tmp_path)
+
+    def _values(self, component, items, method: str = "score") -> list[float]:
+        out = getattr(component, method)(items)
+        return [s.value for s in passes(check_scores, out, component, len(items), method=method)]
+
+    def test_one_finite_float_per_item(self, component, items):
+        self._values(component, items)
+
+    def test_batch_equals_single_in_order(self, component, items):
+        batch = self._values(component, items)
+        single = [self._values(component, [item])[0] for item in items]
+        np.testing.assert_allclose(batch, single, atol=self.tolerance,
+                                   err_msg="a batch must score each item as scoring it alone does")
+        backwards = self._values(component, items[::-1])
+        np.testing.assert_allclose(backwards, batch[::-1], atol=self.tolerance,
+                                   err_msg="scores must come in item order")
+
+    def test_deterministic(self, component, items):
+        first = self._values(component, items)
+        np.testing.assert_allclose(self._values(component, items), first, atol=self.tolerance,
+                                   err_msg="the same items scored twice gave other scores")
+
+    def test_detailed_equals_score(self, component, items):
+        detailed = self._values(component, items, "score_detailed")
+        np.testing.assert_allclose(detailed, self._values(component, items), atol=self.tolerance,
+                                   err_msg="score_detailed() values must equal score()")
+
+    def test_empty_batch(self, component):
+        out = component.score([])
+        assert list(out) == [], f"score([]) returned {out!r}, expected []"
+
+    def test_loads_once_while_scoring(self, component, items):
+        component.score(items[:1])
+        component.score(items)
+        assert component.load_count == 1, f"scoring loaded {component.load_count} times, expected once"
+
+    def test_real_images_as_declared(self, component, items):
+        bare = [ScoreItem(prompt=i.prompt, image=i.image, concept=i.concept) for i in items]
+        if not component.needs_real_images:
+            self._values(component, bare)
+            return
+        with pytest.raises(ImageRAGError) as err:
+            component.score(bare)
+        message = str(err.value)
+        assert "real_images" in message and "\n" not in message, \
+            f"an item without real images needs a one-line error naming real_images, got {message!r}"
+
+    def test_import_is_light(self, component):
+        """Importing the scorer's module (and so its package) pulls in no heavy library."""
+        assert_imports_light(type(component).__module__)

@@ -1,7 +1,9 @@
-"""imagerag-clip: CLIP and SigLIP embedders on open_clip, and a CLIP critic that needs no VLM.
+"""imagerag-clip: CLIP and SigLIP embedders on open_clip, a CLIP critic that needs no VLM, and
+the evaluation scorers.
 
-Registers the embedders ``clip`` and ``siglip`` and the critic ``clip``. Importing this package
-is cheap: torch and open_clip are imported only when a component loads its model.
+Registers the embedders ``clip`` and ``siglip``, the critic ``clip`` and the scorers ``clip``,
+``siglip`` (text–image cosine) and ``dino`` (DINO similarity to real images, on timm). Importing
+this package is cheap: torch, open_clip and timm are imported only when a component loads its model.
 """
 
 from __future__ import annotations
@@ -9,18 +11,26 @@ from __future__ import annotations
 from imagerag_sdk import hookimpl
 
 from .critic import ClipCritic, ClipCriticOptions
+from .dino import DinoScorer, DinoScorerOptions
 from .embedder import ClipEmbedder, ClipEmbedderOptions, SiglipEmbedder, SiglipEmbedderOptions
 from .phrases import split_phrases
 from .preprocess import PreprocessSpec, preprocess_image
+from .scorers import ClipScorer, ClipScorerOptions, SiglipScorer, SiglipScorerOptions
 
 __all__ = [
     "ClipCritic",
     "ClipCriticOptions",
     "ClipEmbedder",
     "ClipEmbedderOptions",
+    "ClipScorer",
+    "ClipScorerOptions",
+    "DinoScorer",
+    "DinoScorerOptions",
     "PreprocessSpec",
     "SiglipEmbedder",
     "SiglipEmbedderOptions",
+    "SiglipScorer",
+    "SiglipScorerOptions",
     "preprocess_image",
     "split_phrases",
 ]
@@ -38,5 +48,12 @@ def register_critics(register):
 
 
 @hookimpl
+def register_scorers(register):
+    register(ClipScorer)
+    register(SiglipScorer)
+    register(DinoScorer)
+
+
+@hookimpl
 def heavy_imports():
-    return ["torch", "open_clip"]
+    return ["torch", "open_clip", "timm"]

@@ -3,13 +3,15 @@
 It reproduces open_clip's inference transform (``open_clip.image_transform(..., is_train=False)``)
 step by step: resize (``shortest``: shortest side to the target, then centre crop; ``squash``: both
 sides to the target; ``longest``: longest side to the target, then centre pad), RGB, scale to
-[0, 1], normalise with the model's mean and std, CHW float32. PIL does the resampling in both, so
-the results agree to float rounding; this path is several times faster than the torchvision one
-on CPU and runs in any thread.
+[0, 1], normalise with the model's mean and std, CHW float32; ``crop_pct`` < 1 gives timm's
+inference transform instead (short side to ``size / crop_pct``, centre crop). PIL does the
+resampling in both, so the results agree to float rounding; this path is several times faster
+than the torchvision one on CPU and runs in any thread.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +33,20 @@ class PreprocessSpec:
     interpolation: str = "bicubic"
     resize_mode: str = "shortest"
     fill_color: int = 0
+    crop_pct: float = 1.0
+    """timm's centre-crop share (``shortest``, square sizes): the short side is first resized to
+    ``floor(size / crop_pct)``, then the centre ``size`` is cropped (DINO: 0.9)."""
 
     def __post_init__(self) -> None:
         if self.interpolation not in _RESAMPLE:
             raise ValueError(f"interpolation must be one of {sorted(_RESAMPLE)}, got {self.interpolation!r}")
         if self.resize_mode not in ("shortest", "squash", "longest"):
             raise ValueError(f"resize_mode must be shortest, squash or longest, got {self.resize_mode!r}")
+        cropped = self.crop_pct != 1
+        if not 0 < self.crop_pct <= 1 or (cropped and (self.resize_mode != "shortest" or
+                                                       self.size[0] != self.size[1])):
+            raise ValueError(f"crop_pct must be in (0, 1] (below 1 only with resize_mode shortest and "
+                             f"a square size), got {self.crop_pct!r} with {self.resize_mode} {self.size}")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PreprocessSpec:
@@ -50,7 +60,8 @@ class PreprocessSpec:
         return cls(size=size, mean=mean, std=std,
                    interpolation=str(cfg.get("interpolation") or "bicubic"),
                    resize_mode=str(cfg.get("resize_mode") or "shortest"),
-                   fill_color=int(cfg.get("fill_color") or 0))
+                   fill_color=int(cfg.get("fill_color") or 0),
+                   crop_pct=float(cfg.get("crop_pct") or 1.0))
 
     @property
     def signature(self) -> str:
@@ -59,7 +70,8 @@ class PreprocessSpec:
         mean = ",".join(f"{v:.4f}" for v in self.mean)
         std = ",".join(f"{v:.4f}" for v in self.std)
         fill = f",fill={self.fill_color}" if self.resize_mode == "longest" else ""
-        return f"{h}x{w},{self.resize_mode},{self.interpolation},mean=({mean}),std=({std}){fill}"
+        crop = f",crop={self.crop_pct:.4f}" if self.crop_pct != 1 else ""
+        return f"{h}x{w},{self.resize_mode},{self.interpolation},mean=({mean}),std=({std}){fill}{crop}"
 
     def __call__(self, img: Image.Image) -> np.ndarray:
         return preprocess_image(img, self)
@@ -67,7 +79,7 @@ class PreprocessSpec:
 
 def _resized(img: Image.Image, spec: PreprocessSpec) -> Image.Image:
     resample = _RESAMPLE[spec.interpolation]
-    th, tw = spec.size
+    th, tw = (math.floor(v / spec.crop_pct) for v in spec.size) if spec.crop_pct != 1 else spec.size
     w, h = img.size
     if spec.resize_mode == "squash":
         return img.resize((tw, th), resample)

@@ -16,6 +16,7 @@ from imagerag_sdk.hookspecs import hookimpl
 from imagerag_sdk.roles import Critic, Scorer
 from imagerag_sdk.scorer_vlm import QUESTION, VLMScorer, parse_score
 from imagerag_sdk.testing import ScriptedCritic
+from imagerag_sdk.testing.contracts import ScorerContract
 from imagerag_sdk.types import Critique, Score, ScoreItem
 
 CONCEPT = "Black footed Albatross"
@@ -189,10 +190,21 @@ class PlainCritic(Critic):
         return Critique(matches=True)
 
 
+class BrightnessCritic(ScriptedCritic):
+    """Rates an image by its brightness (0 black … 100 white): answers that depend on the image."""
+
+    name = "brightness-scorer-critic"
+
+    def ask(self, request: VLMRequest) -> VLMAnswer:
+        grey = request.images[-1].convert("L").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+        return VLMAnswer(text=str(round(float(grey) / 255 * 100)))
+
+
 class _Plugin:
     @staticmethod
     @hookimpl
     def register_critics(register):
+        register(BrightnessCritic)
         register(MalformedThenGood)
         register(AsyncCritic)
         register(PlainCritic)
@@ -257,3 +269,9 @@ def test_registered_as_the_vlm_scorer(imagerag_registry):
     assert isinstance(s, VLMScorer) and isinstance(s, Scorer) and not s.needs_real_images
     assert s.score([item()]) == [pytest.approx(0.33)]
     assert s.load_count == 1 and s.critic is imagerag_registry.build("critic", "scripted", {"answers": ["33"]})
+
+
+class TestVLMScorerContract(ScorerContract):
+    @pytest.fixture
+    def component(self, critics):
+        return VLMScorer(critic={"use": "brightness-scorer-critic"})

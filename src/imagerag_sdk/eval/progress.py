@@ -19,8 +19,14 @@ class Bar:
     def __enter__(self) -> Bar:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             width = None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 120
             console = Console(stderr=True, highlight=False, markup=False, width=width)

@@ -114,11 +114,12 @@ def _print_summary(console: Any, summary: dict[str, Any]) -> None:
 @click.option("--template", default="A photo of a {concept}", show_default=True, help="The prompt of each class.")
 @click.option("--limit", type=click.IntRange(1), help="Sample this many classes (the same ones for the same --seed).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sample seed of --limit.")
+@click.option("--first", is_flag=True, help="With --limit: the first N classes in order instead of a sample.")
 @click.option("--split", default="train", show_default=True,
               help="The split folder (ImageNet, iNaturalist) or label file (FGVC-Aircraft) to read.")
 @click.option("--prefix", help="Item id prefix (default: the layout, or the folder's name).")
 def build_set_cmd(root: str, out: str, layout: str, names: str | None, template: str, limit: int | None,
-                  seed: int, split: str, prefix: str | None) -> None:
+                  seed: int, first: bool, split: str, prefix: str | None) -> None:
     """Write a benchmark set with one item per class of a local DATASET folder (nothing is
     downloaded): the prompt from --template, the class's images as its real images."""
     from .eval.sets import build_items, write_set
@@ -126,7 +127,7 @@ def build_set_cmd(root: str, out: str, layout: str, names: str | None, template:
     if not out.endswith((".yaml", ".yml")):
         raise ConfigError(f"--out {out}: the set file is YAML", hint="end it with .yaml")
     items = build_items(root, layout=layout, names_file=names, template=template, limit=limit, seed=seed,
-                        prefix=prefix, split=split)
+                        prefix=prefix, split=split, first=first)
     path = write_set(out, items)
     click.echo(f"{len(items)} item(s), {sum(len(i.real_images) for i in items)} real image(s)", err=True)
     click.echo(str(path))

@@ -36,7 +36,7 @@ def colour_profile(root: Path, references: str, delay: float = 0.0) -> Path:
         "name": f"colour-{references}",
         "generator": {"use": "fake", "size": 32, "references": references, "delay": delay},
         "critic": {"use": "fake"},
-        "retriever": {"use": "fake", "corpus_dir": str(root / "corpus")},
+        "retriever": {"use": "fake", "corpus_dir": str(root / "corpus"), "synthetic": False},
         "loop": {"mode": "captions"}}, sort_keys=False))
     return path
 

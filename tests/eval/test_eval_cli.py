@@ -122,3 +122,24 @@ def test_build_set_writes_a_set_that_eval_reads(tmp_path, capsys):
 
     items = load_set(tmp_path / "sets" / "birds.yaml").items
     assert len(items) == 2 and all(i.prompt == f"A photo of a {i.concept}" and i.real_images for i in items)
+
+
+def test_the_documented_offline_demo_runs_from_the_repository_root(tmp_path):
+    """docs/evaluation.md's first command, as written except --out, from the clone's root."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    command = re.search(r"^imagerag eval examples/\S+ .*$", doc, re.M).group(0)
+    words = shlex.split(command)
+    words[words.index("--out") + 1] = str(tmp_path / "demo")
+    done = subprocess.run([sys.executable, "-m", "imagerag_sdk.cli", *words[1:], "--no-progress"], cwd=root,
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    by_name = {s["name"]: s["metrics"]["colour"]["diff"] for s in summary["systems"]}
+    assert by_name["colour-demo"]["ci_low"] > 0 and by_name["colour-demo"]["n"] == 16
+    assert by_name["ignores-refs"]["ci_low"] < 0 < by_name["ignores-refs"]["ci_high"]
+    assert not any(p.suffix == ".png" and p.name.startswith("0") for p in (root / "examples/eval/corpus").iterdir())

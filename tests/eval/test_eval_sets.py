@@ -78,6 +78,7 @@ def test_folders_layout_names_classes_after_folders_and_samples_with_a_fixed_see
     assert len(a) == 2 and {i.id for i in a} <= {i.id for i in items}  # ids stable whatever the limit
     seen = {tuple(i.id for i in build_items(tmp_path / "ds", limit=1, seed=s)) for s in range(12)}
     assert len(seen) > 1  # the seed picks the sample
+    assert build_items(tmp_path / "ds", limit=2, first=True) == items[:2]
 
 
 def test_imagenet_layout_reads_the_synset_mapping(tmp_path):

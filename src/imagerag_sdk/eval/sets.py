@@ -245,10 +245,11 @@ class _Class:
 
 def build_items(root: str | Path, *, layout: str = "auto", names_file: str | Path | None = None,
                 template: str = DEFAULT_TEMPLATE, limit: int | None = None, seed: int = 0,
-                prefix: str | None = None, split: str = "train") -> list[Item]:
+                prefix: str | None = None, split: str = "train", first: bool = False) -> list[Item]:
     """One item per class of the dataset at ``root``: the prompt is ``template`` with ``{concept}``,
     the real images are the class's images. ``limit`` classes are sampled with ``seed`` (the same
-    classes every time); ids are ``<prefix>-<class index>``, stable whatever the limit."""
+    classes every time), or with ``first`` the first ``limit`` in order; ids are
+    ``<prefix>-<class index>``, stable whatever the limit."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise ConfigError(f"dataset folder {root} does not exist", hint="pass the folder the dataset was unpacked into")
@@ -268,7 +269,7 @@ def build_items(root: str | Path, *, layout: str = "auto", names_file: str | Pat
     if limit is not None and limit < len(indexed):
         if limit < 1:
             raise ConfigError(f"--limit {limit}: give at least 1")
-        indexed = sorted(random.Random(seed).sample(indexed, limit), key=lambda t: t[0])
+        indexed = indexed[:limit] if first else sorted(random.Random(seed).sample(indexed, limit), key=lambda t: t[0])
     prefix = prefix or (layout if layout != "folders" else re.sub(r"[^A-Za-z0-9._-]+", "-", root.name) or "item")
     items = []
     for i, cls in indexed:

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from ..atomic import replacing, write_text
 from ..critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
-from ..errors import AuthenticationError, ProviderError, ProviderTimeoutError, RateLimitError
+from ..errors import AuthenticationError, ConfigError, ProviderError, ProviderTimeoutError, RateLimitError
 from ..paths import cache_dir
 from ..roles import Embedder, Generator, Options, Reranker, Retriever, normalize_rows
 from ..types import GeneratorCapabilities, Hit, Reference
@@ -281,6 +281,8 @@ class FakeRetrieverOptions(Options):
     corpus_dir: str | None = Field(None, description="Folder of the synthetic corpus (default: a cache folder)")
     corpus: str = Field("fake", description="Corpus name reported in hits")
     dim: int = Field(256, ge=8, description="Width of the hashed word vectors")
+    synthetic: bool = Field(True, description="Write the built-in synthetic captioned images into the folder "
+                            "first; false: search only what the folder holds")
 
 
 class FakeRetriever(Retriever[FakeRetrieverOptions]):
@@ -291,7 +293,10 @@ class FakeRetriever(Retriever[FakeRetrieverOptions]):
     def _load(self) -> None:
         root = self.options.corpus_dir or os.path.join(
             str(cache_dir()), "fake-corpus")
-        self.root = fake_corpus(root)
+        self.root = fake_corpus(root) if self.options.synthetic else Path(root)
+        if not self.root.is_dir():
+            raise ConfigError(f"fake retriever: corpus_dir {self.root} does not exist",
+                              hint="create it, or set synthetic: true to write the built-in corpus there")
         self.items = []
         for png in sorted(self.root.glob("*.png")):
             sidecar = png.with_suffix(".txt")

@@ -127,6 +127,7 @@ def run(p: Plan, *, show_progress: bool = True) -> dict[str, Any]:
                 chunk = todo[start:start + p.batch_size]
                 _score(p, cache, scorer, chunk)
                 bar.advance(len(chunk))
+    # results.md / results.html (eval/results.py) are rendered from the files written here
     return write_results(p, cache)
 
 

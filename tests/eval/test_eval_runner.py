@@ -156,3 +156,51 @@ def test_unknown_scorer_bad_options_bad_override_and_duplicate_systems_are_refus
     a, b = (s for s, _ in plan.systems)
     assert a.profile == b.profile and a.hash != b.hash and b.overrides == ("loop.mode=concepts",)
     assert not (tmp_path / "out").exists()
+
+
+class Counter(Scorer[Options]):
+    """Not deterministic: each image it is shown scores one more than the last."""
+
+    name = "counter"
+    shown = 0
+
+    def score(self, batch):
+        out = []
+        for _ in batch:
+            Counter.shown += 1
+            out.append(float(Counter.shown))
+        return out
+
+
+class CounterPlugin:
+    @hookimpl
+    def register_scorers(self, register):
+        register(Counter)
+        register(NeedsReal)
+
+
+def test_an_image_the_critic_kept_is_scored_once_for_both_sides(bench, tmp_path, register_plugin):
+    register_plugin(CounterPlugin(), name="counter")
+    profile = tmp_path / "matches.yaml"
+    profile.write_text(f"name: matches\ngenerator: {{use: fake, size: 16}}\ncritic: {{use: scripted, answers: ['Yes']}}\n"
+                       f"retriever: {{use: fake, corpus_dir: {tmp_path / 'corpus'}, synthetic: false}}\n")
+    Counter.shown = 0
+    m = metric(evaluate(bench, profile, tmp_path / "out", seeds=(0,), scorers=["counter"]), name="counter")
+    assert Counter.shown == 12  # one image per unit, not two
+    assert m["diff"]["mean"] == 0 and m["diff"]["ci_low"] == m["diff"]["ci_high"] == 0 and m["win_rate"] == 0.5
+
+
+def test_changed_real_images_are_scored_again(tmp_path, register_plugin, colour_profile):
+    from PIL import Image
+
+    register_plugin(CounterPlugin(), name="counter")
+    (tmp_path / "real").mkdir()
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "real" / "1.png")
+    bench = tmp_path / "s.yaml"
+    bench.write_text("items:\n  - {id: a, prompt: A photo of a red finch, concept: red finch, real_images: real}\n")
+    (tmp_path / "corpus").mkdir()
+    profile = colour_profile(tmp_path, "colour")
+    first = metric(evaluate(bench, profile, tmp_path / "out", seeds=(0,), scorers=["needs-real"]), name="needs-real")
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "real" / "2.png")
+    second = metric(evaluate(bench, profile, tmp_path / "out", seeds=(0,), scorers=["needs-real"]), name="needs-real")
+    assert (first["final"]["mean"], second["final"]["mean"]) == (1.0, 2.0)

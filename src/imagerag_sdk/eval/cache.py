@@ -1,8 +1,8 @@
 """Resume state of an evaluation: one small JSON file per finished unit, written atomically.
 
 ``OUT/cache/gen/<system hash>/<item>-s<seed>-<prompt hash>.json`` records a finished generation
-(its run folder and what the critic did); ``OUT/cache/score/<scorer hash>/<system hash>/<same>.json``
-the scores of its initial and final images. A file exists only complete (``atomic.write_text``),
+(its run folder and what the critic did); ``OUT/cache/score/<scorer hash>/<system hash>/<the same
+name>-<concept and real images hash>.json`` the scores of its initial and final images. A file exists only complete (``atomic.write_text``),
 so a process killed at any moment leaves each unit either done or not started; a rerun of the same
 command skips what has a file. Failures are not cached: a rerun tries them again.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,13 @@ KEY_CHARS = 16
 def unit_name(item_id: str, prompt: str, seed: int) -> str:
     """The file name of a unit: the item, its seed and a hash of its prompt (an edited prompt is new)."""
     return f"{item_id}-s{seed}-{hashlib.sha256(prompt.encode()).hexdigest()[:8]}.json"
+
+
+def score_name(unit: str, concept: str, real_images: Sequence[str]) -> str:
+    """The file name of a unit's scores: also keyed by its concept and real images (a changed
+    real-images folder is scored again)."""
+    digest = hashlib.sha256(json.dumps([concept, list(real_images)]).encode()).hexdigest()[:8]
+    return unit.removesuffix(".json") + f"-{digest}.json"
 
 
 class Cache:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..atomic import write_text
 from ..errors import ConfigError
-from .cache import Cache, unit_name
+from .cache import Cache, score_name, unit_name
 from .scoring import Loaded, build_scorers, check_real_images, score_units
 from .sets import BenchmarkSet, Item, load_set
 from .systems import System, parse_system, resolve_system
@@ -35,6 +35,11 @@ class Unit:
     @property
     def name(self) -> str:
         return unit_name(self.item.id, self.item.prompt, self.seed)
+
+    @property
+    def score_name(self) -> str:
+        """The unit's score file: its name and a hash of what scorers read besides the images."""
+        return score_name(self.name, self.item.concept, self.item.real_images)
 
 
 @dataclass
@@ -119,7 +124,7 @@ def run(p: Plan, *, show_progress: bool = True) -> dict[str, Any]:
             bar.advance()
         for scorer in p.scorers:
             todo = [u for u in units if _generated(cache, u) is not None
-                    and cache.read(cache.score_path(scorer.spec.hash, u.system.hash, u.name)) is None]
+                    and cache.read(cache.score_path(scorer.spec.hash, u.system.hash, u.score_name)) is None]
             bar.phase(f"score {scorer.spec.name}", len(todo))
             if todo:
                 scorer.component.load()
@@ -174,18 +179,26 @@ def _generate(p: Plan, cache: Cache, pipeline: Any, u: Unit) -> None:
 
 def _score(p: Plan, cache: Cache, scorer: Loaded, chunk: list[Unit]) -> None:
     from ..images import load_rgb
+    from ..runtrace import plain
     from ..types import ScoreItem
 
     def items(u: Unit) -> list[ScoreItem]:
+        """The initial and the final image; only one when they are the same file content (the critic
+        said the initial image matches), so a scorer that is not deterministic (a VLM) cannot make a
+        difference out of nothing."""
         gen = _generated(cache, u)
         assert gen is not None  # only generated units are scored
-        return [ScoreItem(prompt=u.item.prompt, image=load_rgb(p.out / gen[key]), concept=u.item.concept,
-                          real_images=u.item.real_images) for key in ("initial_image", "final_image")]
+        paths = [p.out / gen["initial_image"], p.out / gen["final_image"]]
+        if paths[0].read_bytes() == paths[1].read_bytes():
+            paths = paths[:1]
+        return [ScoreItem(prompt=u.item.prompt, image=load_rgb(path), concept=u.item.concept,
+                          real_images=u.item.real_images) for path in paths]
 
     def done(u: Unit, scores: list[Any]) -> None:
-        cache.write(cache.score_path(scorer.spec.hash, u.system.hash, u.name),
-                    {"initial": {"value": float(scores[0].value), "detail": dict(scores[0].detail)},
-                     "final": {"value": float(scores[1].value), "detail": dict(scores[1].detail)}})
+        first, last = scores[0], scores[-1]
+        cache.write(cache.score_path(scorer.spec.hash, u.system.hash, u.score_name),
+                    {"initial": {"value": float(first.value), "detail": plain(dict(first.detail))},
+                     "final": {"value": float(last.value), "detail": plain(dict(last.detail))}})
 
     def failed(u: Unit, error: str) -> None:
         p.errors[(u.system.name, f"{u.name}:{scorer.spec.name}")] = error
@@ -210,7 +223,7 @@ def rows(p: Plan, cache: Cache) -> list[dict[str, Any]]:
         details: dict[str, Any] = {}
         errors = []
         for scorer in p.scorers:
-            got = cache.read(cache.score_path(scorer.spec.hash, u.system.hash, u.name))
+            got = cache.read(cache.score_path(scorer.spec.hash, u.system.hash, u.score_name))
             if got is None:
                 errors.append(p.errors.get((u.system.name, f"{u.name}:{scorer.spec.name}"),
                                            f"scorer '{scorer.spec.name}' did not run"))

@@ -204,3 +204,33 @@ def test_changed_real_images_are_scored_again(tmp_path, register_plugin, colour_
     Image.new("RGB", (8, 8), "red").save(tmp_path / "real" / "2.png")
     second = metric(evaluate(bench, profile, tmp_path / "out", seeds=(0,), scorers=["needs-real"]), name="needs-real")
     assert (first["final"]["mean"], second["final"]["mean"]) == (1.0, 2.0)
+
+
+class Unloadable(Scorer[Options]):
+    name = "unloadable"
+
+    def _load(self):
+        raise RuntimeError("weights file is truncated")
+
+    def score(self, batch):
+        return [0.0 for _ in batch]
+
+
+def test_a_scorer_that_cannot_load_stops_with_one_line_and_keeps_the_generations(bench, tmp_path, colour_profile,
+                                                                                  register_plugin, monkeypatch):
+    from imagerag_sdk.errors import PipelineError
+
+    class P:
+        @hookimpl
+        def register_scorers(self, register):
+            register(Unloadable)
+
+    register_plugin(P(), name="unloadable")
+    profile, out = colour_profile(tmp_path, "colour"), tmp_path / "out"
+    with pytest.raises(PipelineError, match=r"^stage 'load' \(scorer 'unloadable' .*RuntimeError: weights file is truncated"):
+        evaluate(bench, profile, out, seeds=(0,), scorers=["colour", "unloadable"])
+    calls = []
+    real = FakeGenerator.generate
+    monkeypatch.setattr(FakeGenerator, "generate", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    summary = evaluate(bench, profile, out, seeds=(0,), scorers=["colour"])
+    assert calls == [] and metric(summary)["diff"]["n"] == 12

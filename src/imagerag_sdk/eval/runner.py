@@ -108,6 +108,7 @@ def plan(set_path: str | Path, systems: Sequence[tuple[str, str, list[str]]], sc
 
 def run(p: Plan, *, show_progress: bool = True) -> dict[str, Any]:
     """Generate, score, write ``rows.jsonl``, ``rows.csv`` and ``summary.json``; the summary."""
+    from ..pipeline import _stage_errors
     from .progress import Bar
 
     p.out.mkdir(parents=True, exist_ok=True)
@@ -126,8 +127,9 @@ def run(p: Plan, *, show_progress: bool = True) -> dict[str, Any]:
             todo = [u for u in units if _generated(cache, u) is not None
                     and cache.read(cache.score_path(scorer.spec.hash, u.system.hash, u.score_name)) is None]
             bar.phase(f"score {scorer.spec.name}", len(todo))
-            if todo:
-                scorer.component.load()
+            if todo:  # a scorer that cannot load stops the eval; what is done stays cached
+                with _stage_errors("load", scorer.component):
+                    scorer.component.load()
             for start in range(0, len(todo), p.batch_size):
                 chunk = todo[start:start + p.batch_size]
                 _score(p, cache, scorer, chunk)

@@ -71,8 +71,11 @@ def test_a_stopped_eval_continues_without_redoing_finished_units(bench, tmp_path
 def test_eval_without_run_is_eval_run_and_prints_the_table(bench, tmp_path, colour_profile, capsys):
     profile = colour_profile(tmp_path, "colour")
     main(["eval", "run", str(bench), "--profile", str(profile), "--scorer", "colour", "--out",
-          str(tmp_path / "a"), "--limit", "2", "--seeds", "0", "--no-progress"])
-    assert capsys.readouterr().out.strip().endswith(str(tmp_path / "a"))
+          str(tmp_path / "a"), "--limit", "2", "--seeds", "0"])
+    captured = capsys.readouterr()
+    assert captured.out.strip().endswith(str(tmp_path / "a"))
+    assert "generate" in captured.err and "score colour" in captured.err and "2/2" in captured.err
+    assert "ETA" in captured.err  # the progress bar, on stderr
     main(["eval", str(bench), "--profile", str(profile), "--scorer", "colour", "--out", str(tmp_path / "b"),
           "--limit", "2", "--seeds", "0", "--no-progress"])
     out = capsys.readouterr().out

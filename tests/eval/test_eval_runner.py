@@ -234,3 +234,21 @@ def test_a_scorer_that_cannot_load_stops_with_one_line_and_keeps_the_generations
     monkeypatch.setattr(FakeGenerator, "generate", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
     summary = evaluate(bench, profile, out, seeds=(0,), scorers=["colour"])
     assert calls == [] and metric(summary)["diff"]["n"] == 12
+
+
+def test_systems_run_one_per_command_then_together_only_combine(bench, tmp_path, colour_profile, monkeypatch):
+    """The large-GPU-free way to run several generators: each alone, then all of them from the cache."""
+    colour, ignore = colour_profile(tmp_path, "colour"), colour_profile(tmp_path, "ignore")
+    out = tmp_path / "out"
+    evaluate(bench, colour, out, seeds=(0,))
+    evaluate(bench, ignore, out, seeds=(0,))
+    calls = []
+    real_generate, real_score = FakeGenerator.generate, ColourScorer.score
+    monkeypatch.setattr(FakeGenerator, "generate", lambda self, *a, **k: calls.append("g") or real_generate(self, *a, **k))
+    monkeypatch.setattr(ColourScorer, "score", lambda self, b: calls.append("s") or real_score(self, b))
+    both = evaluate(bench, None, out, seeds=(0,), systems=runner.system_args([str(colour), str(ignore)], [], []))
+    assert calls == [] and [s["name"] for s in both["systems"]] == ["colour-colour", "colour-ignore"]
+    assert all(s["metrics"]["colour"]["diff"]["n"] == 12 for s in both["systems"])
+    same = runner.system_args([], [f"a={colour}", f"b={colour}"], [])
+    evaluate(bench, None, tmp_path / "twins", seeds=(0,), systems=same)
+    assert calls.count("g") == 24  # 12 units × (initial + final), once for both names

@@ -121,7 +121,8 @@ def run(p: Plan, *, show_progress: bool = True) -> dict[str, Any]:
         pipelines = {s.name: pipe for s, pipe in p.systems}
         for u in gen_todo:
             bar.note(f"{u.system.name} · {u.item.id} · seed {u.seed}")
-            _generate(p, cache, pipelines[u.system.name], u)
+            if _generated(cache, u) is None:  # two systems of the same configuration share their runs
+                _generate(p, cache, pipelines[u.system.name], u)
             bar.advance()
         for scorer in p.scorers:
             todo = [u for u in units if _generated(cache, u) is not None

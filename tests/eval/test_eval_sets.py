@@ -34,6 +34,7 @@ def test_csv_set_and_a_written_set_read_back_the_same(tmp_path):
     png(tmp_path / "cls" / "x.png")
     path = tmp_path / "s.csv"
     path.write_text("id,prompt,concept,real_images\na,\"A photo of a cat, sleeping\",cat,cls\nb,A dog,dog,\n")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # saved by a spreadsheet: a BOM first
     bench = load_set(path)
     assert [i.prompt for i in bench.items] == ["A photo of a cat, sleeping", "A dog"]
     assert bench.items[0].real_images == (str((tmp_path / "cls/x.png").resolve()),)

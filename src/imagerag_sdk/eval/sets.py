@@ -140,7 +140,7 @@ def load_set(path: str | Path) -> BenchmarkSet:
                           hint="pass a .yaml or .csv set file ('imagerag eval build-set' writes one)")
     base = path.parent
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a CSV saved by a spreadsheet starts with a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the benchmark set {path}: {exc}") from None
     if path.suffix.lower() == ".csv":

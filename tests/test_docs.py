@@ -84,10 +84,11 @@ def full_cli() -> tuple[click.Group, set[str]]:
     """The ``imagerag`` command as ``main()`` builds it (corpus commands, plugin commands), without
     touching the module's group; and the paths of the core's own commands."""
     from imagerag_sdk import cli as cli_module
-    from imagerag_sdk import cli_corpus
+    from imagerag_sdk import cli_corpus, cli_eval
 
     root = click.Group("imagerag", commands=dict(cli_module.cli.commands))
     cli_corpus.add_commands(root)
+    cli_eval.add_commands(root)
     core = set(_leaf_paths(root))
     cli_module._add_plugin_commands(root)
     return root, core

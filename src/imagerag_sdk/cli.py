@@ -341,9 +341,10 @@ def _add_plugin_commands(group: click.Group) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from . import cli_corpus
+    from . import cli_corpus, cli_eval
 
     cli_corpus.add_commands(cli)
+    cli_eval.add_commands(cli)
     raise_errors = _raise_errors()
     args = sys.argv[1:] if argv is None else list(argv)
     try:  # plugin commands are added only when a name the core lacks is asked for (_Root)

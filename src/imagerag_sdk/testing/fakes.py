@@ -1,6 +1,7 @@
 """Deterministic stand-ins for every role: no model, no network, milliseconds per call.
 
-* :class:`FakeGenerator` paints a colour from (prompt, seed) and pastes the references in.
+* :class:`FakeGenerator` paints a colour from (prompt, seed) and pastes the references in (or takes
+  its colour from them, or ignores them: option ``references``).
 * :class:`FakeCritic` is a real :class:`~imagerag_sdk.critique.VLMCritic` whose "model" answers by
   rule: an image made without references does not match; concepts are the prompt's phrases.
 * :class:`ScriptedCritic` answers from a script and records every request (temperatures included).
@@ -26,7 +27,7 @@ from pydantic import Field
 
 from ..atomic import replacing, write_text
 from ..critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
-from ..errors import AuthenticationError, ProviderError, ProviderTimeoutError, RateLimitError
+from ..errors import AuthenticationError, ConfigError, ProviderError, ProviderTimeoutError, RateLimitError
 from ..paths import cache_dir
 from ..roles import Embedder, Generator, Options, Reranker, Retriever, normalize_rows
 from ..types import GeneratorCapabilities, Hit, Reference
@@ -64,6 +65,9 @@ class FakeGeneratorOptions(Options):
     conditioning: Literal["in_context", "adapter", "none"] = Field("in_context",
                                                                  description="in_context | adapter | none")
     delay: float = Field(0.0, ge=0, description="Seconds each call sleeps first (to test stopping a slow run)")
+    references: Literal["paste", "colour", "ignore"] = Field(
+        "paste", description="What references do: paste thumbnails in the bottom row; colour: the background "
+        "takes their mean colour (an evaluation's known effect); ignore: nothing")
 
 
 class FakeGenerator(Generator[FakeGeneratorOptions]):
@@ -93,10 +97,14 @@ class FakeGenerator(Generator[FakeGeneratorOptions]):
         self.calls.append({"prompt": prompt, "references": list(references), "seed": seed})
         s = self.options.size
         r, g, b = _digest(prompt, seed)[:3]
+        if references and self.options.references == "colour":
+            means = [np.asarray(ref.open().convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
+                     for ref in references]
+            r, g, b = (int(round(c)) for c in np.mean(means, axis=0))
         img = Image.new("RGB", (s, s), (r, g, b))
         draw = ImageDraw.Draw(img)
         draw.line([(0, 0), (s - 1, s - 1)], fill=(255 - r, 255 - g, 255 - b), width=max(1, s // 16))
-        for i, ref in enumerate(references):
+        for i, ref in enumerate(references if self.options.references == "paste" else ()):
             thumb = ref.open().resize((s // 3, s // 3))
             img.paste(thumb, ((i % 3) * (s // 3), s - s // 3))
         img.info["imagerag:prompt"] = prompt
@@ -273,6 +281,8 @@ class FakeRetrieverOptions(Options):
     corpus_dir: str | None = Field(None, description="Folder of the synthetic corpus (default: a cache folder)")
     corpus: str = Field("fake", description="Corpus name reported in hits")
     dim: int = Field(256, ge=8, description="Width of the hashed word vectors")
+    synthetic: bool = Field(True, description="Write the built-in synthetic captioned images into the folder "
+                            "first; false: search only what the folder holds")
 
 
 class FakeRetriever(Retriever[FakeRetrieverOptions]):
@@ -283,7 +293,10 @@ class FakeRetriever(Retriever[FakeRetrieverOptions]):
     def _load(self) -> None:
         root = self.options.corpus_dir or os.path.join(
             str(cache_dir()), "fake-corpus")
-        self.root = fake_corpus(root)
+        self.root = fake_corpus(root) if self.options.synthetic else Path(root)
+        if not self.root.is_dir():
+            raise ConfigError(f"fake retriever: corpus_dir {self.root} does not exist",
+                              hint="create it, or set synthetic: true to write the built-in corpus there")
         self.items = []
         for png in sorted(self.root.glob("*.png")):
             sidecar = png.with_suffix(".txt")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 
 from ..hookspecs import hookimpl
-from . import fakes
+from . import colour, fakes
 
 
 @hookimpl
@@ -38,6 +38,11 @@ def register_retrievers(register):
 @hookimpl
 def register_rerankers(register):
     register(fakes.FakeReranker)
+
+
+@hookimpl
+def register_scorers(register):
+    register(colour.ColourScorer)
 
 
 @hookimpl

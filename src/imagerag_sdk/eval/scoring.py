@@ -1,0 +1,105 @@
+"""Scorers of an evaluation: built from specs through the registry, checked against the set, run in
+batches with one failing unit isolated from the rest of its batch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from .systems import ScorerSpec, config_hash, mask_secrets, parse_scorer
+
+
+@dataclass
+class Loaded:
+    """A scorer of the evaluation and its component."""
+
+    spec: ScorerSpec
+    component: Any  # a roles.Scorer
+
+
+def build_scorers(texts: Sequence[str | dict[str, Any]]) -> list[Loaded]:
+    """Each ``--scorer`` (a name or a ``{use: …}`` mapping) as a constructed (not loaded) scorer;
+    the metric name is its ``use``, ``-2``, ``-3`` … for repeats. Unknown names and invalid
+    options are :class:`ConfigError` s."""
+    from pydantic import ValidationError
+
+    from ..plugins import get_registry
+    from ..profiles import format_problem
+
+    registry = get_registry()
+    out: list[Loaded] = []
+    names: dict[str, int] = {}
+    for text in texts:
+        spec = parse_scorer(text) if isinstance(text, str) else dict(text)
+        use = str(spec.get("use", ""))
+        options = {k: v for k, v in spec.items() if k != "use"}
+        reg = registry.get("scorer", use)
+        try:
+            reg.cls.Options.model_validate(options)
+        except ValidationError as exc:
+            raise ConfigError(format_problem("--scorer", exc.errors()[0], use),
+                              hint=f"'imagerag plugins' lists the options of scorer '{use}'") from None
+        component = registry.build("scorer", use, options)
+        names[use] = names.get(use, 0) + 1
+        name = use if names[use] == 1 else f"{use}-{names[use]}"
+        described = component.describe()
+        identity = {"spec": mask_secrets(spec), "class": described.get("class"),
+                    "version": described.get("version"), "options": described.get("options"),
+                    "identity": getattr(component, "identity", None)}
+        out.append(Loaded(ScorerSpec(name, spec, config_hash(identity)), component))
+    return out
+
+
+def check_real_images(scorers: Sequence[Loaded], missing: Sequence[str], set_path: str) -> None:
+    """Refuse a set whose items lack real images when a scorer needs them."""
+    needy = [s.spec.name for s in scorers if getattr(type(s.component), "needs_real_images", False)]
+    if needy and missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ConfigError(f"scorer '{needy[0]}' compares against real images of each concept, and "
+                          f"{len(missing)} item(s) of {set_path} have none ({shown})",
+                          hint="give each item real_images in the set file ('imagerag eval build-set' fills them "
+                               "from the dataset's class folders) or leave that scorer out")
+
+
+def _checked(values: Any, n: int, name: str) -> list[Any]:
+    from ..types import Score
+
+    if not isinstance(values, list) or len(values) != n:
+        got = len(values) if isinstance(values, list) else type(values).__name__
+        raise ValueError(f"scorer '{name}' returned {got} score(s) for {n} image(s)")
+    for v in values:
+        if not isinstance(v, Score) or not isinstance(v.value, (int, float)) or not math.isfinite(v.value):
+            raise ValueError(f"scorer '{name}' returned {v!r}, not a Score with a finite value")
+    return values
+
+
+def score_units(scorer: Loaded, units: Sequence[Any], make_items: Callable[[Any], list[Any]],
+                on_done: Callable[[Any, list[Any]], None], on_error: Callable[[Any, str], None]) -> None:
+    """Score ``units`` in one batch (each gives several items through ``make_items``); when the
+    batch fails, each unit alone, so one bad unit is reported (``on_error``) and the rest scored
+    (``on_done(unit, scores)``)."""
+    batches = [list(units)]
+    while batches:
+        batch = batches.pop(0)
+        try:
+            per_unit = [make_items(u) for u in batch]
+            flat = [item for items in per_unit for item in items]
+            scores = _checked(scorer.component.score_detailed(flat), len(flat), scorer.spec.name)
+        except Exception as exc:  # a scorer's failure on some image: isolate it, then record it
+            if len(batch) > 1:
+                batches[:0] = [[u] for u in batch]
+                continue
+            on_error(batch[0], one_line(f"scorer '{scorer.spec.name}' failed: {type(exc).__name__}: {exc}"))
+            continue
+        at = 0
+        for unit, items in zip(batch, per_unit, strict=True):
+            on_done(unit, scores[at:at + len(items)])
+            at += len(items)
+
+
+def one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 300 else line[:297] + "..."

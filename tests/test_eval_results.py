@@ -20,7 +20,7 @@ from imagerag_sdk.cli_eval_compare import compare_cmd
 from imagerag_sdk.errors import ConfigError
 from imagerag_sdk.eval.compare import write_compare
 from imagerag_sdk.eval.results import write_results
-from imagerag_sdk.eval.stats_compare import mean_se, paired_bootstrap
+from imagerag_sdk.eval.stats import paired
 
 HOSTILE = "<script>alert('x')</script> | {{ 7 * 7 }} & *bold*"
 BAD_ERROR = "stage 'generate' (fake): <img src=x onerror=alert(1)> broke"
@@ -91,12 +91,7 @@ def make_out(root: Path, *, systems=(("fake", 0.02), ("concepts", 0.05)), items=
         for m in metrics:
             pairs = [(r["scores"][m]["initial"], r["scores"][m]["final"]) for r in done if m in r["scores"]]
             ini, fin = [p[0] for p in pairs], [p[1] for p in pairs]
-            diff = paired_bootstrap(ini, fin, resamples=2000, seed=0)
-            entry["metrics"][m] = {
-                "initial": {"mean": mean_se(ini)[0], "se": mean_se(ini)[1], "n": len(ini)},
-                "final": {"mean": mean_se(fin)[0], "se": mean_se(fin)[1], "n": len(fin)},
-                "diff": {"mean": diff.mean, "ci_low": diff.ci_low, "ci_high": diff.ci_high, "n": diff.n},
-                "win_rate": diff.win_rate}
+            entry["metrics"][m] = paired(ini, fin, resamples=2000, seed=0)
         summary["systems"].append(entry)
     (root / "summary.json").write_text(json.dumps(summary))
     (root / "eval.json").write_text(json.dumps({
@@ -374,20 +369,6 @@ def test_compare_pair_option_and_its_errors(tmp_path):
     assert isinstance(result.exception, ConfigError) and "is not SYSTEM_A=SYSTEM_B" in str(result.exception)
 
 
-# -- the statistics compare uses -------------------------------------------------------------------
-def test_paired_bootstrap_and_mean_se():
-    first = [0.1, 0.2, 0.3, 0.4]
-    const = paired_bootstrap(first, [x + 0.05 for x in first], resamples=500, seed=1)
-    assert const.mean == pytest.approx(0.05) and const.ci_low == pytest.approx(0.05)
-    assert const.ci_high == pytest.approx(0.05) and const.win_rate == 1.0 and const.n == 4
-    ties = paired_bootstrap([1.0, 1.0, 2.0, 2.0], [1.0, 0.0, 3.0, 2.0], resamples=500)
-    assert ties.win_rate == pytest.approx((1 + 0.5 + 0.5) / 4) and ties.ci_low < ties.mean < ties.ci_high
-    assert paired_bootstrap(first, first[::-1], seed=3) == paired_bootstrap(first, first[::-1], seed=3)
-    mean, se = mean_se([1.0, 2.0, 3.0, 4.0])
-    assert mean == 2.5 and se == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2)
-    assert mean_se([5.0]) == (5.0, None)
-    with pytest.raises(ValueError):
-        paired_bootstrap([1.0], [1.0, 2.0])
 
 
 def test_the_install_hint_names_a_real_extra():

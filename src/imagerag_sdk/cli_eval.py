@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .cli_eval_compare import MAX_ITEMS, compare_cmd
 from .errors import ConfigError
 
 
@@ -53,12 +54,15 @@ def _seeds(text: str) -> list[int]:
 @click.option("--limit", type=click.IntRange(1), help="Only the set's first N items.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1),
               help="Units (initial + final image) per scorer call.")
+@click.option("--max-items", type=click.IntRange(0), default=MAX_ITEMS, show_default=True,
+              help="Items × seeds in results.html's image grid (0: all).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def run_cmd(set_file: str, profiles: tuple[str, ...], systems: tuple[str, ...], overrides: tuple[str, ...],
             scorers: tuple[str, ...], seeds: str, out: str, limit: int | None, batch_size: int,
-            no_progress: bool) -> None:
+            max_items: int, no_progress: bool) -> None:
     """Run every item of SET × seed × system through the ImageRAG loop and score the initial image
-    (without retrieval) and the final one (with it): rows.jsonl, rows.csv, summary.json in --out.
+    (without retrieval) and the final one (with it): rows.jsonl, rows.csv, summary.json, results.md
+    and results.html in --out.
 
     Everything is checked before anything runs. Finished generations and scores are cached in
     OUT/cache: after Ctrl-C, SIGTERM or a crash, run the same command again to continue."""
@@ -74,7 +78,7 @@ def run_cmd(set_file: str, profiles: tuple[str, ...], systems: tuple[str, ...], 
         _refuse(exc)
     try:
         with sigterm_as_interrupt():
-            summary = runner.run(plan, show_progress=not no_progress)
+            summary = runner.run(plan, show_progress=not no_progress, max_items=max_items or None)
     except KeyboardInterrupt as exc:
         click.echo(f"interrupted: {plan.out / 'cache'} keeps every finished generation and score; run the same "
                    "command again to continue", err=True)
@@ -133,7 +137,7 @@ def build_set_cmd(root: str, out: str, layout: str, names: str | None, template:
     click.echo(str(path))
 
 
-# The lead adds ``imagerag eval compare`` here (cli_eval_compare.py): eval_group.add_command(compare)
+eval_group.add_command(compare_cmd)
 
 
 def add_commands(group: click.Group) -> None:

@@ -9,13 +9,12 @@ component that passes its contract passes the loop's checks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
-
 import json
 import math
+from collections.abc import Mapping, Sequence
 from numbers import Real
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image

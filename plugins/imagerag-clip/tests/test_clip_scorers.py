@@ -76,9 +76,8 @@ class TestDinoScorerContract(ScorerContract):
 
 # -- registration and defaults ------------------------------------------------------------------
 def test_clip_scorers_are_registered():
-    from imagerag_sdk.plugins import get_registry
-
     from imagerag_clip import ClipScorer, DinoScorer, SiglipScorer
+    from imagerag_sdk.plugins import get_registry
 
     reg = get_registry()
     for name, cls in (("clip", ClipScorer), ("siglip", SiglipScorer), ("dino", DinoScorer)):

@@ -33,7 +33,7 @@ from .results import (
     scores_table,
     systems_table,
 )
-from .stats_compare import paired_bootstrap
+from .stats import paired
 
 
 def labels(a: EvalFolder, b: EvalFolder) -> tuple[str, str]:
@@ -85,14 +85,14 @@ def between_table(a: EvalFolder, b: EvalFolder, la: str, lb: str, pairs: Sequenc
             if not common:
                 rows.append([Cell(shown), Cell(metric), Cell("0", num=True)] + [Cell(pages.DASH, num=True)] * 3)
                 continue
-            diff = paired_bootstrap([first[k] for k in common], [second[k] for k in common],
-                                    resamples=resamples, seed=seed, level=level)
-            d = places(systems, metric)
-            rows.append([Cell(shown), Cell(metric), Cell(str(diff.n), num=True),
-                         Cell(pages.signed(diff.mean, d), num=True),
-                         Cell(pages.interval(diff.ci_low, diff.ci_high, d), num=True,
-                              tone=pages.tone(diff.ci_low, diff.ci_high)),
-                         Cell(pages.percent(diff.win_rate), num=True)])
+            stat = paired([first[k] for k in common], [second[k] for k in common],
+                          resamples=resamples, seed=seed, level=level)
+            diff, d = stat["diff"], places(systems, metric)
+            rows.append([Cell(shown), Cell(metric), Cell(str(diff["n"]), num=True),
+                         Cell(pages.signed(diff["mean"], d), num=True),
+                         Cell(pages.interval(diff["ci_low"], diff["ci_high"], d), num=True,
+                              tone=pages.tone(diff["ci_low"], diff["ci_high"])),
+                         Cell(pages.percent(stat["win_rate"]), num=True)])
     return Table(f"Final scores, {lb} − {la}", ["system", "metric", "pairs", "mean difference",
                                                 f"{pct} interval", f"{lb} wins"], rows,
                  note=f"Per item and seed done in both folders: the final score in {lb} minus the one in "

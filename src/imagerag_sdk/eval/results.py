@@ -308,7 +308,7 @@ def write_results(out_dir: str | os.PathLike[str], *, max_items: int | None = MA
     grid_note = None
     if len(cards) < total:
         grid_note = (f"Showing the first {len(cards)} of {total} items × seeds; "
-                     "write_results(out_dir, max_items=None) shows all.")
+                     "imagerag eval with --max-items 0 shows all (cached work is not redone).")
         notes.append(grid_note)
     uri, chart_note = chart(folder.metrics, systems)
     if chart_note:

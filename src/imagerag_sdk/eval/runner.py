@@ -19,6 +19,7 @@ from typing import Any
 from ..atomic import write_text
 from ..errors import ConfigError
 from .cache import Cache, score_name, unit_name
+from .results import MAX_ITEMS
 from .scoring import Loaded, build_scorers, check_real_images, score_units
 from .sets import BenchmarkSet, Item, load_set
 from .systems import System, parse_system, resolve_system
@@ -106,10 +107,12 @@ def plan(set_path: str | Path, systems: Sequence[tuple[str, str, list[str]]], sc
     return Plan(bench, list(seeds), built, loaded, Path(out).expanduser().resolve(), batch_size)
 
 
-def run(p: Plan, *, show_progress: bool = True) -> dict[str, Any]:
-    """Generate, score, write ``rows.jsonl``, ``rows.csv`` and ``summary.json``; the summary."""
+def run(p: Plan, *, show_progress: bool = True, max_items: int | None = MAX_ITEMS) -> dict[str, Any]:
+    """Generate, score, write ``rows.jsonl``, ``rows.csv``, ``summary.json``, ``results.md`` and
+    ``results.html`` (its image grid: the first ``max_items`` items × seeds, ``None`` all); the summary."""
     from ..pipeline import _stage_errors
     from .progress import Bar
+    from .results import write_results as write_pages
 
     p.out.mkdir(parents=True, exist_ok=True)
     cache = Cache(p.out)
@@ -135,8 +138,9 @@ def run(p: Plan, *, show_progress: bool = True) -> dict[str, Any]:
                 chunk = todo[start:start + p.batch_size]
                 _score(p, cache, scorer, chunk)
                 bar.advance(len(chunk))
-    # results.md / results.html (eval/results.py) are rendered from the files written here
-    return write_results(p, cache)
+    summary = write_results(p, cache)
+    write_pages(p.out, max_items=max_items)
+    return summary
 
 
 def _asked(p: Plan) -> dict[str, Any]:
@@ -242,7 +246,8 @@ def rows(p: Plan, cache: Cache) -> list[dict[str, Any]]:
 
 
 def write_results(p: Plan, cache: Cache) -> dict[str, Any]:
-    """``rows.jsonl``, ``rows.csv`` and ``summary.json`` from the cache; the summary."""
+    """``rows.jsonl``, ``rows.csv`` and ``summary.json`` from the cache; the summary. (The pages,
+    results.md and results.html, are drawn from these files by :mod:`.results`.)"""
     from .stats import summarize
     from .tables import write_csv
 

@@ -21,10 +21,11 @@ from imagerag_sdk.pipeline import ImageRAG
 
 from .corpora import Corpora, find_corpora
 from .jobs import JobQueue
-from .security import Secrets, TokenGate, install_errors, json_class
+from .security import BodyLimit, Secrets, TokenGate, install_errors, json_class
 
 QUEUE_SIZE = 16
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+BODY_OVERHEAD = 64 * 1024  # a request body may be this much larger than the upload (multipart framing)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -84,6 +85,7 @@ def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | 
         app.include_router(pages_router)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    if token:
+    app.add_middleware(BodyLimit, max_bytes=upload_max_bytes + BODY_OVERHEAD)
+    if token:  # added last: runs first, so nothing is read from a request without the token
         app.add_middleware(TokenGate, token=token)
     return app

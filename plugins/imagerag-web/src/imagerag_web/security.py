@@ -178,6 +178,26 @@ async def _send_error(send: Send, status: int, message: str, extra: list[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
+class HostCheck:
+    """ASGI middleware: only requests whose ``Host`` is one of ``hosts`` (any port). A server on
+    loopback without a token uses it against DNS rebinding: a web page whose name resolves to
+    127.0.0.1 would otherwise reach the API from the user's browser as its own origin."""
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        self.app = app
+        self.hosts = {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = _headers(scope).get("host", "").lower()
+            name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0] if ":" in host else host
+            if name not in self.hosts:
+                await _send_error(send, 400, f"unexpected Host header '{host}': open the app as "
+                                             "http://127.0.0.1:<port>/ or http://localhost:<port>/")
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """ASGI middleware: a request body over ``max_bytes`` gets 413 — at once when its
     Content-Length says so, else as soon as that many bytes arrived (nothing is spooled beyond)."""

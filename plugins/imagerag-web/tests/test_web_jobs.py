@@ -120,6 +120,8 @@ def test_cancel_a_running_loop_stops_at_the_next_stage_and_the_trace_says_so(mak
     client = make_client(pipeline)
     job = _submit(client, kind="run", prompt="a red apple")
     assert gen.entered.wait(WAIT)
+    assert client.get("/api/runs").json()["runs"][0]["status"] == "running"
+    assert client.get(f"/api/jobs/{job['id']}").json()["run"] is not None, "the run folder is known while it runs"
     asked = client.post(f"/api/jobs/{job['id']}/cancel").json()
     assert asked["status"] == "running" and asked["events"][-1]["stage"] == "cancel"
     gen.gate.set()
@@ -128,6 +130,7 @@ def test_cancel_a_running_loop_stops_at_the_next_stage_and_the_trace_says_so(mak
     assert "critique" not in [e["stage"] for e in done["events"]], "stopped before the critique stage ran"
     trace = RunTrace.load(tmp_path / "runs" / done["run"])
     assert trace.status == "interrupted" and "cancelled from the web app" in (trace.error or "")
+    assert client.get("/api/runs").json()["runs"][0]["status"] == "interrupted"
     assert len(gen.calls) == 1 and all(r.critique is None for r in trace.rounds)
     assert "before stage 'critique'" in done["error"]
     assert client.post(f"/api/jobs/{job['id']}/cancel").json()["status"] == "cancelled"  # idempotent

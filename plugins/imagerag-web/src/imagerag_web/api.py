@@ -238,7 +238,8 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 def list_runs(request: Request) -> dict[str, Any]:
     """The run folders, newest first."""
     web = state(request)
-    runs = [s for s in (run_summary(web.runs_dir, d.name) for d in web.runs_dir.iterdir() if d.is_dir()) if s]
+    found = (run_summary(web.runs_dir, d.name) for d in web.runs_dir.iterdir() if d.is_dir())
+    runs = [dict(s) for s in found if s]  # copies: the summaries are cached
     runs.sort(key=lambda r: (r["created"] or "", r["id"]), reverse=True)
     return {"runs": runs}
 

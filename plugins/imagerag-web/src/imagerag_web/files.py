@@ -116,7 +116,23 @@ def _image_url(runs_dir: Path, run_id: str, name: str | None) -> str | None:
 
 
 def run_summary(runs_dir: Path, run_id: str) -> dict[str, Any] | None:
-    """RUN_SUMMARY of a run folder; ``None`` for a folder without ``trace.json`` (not a run)."""
+    """RUN_SUMMARY of a run folder; ``None`` for a folder without ``trace.json`` (not a run).
+    Cached while its trace.json and final image are unchanged (a listing reads no unchanged trace)."""
+    folder = runs_dir / run_id
+    stamps = tuple(_stamp(folder / name) for name in ("trace.json", "final.png", "initial.png"))
+    return _summary(runs_dir, run_id, stamps)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=4096)
+def _summary(runs_dir: Path, run_id: str, stamps: tuple[tuple[int, int] | None, ...]) -> dict[str, Any] | None:
     try:
         trace = _trace(runs_dir, run_id)
     except ConfigError as exc:  # a broken trace is listed, with why, rather than hidden

@@ -40,6 +40,10 @@ def test_generate_with_picked_references(client, tmp_path, search_paths, wait_jo
     trace = RunTrace.load(tmp_path / "runs" / done["run"])
     assert trace.status == "done" and trace.mode == "picked" and trace.seed == 7
     assert [p.path for p in trace.picked] == refs
+    hits = {h["path"]: h["caption"] for h in client.post("/api/search", json={"text": "a red apple", "k": 2}
+                                                          ).json()["hits"]}
+    assert [p.caption for p in trace.picked] == [hits[r] for r in refs] and all(hits.values()), \
+        "generated with the captions of the hits picked"
     assert client.get("/api/jobs").json()["jobs"][0]["id"] == job["id"]
 
     runs = client.get("/api/runs").json()["runs"]

@@ -78,6 +78,8 @@ def corpus(request: Request) -> dict[str, Any]:
 # -- search ------------------------------------------------------------------------------------------
 def hit_json(web: WebState, hit: Hit) -> dict[str, Any]:
     found = web.corpora.locate(hit.path)
+    if found:
+        web.hits.add(hit)
     urls = file_url("corpus", found[0].name, found[1]) if found else None
     return {"path": hit.path, "score": hit.score, "rank": hit.rank, "corpus": hit.corpus, "caption": hit.caption,
             "metadata": dict(hit.metadata), "file": urls[0] if urls else None, "thumb": urls[1] if urls else None}
@@ -164,8 +166,9 @@ def submit_job(body: GenerateJob | RunJob, request: Request) -> dict[str, Any]:
     elif p.critic is None:
         raise ConfigError("this profile has no critic, which the full loop needs",
                           hint="use kind 'generate', or a profile with a 'critic:' section")
+    picked: list[Hit | str] = [web.hits.get(r) or r for r in refs]
     try:
-        job = web.jobs.submit(body.kind, body.prompt, body.seed, refs)
+        job = web.jobs.submit(body.kind, body.prompt, body.seed, refs, picked)
     except QueueFull as exc:
         raise WebError(429, str(exc)) from exc
     return {"job": job.to_dict()}

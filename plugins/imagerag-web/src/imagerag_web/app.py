@@ -8,8 +8,10 @@ under ``/files`` and ``/thumbs``, the pages at ``/`` (``imagerag_web.pages``), t
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 import imagerag_sdk
 from imagerag_sdk.pipeline import ImageRAG
+from imagerag_sdk.types import Hit
 
 from .corpora import Corpora, find_corpora
 from .jobs import JobQueue
@@ -37,6 +40,27 @@ class WebState:
     jobs: JobQueue
     secrets: Secrets
     upload_max_bytes: int
+    hits: RecentHits = field(default_factory=lambda: RecentHits())
+
+
+class RecentHits:
+    """The hits answered lately by path, so that a picked path is generated with its hit's caption."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.keep = keep
+        self._hits: OrderedDict[str, Hit] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, hit: Hit) -> None:
+        with self._lock:
+            self._hits[hit.path] = hit
+            self._hits.move_to_end(hit.path)
+            while len(self._hits) > self.keep:
+                self._hits.popitem(last=False)
+
+    def get(self, path: str) -> Hit | None:
+        with self._lock:
+            return self._hits.get(path)
 
 
 def state(request: Request) -> WebState:

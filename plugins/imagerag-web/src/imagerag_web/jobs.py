@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from imagerag_sdk.pipeline import ImageRAG
 from imagerag_sdk.runtrace import now
+from imagerag_sdk.types import Hit
 
 from .security import Secrets, one_line
 
@@ -47,6 +48,8 @@ class Job:
     prompt: str
     seed: int
     references: list[str] = field(default_factory=list)
+    picked: list[Hit | str] = field(default_factory=list)
+    """What the generator gets: the hits the paths came from (with their captions) where known."""
     status: Status = "queued"
     created: str = field(default_factory=now)
     started: str | None = None
@@ -83,7 +86,9 @@ class JobQueue:
         self._closed = False
 
     # -- the API's side ------------------------------------------------------------------------
-    def submit(self, kind: Kind, prompt: str, seed: int = 0, references: list[str] | None = None) -> Job:
+    def submit(self, kind: Kind, prompt: str, seed: int = 0, references: list[str] | None = None,
+               picked: list[Hit | str] | None = None) -> Job:
+        """Queue a job; ``picked``: the references as hits where known (default: the paths)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job queue is closed")
@@ -91,7 +96,7 @@ class JobQueue:
                 raise QueueFull(f"the job queue is full ({len(self._waiting)} waiting): try again when a "
                                 "job has finished")
             job = Job(id=uuid.uuid4().hex[:12], kind=kind, prompt=prompt, seed=seed,
-                      references=list(references or []))
+                      references=list(references or []), picked=list(picked or references or []))
             self._jobs[job.id] = job
             self._waiting.append(job)
             self._start_workers()
@@ -225,7 +230,7 @@ class JobQueue:
 
     def _call(self, job: Job, progress: Callable[[str, str], None]) -> None:
         if job.kind == "generate":
-            self.pipeline.generate_with(job.prompt, job.references, seed=job.seed, out=self.runs_dir,
+            self.pipeline.generate_with(job.prompt, job.picked, seed=job.seed, out=self.runs_dir,
                                         progress=progress)
         else:
             self.pipeline.run(job.prompt, seed=job.seed, out=self.runs_dir, progress=progress)

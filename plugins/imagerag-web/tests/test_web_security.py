@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -103,16 +104,17 @@ class _Broken:
 def test_a_bug_is_a_logged_500_with_a_one_line_body(make_client, pipeline, caplog, search_paths):
     client = make_client(pipeline, raise_server_exceptions=False)
     path = search_paths(client, "a red apple", 1)[0]
+    web = client.app.state.web  # the app's own state, to plant a bug in
 
-    def broken(queries, k):
+    def broken(path):
         raise ZeroDivisionError("a bug deep inside")
 
-    pipeline.retriever.search_images = broken  # a retriever with a bug
+    web.corpora.locate = broken
     with caplog.at_level(logging.ERROR, logger="imagerag_web"):
         out = client.post("/api/search/similar", json={"path": path, "k": 2})
     assert out.status_code == 500
     assert out.json() == {"error": "internal error (ZeroDivisionError); the server log has the details"}
-    assert "Traceback" not in out.text
+    assert "Traceback" not in out.text and "a bug deep inside" not in out.text
     assert any("ZeroDivisionError" in (r.exc_text or "") for r in caplog.records), "the traceback is logged"
 
 
@@ -123,9 +125,14 @@ def test_a_component_failure_is_502_with_the_stage_and_component(make_client, pi
         raise OSError("the index disk went away")
 
     pipeline.retriever.search = failing
+    pipeline.retriever.search_images = failing
     out = client.post("/api/search", json={"text": "x"})
     assert out.status_code == 502 and "stage 'retrieve'" in out.json()["error"]
     assert "the index disk went away" in out.json()["error"]
+    path = str(next(p for p in (client.app.state.web.corpora.all[0].root).rglob("*.png")))
+    for out in (client.post("/api/search/similar", json={"path": path, "k": 2}),
+                client.post("/api/search/image", files={"image": ("q.png", Path(path).read_bytes())})):
+        assert out.status_code == 502 and "the index disk went away" in out.json()["error"]
 
 
 def test_only_loopback_host_names_when_asked(make_client, pipeline):

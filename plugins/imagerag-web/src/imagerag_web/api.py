@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import imagerag_sdk
 from imagerag_sdk.errors import ConfigError
 from imagerag_sdk.images import MAX_PIXELS, BadImageError, decode_rgb
+from imagerag_sdk.pipeline import _stage_errors  # the loop's own wrapping of a component's failure
 from imagerag_sdk.types import Hit, ImageQuery
 
 from .app import WebState, state
@@ -108,8 +109,7 @@ async def search_image(request: Request, image: Annotated[UploadFile, File(descr
     web = state(request)
     data = await image.read(web.upload_max_bytes + 1)
     if len(data) > web.upload_max_bytes:
-        raise WebError(413, f"the upload is over {web.upload_max_bytes // (1024 * 1024) or 1} MiB: send a "
-                            "smaller image")
+        raise WebError(413, f"the upload is over {web.upload_max_bytes:,} bytes: send a smaller image")
     name = f"upload:{image.filename or 'image'}"
     retriever = _image_retriever(web)
 
@@ -118,7 +118,8 @@ async def search_image(request: Request, image: Annotated[UploadFile, File(descr
             img = decode_rgb(data, name=name, max_pixels=MAX_PIXELS)
         except BadImageError as exc:
             raise WebError(415, f"{exc.message}: upload a complete PNG, JPEG or WebP image") from exc
-        return retriever.search_images([ImageQuery(img, name)], k)[0]
+        with _stage_errors("retrieve", retriever):  # a failing retriever: 502 naming it
+            return retriever.search_images([ImageQuery(img, name)], k)[0]
 
     hits = await asyncio.get_running_loop().run_in_executor(None, run)
     return {"hits": [hit_json(web, h) for h in hits]}
@@ -134,7 +135,8 @@ def search_similar(body: SimilarBody, request: Request) -> dict[str, Any]:
         query = ImageQuery.open(path)
     except BadImageError as exc:
         raise WebError(415, f"{exc.message}: pick another hit") from exc
-    hits = retriever.search_images([query], body.k + 1)[0]
+    with _stage_errors("retrieve", retriever):
+        hits = retriever.search_images([query], body.k + 1)[0]
     return {"hits": [hit_json(web, h) for h in hits if h.path != path][:body.k]}
 
 

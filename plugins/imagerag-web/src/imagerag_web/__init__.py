@@ -8,18 +8,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagerag_sdk import hookimpl
+
+if TYPE_CHECKING:
+    from .app import create_app
 
 __all__ = ["create_app"]
 
 
-def create_app(*args: Any, **kwargs: Any) -> Any:
-    """:func:`imagerag_web.app.create_app` (imported on call: it imports FastAPI)."""
-    from .app import create_app as create
+def __getattr__(name: str) -> Any:
+    """``create_app`` is imported on first use (it imports FastAPI)."""
+    if name == "create_app":
+        from .app import create_app
 
-    return create(*args, **kwargs)
+        return create_app
+    raise AttributeError(f"module 'imagerag_web' has no attribute {name!r}")
 
 
 @hookimpl

@@ -51,6 +51,11 @@ def test_the_plugin_and_the_cli_help_import_no_web_framework(tmp_path):
     assert "--token" in out.stdout and "IMAGERAG_SERVE_TOKEN" in out.stdout  # serve --help
 
 
+def test_serve_without_a_profile_lists_them(tmp_path):
+    out = subprocess.run(_imagerag("serve"), capture_output=True, text=True, env=_env(tmp_path), timeout=WAIT)
+    assert out.returncode == 2 and "Choose one of:" in out.stderr and "fake" in out.stderr
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "example.org"])
 def test_a_non_loopback_host_needs_a_token(tmp_path, host):
     out = subprocess.run(_imagerag("serve", "--profile", "fake", "--host", host),

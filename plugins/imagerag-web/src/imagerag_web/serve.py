@@ -6,6 +6,7 @@ import os
 
 import click
 
+from imagerag_sdk.cli import _ProfileOption  # --profile as generate has it: lists the profiles when missing
 from imagerag_sdk.errors import ConfigError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -20,7 +21,8 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 @click.command("serve")
-@click.option("--profile", "-p", required=True, help="Profile name or YAML path ('imagerag profiles list').")
+@click.option("--profile", "-p", cls=_ProfileOption, required=True,
+              help="Profile name or YAML path ('imagerag profiles list').")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs --token.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))

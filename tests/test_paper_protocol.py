@@ -10,7 +10,6 @@ from PIL import Image
 from pydantic import ValidationError
 
 from imagerag_sdk.pipeline import ImageRAG
-from imagerag_sdk.critique import Turn
 from imagerag_sdk.roles import Critic, Options
 from imagerag_sdk.testing import FakeCritic, FakeGenerator, FakeRetriever, ScriptedCritic
 from imagerag_sdk.types import Critique
@@ -50,13 +49,10 @@ def paper_critic(answers, **options) -> ScriptedCritic:
     return ScriptedCritic(answers=answers, mode="paper", **options)
 
 
-def test_the_fixture_holds_the_four_prompts():
-    prompts = appendix_c()
+def test_questions_are_sent_word_for_word():
+    prompts = appendix_c()  # the fixture parses into the paper's four prompts
     assert set(prompts) == {DECISION_LABEL, CONCEPTS_LABEL, CAPTIONS_LABEL, REPHRASE_LABEL}
     assert all("\u201c" not in p and "\u2018" not in p for p in prompts.values())
-
-
-def test_questions_are_sent_word_for_word():
     c = paper_critic(["No", CONCEPTS, CAPTIONS])
     result = c.critique(PROMPT, IMAGE)
     assert [r.text for r in c.requests] == [quoted(DECISION_LABEL), quoted(CONCEPTS_LABEL),
@@ -68,6 +64,8 @@ def test_questions_are_sent_word_for_word():
 
 
 def test_one_conversation_keeps_the_image_and_the_answers():
+    from imagerag_sdk.critique import Turn
+
     c = paper_critic(["No.", CONCEPTS, CAPTIONS])
     c.critique(PROMPT, IMAGE)
     decide, concepts, captions = c.requests

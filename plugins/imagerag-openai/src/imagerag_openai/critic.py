@@ -48,7 +48,7 @@ class OpenAICritic(APICritic[OpenAICriticOptions]):
     name = "openai"
     description = ("OpenAI chat-completions critic (GPT-4o by default); also any OpenAI-compatible "
                    "server via base_url (vLLM, Ollama, LM Studio). Fused structured mode or the "
-                   "paper's three questions. Needs OPENAI_API_KEY.")
+                   "paper's questions (mode: paper, three_step). Needs OPENAI_API_KEY.")
     structure_words = re.compile(r"response_format|json_schema|structured", re.I)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

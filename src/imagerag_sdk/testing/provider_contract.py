@@ -51,6 +51,7 @@ from ..errors import (
 from ..types import Critique
 from .fake_server import MALFORMED_KINDS, FakeAPIServer, Request
 from .payloads import decode_image_payload, sample_image, walk_json
+from .provider_paper import PaperConversationChecks
 
 __all__ = ["ProviderCriticContract", "decode_image_payload", "sample_image", "PROMPT", "CONCEPTS",
            "CAPTIONS_REPLY", "FUSED_NO", "YES_VARIANTS", "NO_VARIANTS", "LIST_SHAPES"]
@@ -88,7 +89,7 @@ _USAGE = {
 }
 
 
-class ProviderCriticContract:
+class ProviderCriticContract(PaperConversationChecks):
     """Behaviour every API-backed :class:`~imagerag_sdk.critique.VLMCritic` must show.
 
     Class attributes to set: ``provider`` (the critic's provider name, e.g. "openai"),
@@ -431,52 +432,6 @@ class ProviderCriticContract:
         answer = asyncio.run(critic.aask(VLMRequest(text="say hello", temperature=0.0)))
         assert answer.text == "hello there"
         assert "say hello" in self.sent_text(fake_server.requests[0])
-
-    # -- mode: paper: one conversation ------------------------------------------------------------
-    def test_paper_mode_is_one_conversation(self, fake_server, picture):
-        """The second and third requests carry the earlier questions, the image (once, in the
-        first turn) and the model's earlier answers, as the server received them."""
-        from ..paper_protocol import CAPTIONS, DECISION, MISSING_CONCEPTS
-
-        fake_server.reply("No").reply("oil painting style\na sheep").reply(
-            "an oil painting with thick visible brush strokes\na white woolly sheep on green grass")
-        got = self._critic(fake_server, mode="paper", **(self.temperature_options or {})).critique(
-            PROMPT, picture)
-        assert [(m.concept, m.caption) for m in got.missing] == [
-            ("oil painting style", "an oil painting with thick visible brush strokes"),
-            ("a sheep", "a white woolly sheep on green grass")]
-        sent = [[m for m in r.conversation() if m[0] != "system"] for r in fake_server.requests]
-        decision = ("user", DECISION.format(prompt=PROMPT), 1)
-        concepts = [decision, ("assistant", "No", 0), ("user", MISSING_CONCEPTS, 0)]
-        assert sent == [[decision], concepts,
-                        concepts + [("assistant", "oil painting style\na sheep", 0), ("user", CAPTIONS, 0)]]
-        for request in fake_server.requests:
-            [image] = self.sent_image_list(request)
-            assert image.size == picture.size and image.convert("RGB").getpixel((10, 10)) == \
-                picture.getpixel((10, 10))
-
-    def test_paper_personalization_sends_the_user_image_first(self, fake_server, picture):
-        fake_server.reply("Yes")
-        user = Image.new("RGB", (64, 64), (250, 10, 10))
-        got = self._critic(fake_server, mode="paper").critique(PROMPT, picture, user_images=[user])
-        assert got.matches is True
-        images = self.sent_image_list(fake_server.requests[0])
-        assert [im.size for im in images] == [(64, 64), picture.size]
-        assert images[0].convert("RGB").getpixel((5, 5)) == (250, 10, 10)
-
-    def test_paper_rephrase_follows_the_decision(self, fake_server, picture):
-        from ..paper_protocol import DECISION, REPHRASE
-
-        fake_server.reply("No").reply("I am unable to respond.").reply(
-            "an oil painting of a white sheep beside a red car")
-        critic = self._critic(fake_server, mode="paper", retries=0)
-        crit = critic.critique(PROMPT, picture)  # no concept named: the critique gives up
-        assert crit.gave_up
-        new, _ = critic.rephrase(PROMPT, image=picture, critique=crit)
-        assert new == "an oil painting of a white sheep beside a red car"
-        last = [m for m in fake_server.requests[-1].conversation() if m[0] != "system"]
-        assert last == [("user", DECISION.format(prompt=PROMPT), 1), ("assistant", "No", 0),
-                        ("user", REPHRASE.format(prompt=PROMPT), 0)]
 
     def test_rephrase(self, fake_server):
         fake_server.reply('"an oil painting of a white sheep beside a red car"')

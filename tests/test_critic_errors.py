@@ -64,7 +64,7 @@ def test_keep_initial_still_fails_a_rejected_key(tmp_path):
 
 def test_keep_initial_does_not_hide_a_broken_critic(tmp_path):
     class DictCritic(ScriptedCritic):
-        def critique(self, prompt, image, *, max_concepts=3):
+        def critique(self, prompt, image, *, max_concepts=3, user_images=()):
             return {"matches": True}
 
     pipe = ImageRAG(FakeGenerator(), DictCritic(), loop={"on_critic_error": "keep_initial"})

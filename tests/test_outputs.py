@@ -72,7 +72,7 @@ def test_critic_returning_a_dict(tmp_path):
     class DictCritic(ScriptedCritic):
         name = "dicty"
 
-        def critique(self, prompt, image, *, max_concepts=3):
+        def critique(self, prompt, image, *, max_concepts=3, user_images=()):
             return {"matches": False, "missing": []}
 
     with pytest.raises(PipelineError) as err:

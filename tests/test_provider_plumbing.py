@@ -39,10 +39,16 @@ class ToyCritic(APICritic):
     structured_output = True
 
     def build_params(self, request):
-        content = [{"type": "input_text", "text": request.text}] + [
-            {"type": "input_image", "image_url": "data:image/png;base64,"
-             + base64.b64encode(encode(img, fmt="PNG")).decode()} for img in request.images]
-        params = {"model": self.options.model, "input": [{"role": "user", "content": content}]}
+        messages = []
+        for role, text, images in request.messages():  # the conversation, ending with the question
+            if role == "assistant":
+                messages.append({"role": role, "content": text})
+                continue
+            content = [{"type": "input_text", "text": text}] + [
+                {"type": "input_image", "image_url": "data:image/png;base64,"
+                 + base64.b64encode(encode(img, fmt="PNG")).decode()} for img in images]
+            messages.append({"role": role, "content": content})
+        params = {"model": self.options.model, "input": messages}
         if request.temperature is not None:
             params["temperature"] = request.temperature
         if request.json_schema is not None and not self.structure_refused:

@@ -151,7 +151,7 @@ class FailingCritic(ScriptedCritic):
 class PlainCritic(Critic):
     name = "plain"
 
-    def critique(self, prompt, image, *, max_concepts=3):
+    def critique(self, prompt, image, *, max_concepts=3, user_images=()):
         return Critique(matches=True)
 
 

@@ -1,9 +1,11 @@
 """The chain-of-thought critic protocol, written once for every vision-language model.
 
 A provider plugin subclasses :class:`VLMCritic` and implements only :meth:`VLMCritic.ask`
-("send text + images, get text or a JSON object back"). This module asks the questions, parses
-the answers tolerantly, and retries with a rising temperature (or, for models that take no
-temperature, a recorded prompt/seed variant) when an answer is unusable.
+("send a conversation of text + images, get text or a JSON object back"). This module asks the
+questions, parses the answers tolerantly, and retries with a rising temperature (or, for models
+that take no temperature, a recorded prompt/seed variant) when an answer is unusable. The
+paper's own protocol (``mode: paper``, one multi-turn conversation) is in
+:mod:`imagerag_sdk.paper_protocol`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
 from PIL import Image
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from . import parsing
 from .errors import MalformedReplyError
@@ -26,11 +28,26 @@ from .types import Critique, Exchange, MissingConcept
 
 
 @dataclass(frozen=True)
-class VLMRequest:
-    """What a provider sends: text, images, and sampling settings."""
+class Turn:
+    """One earlier exchange of a conversation: what the user sent (text and images) and what the
+    model answered."""
 
     text: str
     images: tuple[Image.Image, ...] = ()
+    answer: str = ""
+
+
+@dataclass(frozen=True)
+class VLMRequest:
+    """What a provider sends: the conversation so far, the new question (text and images), and
+    sampling settings."""
+
+    text: str
+    images: tuple[Image.Image, ...] = ()
+    history: tuple[Turn, ...] = ()
+    """Earlier turns, oldest first: each a user message (text + its images) and the model's
+    answer. Empty for a single-turn request; ``mode: paper`` asks its questions in one
+    conversation."""
     temperature: float | None = None
     """``None`` means: do not send a temperature (the model takes none)."""
     json_schema: dict[str, Any] | None = None
@@ -38,6 +55,16 @@ class VLMRequest:
     seed: int | None = None
     max_tokens: int = 600
     system: str | None = None
+
+    def messages(self) -> list[tuple[Literal["user", "assistant"], str, tuple[Image.Image, ...]]]:
+        """The whole conversation as ``(role, text, images)``, oldest first, ending with this
+        request's question: what every provider turns into its own message shape."""
+        out: list[tuple[Literal["user", "assistant"], str, tuple[Image.Image, ...]]] = []
+        for turn in self.history:
+            out.append(("user", turn.text, turn.images))
+            out.append(("assistant", turn.answer, ()))
+        out.append(("user", self.text, self.images))
+        return out
 
 
 @dataclass(frozen=True)
@@ -97,14 +124,27 @@ VARIANTS = ("", "\nPlease answer carefully and exactly in the format asked.",
 
 
 class VLMCriticOptions(Options):
-    mode: Literal["auto", "fused", "three_step"] = Field(
-        "auto", description="fused: one structured call; three_step: the paper's decide → concepts → "
-        "captions; auto: fused where the provider has structured output")
+    mode: Literal["auto", "fused", "three_step", "paper"] = Field(
+        "auto", description="The critic protocol. fused: one structured call; three_step: decide → "
+        "concepts → captions in our wording, separate single-turn calls; paper: the paper's "
+        "appendix C prompts word for word, asked as one conversation (image and earlier answers "
+        "kept in context); auto: fused where the provider has structured output, else three_step")
+    decision: Literal["ask", "skip"] = Field(
+        "ask", description="ask: first ask whether the image matches the prompt; skip (mode: "
+        "paper only): the authors' generation mode — never decide, ask which visual concepts a "
+        "model needs to draw the prompt, then their captions")
     temperature: float = Field(0.0, ge=0, description="Temperature of the first call (the paper: 0)")
     retries: int = Field(3, ge=0, le=10, description="Extra asks when an answer is unusable")
     temperature_step: float = Field(0.3, gt=0, description="Added to the temperature on each retry")
     max_temperature: float = Field(1.5, gt=0, description="Ceiling of the retry ladder")
     max_image_side: int = Field(768, ge=64, description="Images are downscaled to this side before upload")
+
+    @model_validator(mode="after")
+    def _decision_needs_paper(self) -> VLMCriticOptions:
+        if self.decision == "skip" and self.mode != "paper":
+            raise ValueError("decision: skip is the paper protocol's generation mode; set mode: paper "
+                             "(or decision: ask)")
+        return self
 
 
 VO = TypeVar("VO", bound=VLMCriticOptions)
@@ -135,8 +175,10 @@ class VLMCritic(Critic[VO]):
         """Async variant; providers with an async client override it."""
         return await asyncio.to_thread(self.ask, request)
 
-    async def acritique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3) -> Critique:
-        return await asyncio.to_thread(self.critique, prompt, image, max_concepts=max_concepts)
+    async def acritique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3,
+                        user_images: Sequence[Image.Image] = ()) -> Critique:
+        return await asyncio.to_thread(self.critique, prompt, image, max_concepts=max_concepts,
+                                       user_images=user_images)
 
     # -- protocol ------------------------------------------------------------------------------
     @property
@@ -146,19 +188,40 @@ class VLMCritic(Critic[VO]):
             return "fused" if self.structured_output else "three_step"
         return mode
 
-    def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3) -> Critique:
+    def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3,
+                 user_images: Sequence[Image.Image] = ()) -> Critique:
         self.load()
-        run = _Run(self, fit_within(to_rgb(image), self.options.max_image_side))
-        if self.effective_mode == "fused":
+        run = _Run(self, self.fit(image))
+        mode = self.effective_mode
+        if mode == "paper":
+            from . import paper_protocol
+
+            users = tuple(self.fit(u) for u in user_images)
+            return paper_protocol.critique(run, prompt, max_concepts, users)
+        if user_images:
+            run.notes.append(f"{len(user_images)} user image(s) not shown to the critic: mode "
+                             f"{mode} judges the generated image alone (mode: paper shows them)")
+        if mode == "fused":
             return run.fused(prompt, max_concepts)
         return run.three_step(prompt, max_concepts)
 
-    def rephrase(self, prompt: str) -> tuple[str, list[Exchange]]:
+    def rephrase(self, prompt: str, *, image: Image.Image | None = None, critique: Critique | None = None,
+                 user_images: Sequence[Image.Image] = ()) -> tuple[str, list[Exchange]]:
         self.load()
-        run = _Run(self, None)
-        text = run.ladder("rephrase", REPHRASE.format(prompt=prompt), with_image=False,
-                          parse=lambda a: parsing.strip_fences(a.text).strip().strip('"') or None)
+        if self.effective_mode == "paper":
+            from . import paper_protocol
+
+            run = _Run(self, self.fit(image) if image is not None else None)
+            users = tuple(self.fit(u) for u in user_images)
+            text = paper_protocol.rephrase(run, prompt, critique, users)
+        else:
+            run = _Run(self, None)
+            text = run.ladder("rephrase", REPHRASE.format(prompt=prompt), parse=parse_rephrased)
         return (text or prompt), run.exchanges
+
+    def fit(self, image: Image.Image) -> Image.Image:
+        """``image`` as RGB, downscaled to ``max_image_side``: what is uploaded."""
+        return fit_within(to_rgb(image), self.options.max_image_side)
 
     def ladder(self, attempt: int) -> tuple[float | None, str | None, int | None]:
         """(temperature, alternative, seed) for the 0-based attempt."""
@@ -181,17 +244,26 @@ class _Run:
         self.max_attempt = 1
         self.last_text = ""
         """The text of the latest well-formed answer."""
+        self.last_body = ""
+        """The question sent with that answer (a no-temperature retry varies the wording)."""
 
-    def ladder(self, stage: str, text: str, *, with_image: bool, parse: Callable[[VLMAnswer], Any],
+    @property
+    def own_image(self) -> tuple[Image.Image, ...]:
+        """The generated image, as a request's images (none for a text-only run)."""
+        return (self.image,) if self.image is not None else ()
+
+    def ladder(self, stage: str, text: str, *, parse: Callable[[VLMAnswer], Any],
+               images: tuple[Image.Image, ...] = (), history: tuple[Turn, ...] = (),
                schema: dict | None = None) -> Any:
-        """Ask until ``parse`` returns something not ``None``; ``None`` after all retries."""
+        """Ask (after ``history``, each attempt alone: a retry replaces the unusable answer, it
+        does not follow it) until ``parse`` returns something not ``None``; ``None`` after all
+        retries. :attr:`last_text` is then the latest well-formed answer."""
         critic = self.critic
-        self.last_text = ""
+        self.last_text = self.last_body = ""
         for attempt in range(critic.options.retries + 1):
             temperature, alternative, seed = critic.ladder(attempt)
             body = text + (VARIANTS[attempt % len(VARIANTS)] if alternative else "")
-            images = (self.image,) if with_image and self.image is not None else ()
-            req = VLMRequest(text=body, images=images, temperature=temperature,
+            req = VLMRequest(text=body, images=images, history=history, temperature=temperature,
                              json_schema=schema, seed=seed)
             start = time.perf_counter()
             error: str | None
@@ -200,7 +272,7 @@ class _Run:
             except MalformedReplyError as exc:  # an unusable answer: record the raw reply, retry
                 answer, value, error = VLMAnswer(text=exc.raw), None, exc.message
             else:
-                self.last_text = answer.text
+                self.last_text, self.last_body = answer.text, body
                 try:
                     value = parse(answer)
                     error = None if value is not None else "unusable answer"
@@ -208,7 +280,8 @@ class _Run:
                     value, error = None, f"parse failed: {type(exc).__name__}: {exc}"
             self.exchanges.append(Exchange(
                 stage=stage, prompt=body, answer=answer.text, attempt=attempt + 1,
-                temperature=temperature, alternative=alternative, seed=req.seed, images=len(images),
+                temperature=temperature, alternative=alternative, seed=req.seed,
+                images=len(images) + sum(len(t.images) for t in history),
                 parsed=_jsonable(value), error=error, usage=answer.usage,
                 seconds=round(time.perf_counter() - start, 4)))
             self.max_attempt = max(self.max_attempt, attempt + 1)
@@ -221,13 +294,13 @@ class _Run:
                         gave_up=gave_up, exchanges=tuple(self.exchanges), notes=tuple(self.notes))
 
     def three_step(self, prompt: str, n: int) -> Critique:
-        verdict = self.ladder("decide", DECIDE.format(prompt=prompt), with_image=True,
+        verdict = self.ladder("decide", DECIDE.format(prompt=prompt), images=self.own_image,
                               parse=lambda a: parsing.parse_yes_no(a.text))
         if verdict is None:
             self.notes.append("no yes/no answer after retries: treated as not matching")
         elif verdict:
             return self.result(True, [])
-        concepts = self.ladder("concepts", CONCEPTS.format(prompt=prompt, n=n), with_image=True,
+        concepts = self.ladder("concepts", CONCEPTS.format(prompt=prompt, n=n), images=self.own_image,
                                parse=lambda a: parsing.parse_list(a.text) or None)
         if not concepts:
             self.notes.append("the critic named no missing concept after retries")
@@ -236,15 +309,17 @@ class _Run:
         captions = self._captions(concepts)
         return self.result(False, [MissingConcept(c, captions[c]) for c in concepts])
 
-    def _captions(self, concepts: list[str]) -> dict[str, str]:
-        listing = "\n".join(f"- {c}" for c in concepts)
+    def _captions(self, concepts: list[str], text: str | None = None,
+                  history: tuple[Turn, ...] = ()) -> dict[str, str]:
+        """A caption per concept, asked with ``text`` (default: ours, listing the concepts)."""
+        if text is None:
+            text = CAPTIONS.format(concepts="\n".join(f"- {c}" for c in concepts))
 
         def parse(answer: VLMAnswer) -> dict[str, str] | None:
             got = parsing.parse_captions(answer.text, concepts)
             return got if len(got) == len(concepts) else None
 
-        captions = self.ladder("captions", CAPTIONS.format(concepts=listing), with_image=False,
-                               parse=parse)
+        captions = self.ladder("captions", text, parse=parse, history=history)
         if captions is None:
             # keep whatever the last answer did give, and fall back to the concept for the rest
             captions = parsing.parse_captions(self.last_text, concepts)
@@ -268,7 +343,7 @@ class _Run:
                 return None
             return {"matches": matches, "missing": pairs}
 
-        got = self.ladder("fused", FUSED.format(prompt=prompt, n=n), with_image=True, parse=parse,
+        got = self.ladder("fused", FUSED.format(prompt=prompt, n=n), images=self.own_image, parse=parse,
                           schema=FUSED_SCHEMA)
         if got is None:
             self.notes.append("no usable structured answer after retries: treated as not matching")
@@ -281,6 +356,11 @@ class _Run:
                 self.notes.append(f"no caption for '{concept}': the concept itself is the query")
             missing.append(MissingConcept(concept, caption or concept))
         return self.result(False, missing)
+
+
+def parse_rephrased(answer: VLMAnswer) -> str | None:
+    """The new prompt in a rephrase answer (fences and quotes stripped), ``None`` when empty."""
+    return parsing.strip_fences(answer.text).strip().strip('"') or None
 
 
 def _jsonable(value: Any) -> Any:

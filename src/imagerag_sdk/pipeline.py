@@ -199,6 +199,7 @@ class ImageRAG:
         result = RunResult(prompt=prompt, image=image, initial_image=image, references=list(users),
                            run_dir=rec.run_dir, trace=rec.trace)
         critic = self._require(self.critic, "critic", "the critique step")
+        user_pics = [u.open() for u in users]  # shown to the critic (personalization)
         for round_ in range(1, loop.max_rounds + 1):
             rnd = Round(round=round_)
             rec.trace.rounds.append(rnd)
@@ -206,7 +207,8 @@ class ImageRAG:
             try:
                 with rec.stage("critique", round=round_, component=critic.name):
                     with _stage_errors("critique", critic):
-                        crit = critic.critique(prompt, image, max_concepts=max(n_concepts, 1))
+                        crit = critic.critique(prompt, image, max_concepts=max(n_concepts, 1),
+                                               user_images=user_pics)
                     check_critique(crit, critic)
             except PipelineError as exc:
                 if not _keeps_image(loop.on_critic_error, exc):
@@ -227,7 +229,8 @@ class ImageRAG:
             if loop.mode == "rephrase":
                 with rec.stage("rephrase", round=round_, component=critic.name) as st:
                     with _stage_errors("rephrase", critic):
-                        new_prompt, exchanges = critic.rephrase(prompt)
+                        new_prompt, exchanges = critic.rephrase(prompt, image=image, critique=crit,
+                                                                user_images=user_pics)
                     cuts = []
                     exchanges = loop.limits.apply_exchanges(exchanges, cuts)
                     rnd.truncated.extend(rec.record_cuts(cuts))

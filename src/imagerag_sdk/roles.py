@@ -187,14 +187,22 @@ class Critic(Component[O]):
     optional_methods = {"can_rephrase": ("rephrase",)}
 
     @abstractmethod
-    def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3) -> Critique:
+    def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3,
+                 user_images: Sequence[Image.Image] = ()) -> Critique:
         """Decide whether ``image`` shows ``prompt`` (content and style); if not, name up to
         ``max_concepts`` missing concepts with a retrieval caption each. Never raises on a
-        malformed model answer: it retries, then returns ``gave_up=True``."""
+        malformed model answer: it retries, then returns ``gave_up=True``.
 
-    def rephrase(self, prompt: str) -> tuple[str, list[Exchange]]:
+        ``user_images`` are the user's own images the run was given (personalization), RGB;
+        a critic may show them beside ``image`` (the VLM critics' ``mode: paper`` does) or
+        ignore them. Every critic must accept the keyword: the pipeline passes it."""
+
+    def rephrase(self, prompt: str, *, image: Image.Image | None = None, critique: Critique | None = None,
+                 user_images: Sequence[Image.Image] = ()) -> tuple[str, list[Exchange]]:
         """Optional (:attr:`can_rephrase`): rewrite the prompt for the generator (the paper's
-        'rephrase only' ablation). Returns the new prompt and the exchanges made."""
+        'rephrase only' ablation). Returns the new prompt and the exchanges made. The pipeline
+        also passes the judged ``image``, its ``critique`` and the ``user_images``, for a
+        critic that asks in the context of that decision (``mode: paper``); others ignore them."""
         raise NotImplementedError(f"critic '{self.name}' cannot rephrase prompts (can_rephrase is False)")
 
 

@@ -110,3 +110,15 @@ def test_clip_critic_options_validated():
     assert ClipCritic().options.embedder.use == "clip"  # construction loads nothing
     with pytest.raises(NotImplementedError):
         ClipCritic().rephrase("a cat")
+
+
+def test_clip_critic_takes_user_images_and_says_it_does_not_judge_them(clip_shared_embedder,
+                                                                        clip_critic_image):
+    from imagerag_clip import ClipCritic
+
+    critic = ClipCritic.from_embedder(clip_shared_embedder)
+    plain = critic.critique(PROMPT, clip_critic_image)
+    personal = critic.critique(PROMPT, clip_critic_image, user_images=[Image.new("RGB", (8, 8))])
+    assert personal.matches == plain.matches and personal.missing == plain.missing
+    assert personal.notes == plain.notes + (
+        "clip: 1 user image(s) not judged: only the generated image is compared with the prompt",)

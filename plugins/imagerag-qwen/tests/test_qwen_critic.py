@@ -203,3 +203,44 @@ def test_qwen_drives_the_vlm_reranker(qwen_tiny_dir, imagerag_registry, tmp_path
     assert sorted(h.path for h in out) == sorted(h.path for h in hits)
     exchange = out[0].metadata["vlm_rerank"]["exchange"]
     assert exchange["images"] == 3 and exchange["usage"]["prompt_tokens"] > 3 * 4
+
+
+def test_qwen_chat_template_gets_the_conversation(qwen_critic, qwen_image, monkeypatch):
+    """A request's history (earlier user turns with their images, the answers) goes through the
+    real chat template and image processor before the question."""
+    from imagerag_sdk.critique import Turn
+
+    qwen_critic.load()
+    processor = qwen_critic._loaded_model.processor
+    chats, image_batches = [], []
+    real_template, real_call = processor.apply_chat_template, type(processor).__call__
+
+    def template(messages, **kwargs):
+        chats.append(real_template(messages, **kwargs))
+        return chats[-1]
+
+    def call(self, *args, **kwargs):
+        image_batches.append(kwargs.get("images"))
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(processor, "apply_chat_template", template)
+    monkeypatch.setattr(type(processor), "__call__", call)
+    history = (Turn("Does this image match?", (qwen_image,), "No"),
+               Turn("What is missing?", (), "a sheep"))
+    answer = qwen_critic.ask(VLMRequest(text="Captions, please.", history=history, max_tokens=4))
+    assert isinstance(answer.text, str) and answer.usage["prompt_tokens"] > 0
+    [chat] = chats
+    assert chat == ("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Does this image match?"
+                    "<|im_end|>\n<|im_start|>assistant\nNo<|im_end|>\n"
+                    "<|im_start|>user\nWhat is missing?<|im_end|>\n<|im_start|>assistant\na sheep<|im_end|>\n"
+                    "<|im_start|>user\nCaptions, please.<|im_end|>\n<|im_start|>assistant\n")
+    [images] = image_batches
+    assert len(images) == 1 and images[0].size == qwen_image.size
+
+
+def test_qwen_paper_mode_end_to_end(qwen_critic, qwen_image):
+    critic = QwenCritic(model=qwen_critic.options.model, device="cpu", max_new_tokens=12, mode="paper")
+    got = critic.critique(PROMPT, qwen_image, max_concepts=2)
+    _well_formed(got, 2)
+    assert got.exchanges[0].stage == "decide" and got.exchanges[0].images == 1
+    assert all(x.images == 1 for x in got.exchanges)  # the image stays in the conversation

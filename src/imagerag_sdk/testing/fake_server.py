@@ -69,6 +69,31 @@ class Request:
     def provider(self) -> str:
         return _provider(self.path)
 
+    def conversation(self) -> list[tuple[str, str, int]]:
+        """The chat messages the request carried, oldest first, as ``(role, text, images)``
+        whatever the provider's shape (OpenAI ``messages`` / Responses ``input``, Anthropic
+        ``messages``, Gemini ``contents``): ``role`` is user, assistant (Gemini's "model") or
+        system, ``text`` the message's text parts joined by newlines, ``images`` how many images
+        it holds."""
+        from .payloads import decode_image_payload, walk_json
+
+        body = self.json if isinstance(self.json, dict) else {}
+        messages = body.get("messages") or body.get("contents") or body.get("input") or []
+        out = []
+        for message in messages if isinstance(messages, list) else []:
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content", message.get("parts", []))
+            if isinstance(content, str):
+                texts, images = [content], 0
+            else:
+                values = [(k, v) for k, v in walk_json(content) if isinstance(v, str)]
+                images = sum(decode_image_payload(v) is not None for _, v in values)
+                texts = [v for k, v in values if k == "text"]
+            role = message.get("role", "user")
+            out.append(("assistant" if role == "model" else role, "\n".join(texts), images))
+        return out
+
 
 def _provider(path: str) -> str:
     p = path.split("?")[0]

@@ -126,9 +126,11 @@ class FakeCritic(VLMCritic[VLMCriticOptions]):
 
     def ask(self, request: VLMRequest) -> VLMAnswer:
         text = request.text
-        prompt_m = re.search(r'prompt:? "([^"]*)"', text)
+        first = request.history[0].text if request.history else text  # the prompt is asked first
+        prompt_m = re.search(r'(?:prompt:?|rephrased:) "([^"]*)"', first)
         prompt = prompt_m.group(1) if prompt_m else ""
-        image = request.images[0] if request.images else None
+        sent = [img for _, _, imgs in request.messages() for img in imgs]
+        image = sent[-1] if sent else None  # the generated image comes after any user image
         refs = json.loads(image.info.get("imagerag:references", "[]")) if image is not None else []
         matches = bool(refs)
         concepts = phrases(prompt)[:3]
@@ -142,9 +144,19 @@ class FakeCritic(VLMCritic[VLMCriticOptions]):
             return VLMAnswer(text="Yes." if matches else "No.", model="fake")
         if "Which concepts" in text:
             return VLMAnswer(text="\n".join(f"- {c}" for c in concepts), model="fake")
-        if text.startswith("For each concept"):
+        if text.startswith("For each concept below"):
             listed = re.findall(r"^- (.+)$", text, re.M)
             return VLMAnswer(text="\n".join(f"{c}: a photo of {c}" for c in listed), model="fake")
+        # mode: paper (one conversation; see imagerag_sdk.paper_protocol)
+        if text.startswith("Please rephrase"):
+            return VLMAnswer(text=f"a detailed, faithful picture of {prompt}", model="fake")
+        if re.match(r"(The first .*)?Does (this|the last) image match", text, re.S):
+            return VLMAnswer(text="Yes" if matches else "No", model="fake")
+        if text.startswith(("What are the differences", "Which visual concepts")):
+            return VLMAnswer(text="\n".join(concepts), model="fake")
+        if text.startswith("For each concept you suggested") and request.history:
+            named = [ln.strip() for ln in request.history[-1].answer.splitlines() if ln.strip()]
+            return VLMAnswer(text="\n".join(f"a photo of {c}" for c in named), model="fake")
         return VLMAnswer(text="I am unable to respond to that.", model="fake")
 
 

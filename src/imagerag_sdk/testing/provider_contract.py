@@ -18,7 +18,10 @@ the provider addressed by the request path::
 explicitly means "no key in the options" (the test removes the env vars first). The critic's
 options must include the :class:`~imagerag_sdk.critique.VLMCriticOptions` fields (mode,
 temperature, retries, max_image_side) and whatever :meth:`timeout_options` /
-:meth:`retry_options` return.
+:meth:`retry_options` return. ``build_params`` must send a request's whole conversation
+(:meth:`~imagerag_sdk.critique.VLMRequest.messages`: the earlier user turns with their images, the
+model's answers, then the question): ``mode: paper`` relies on it, and the server's record of it
+(:meth:`~imagerag_sdk.testing.fake_server.Request.conversation`) is what the paper tests read.
 
 The request hooks (:meth:`sent_temperature`, :meth:`sent_images`, :meth:`sent_text`) read the
 three providers' body shapes out of the box; override them for a provider with another shape.
@@ -48,6 +51,7 @@ from ..errors import (
 from ..types import Critique
 from .fake_server import MALFORMED_KINDS, FakeAPIServer, Request
 from .payloads import decode_image_payload, sample_image, walk_json
+from .provider_paper import PaperConversationChecks
 
 __all__ = ["ProviderCriticContract", "decode_image_payload", "sample_image", "PROMPT", "CONCEPTS",
            "CAPTIONS_REPLY", "FUSED_NO", "YES_VARIANTS", "NO_VARIANTS", "LIST_SHAPES"]
@@ -85,7 +89,7 @@ _USAGE = {
 }
 
 
-class ProviderCriticContract:
+class ProviderCriticContract(PaperConversationChecks):
     """Behaviour every API-backed :class:`~imagerag_sdk.critique.VLMCritic` must show.
 
     Class attributes to set: ``provider`` (the critic's provider name, e.g. "openai"),

@@ -68,12 +68,14 @@ class AnthropicCritic(APICritic[AnthropicCriticOptions]):
     # -- requests ----------------------------------------------------------------------------------
     def build_params(self, request: VLMRequest) -> dict[str, Any]:
         o = self.options
-        content: list[dict[str, Any]] = [
-            _client.image_block(img, max_side=o.max_image_side, fmt=o.image_format)
-            for img in request.images]
-        content.append({"type": "text", "text": request.text})
-        args: dict[str, Any] = {"model": o.model, "max_tokens": o.max_tokens,
-                                "messages": [{"role": "user", "content": content}]}
+        messages: list[dict[str, Any]] = []
+        for role, text, images in request.messages():
+            content: list[dict[str, Any]] = [
+                _client.image_block(img, max_side=o.max_image_side, fmt=o.image_format)
+                for img in images]  # images before the question, as Anthropic recommends
+            content.append({"type": "text", "text": text})
+            messages.append({"role": role, "content": content})
+        args: dict[str, Any] = {"model": o.model, "max_tokens": o.max_tokens, "messages": messages}
         if request.system:
             args["system"] = request.system
         extra: dict[str, Any] = {}

@@ -15,6 +15,7 @@ meaningless scores).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,10 @@ class ClipCritic(Critic[ClipCriticOptions]):
         image_vec = emb.embed_images([to_rgb(image)])[0]
         return text_vecs @ image_vec
 
-    def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3) -> Critique:
+    def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3,
+                 user_images: Sequence[Image.Image] = ()) -> Critique:
+        """Similarity of ``image`` to the prompt and its phrases; ``user_images`` are not judged
+        (a note says so)."""
         self.load()
         o = self.options
         phrases = split_phrases(prompt)[: o.max_phrases]
@@ -129,6 +133,9 @@ class ClipCritic(Critic[ClipCriticOptions]):
                         "threshold": o.phrase_threshold, "below": below}))
         verdict = "≥" if matches else "<"
         notes = [f"clip: prompt similarity {prompt_score:.4f} {verdict} threshold {o.threshold}"]
+        if user_images:
+            notes.append(f"clip: {len(user_images)} user image(s) not judged: only the generated "
+                         "image is compared with the prompt")
         if matches:
             return Critique(matches=True, exchanges=tuple(exchanges), notes=tuple(notes))
         low = sorted((s for s in phrase_scores if s[0] < o.phrase_threshold), key=lambda s: s[0])

@@ -64,9 +64,12 @@ class GeminiCritic(APICritic[GeminiCriticOptions]):
     def build_params(self, request: VLMRequest) -> dict[str, Any]:
         _, types = _client.import_genai()
         o = self.options
-        parts: list[Any] = [_client.image_part(img, max_side=o.max_image_side, fmt=o.image_format)
-                            for img in request.images]
-        parts.append(request.text)
+        contents: list[Any] = []
+        for role, text, images in request.messages():
+            parts: list[Any] = [_client.image_part(img, max_side=o.max_image_side, fmt=o.image_format)
+                                for img in images]
+            parts.append(types.Part.from_text(text=text))
+            contents.append(types.Content(role="model" if role == "assistant" else "user", parts=parts))
         config: dict[str, Any] = {"max_output_tokens": o.max_tokens or request.max_tokens}
         if request.temperature is not None and self.takes_temperature():
             config["temperature"] = request.temperature
@@ -79,7 +82,7 @@ class GeminiCritic(APICritic[GeminiCriticOptions]):
             config["response_json_schema"] = request.json_schema
         if o.thinking_budget is not None:
             config["thinking_config"] = types.ThinkingConfig(thinking_budget=o.thinking_budget)
-        return {"model": o.model, "contents": parts,
+        return {"model": o.model, "contents": contents,
                 "config": types.GenerateContentConfig(**config)}
 
     def without_structure(self, args: dict[str, Any]) -> dict[str, Any] | None:

@@ -17,6 +17,8 @@ from ._client import OpenAIConnection, data_url
 # Reasoning models reject any temperature but the default, and count hidden reasoning tokens
 # against max_completion_tokens.
 _REASONING = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5)(?![\w.]*-chat)", re.I)
+_UPLOADS_KEPT = 8
+"""Encoded images a critic keeps (a personalized conversation sends up to four)."""
 # Models without json_schema structured output.
 _NO_SCHEMA = re.compile(r"^(?:[\w.-]+/)?(?:gpt-4-(?:vision|turbo)|gpt-4-\d{4}|gpt-4$|gpt-3\.5)", re.I)
 
@@ -46,24 +48,35 @@ class OpenAICritic(APICritic[OpenAICriticOptions]):
     name = "openai"
     description = ("OpenAI chat-completions critic (GPT-4o by default); also any OpenAI-compatible "
                    "server via base_url (vLLM, Ollama, LM Studio). Fused structured mode or the "
-                   "paper's three questions. Needs OPENAI_API_KEY.")
+                   "paper's questions (mode: paper, three_step). Needs OPENAI_API_KEY.")
     structure_words = re.compile(r"response_format|json_schema|structured", re.I)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._last_upload: tuple[bytes, tuple, str] | None = None
+        self._uploads: dict[tuple[bytes, tuple], str] = {}
 
     def _data_url(self, img: Any) -> str:
-        """Encode once per image: three-step mode sends the same image twice."""
+        """Encode once per image: a critique sends the same images in several requests (the
+        generated one, and the user's in a personalized ``mode: paper`` conversation)."""
         o = self.options
         settings = (o.max_image_side, o.image_format, o.jpeg_quality, img.mode, img.size)
-        digest = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
-        last = self._last_upload
-        if last is not None and last[0] == digest and last[1] == settings:
-            return last[2]
-        url = data_url(img, max_side=o.max_image_side, fmt=o.image_format, quality=o.jpeg_quality)
-        self._last_upload = (digest, settings, url)
+        key = (hashlib.blake2b(img.tobytes(), digest_size=16).digest(), settings)
+        url = self._uploads.get(key)
+        if url is None:
+            url = data_url(img, max_side=o.max_image_side, fmt=o.image_format, quality=o.jpeg_quality)
+            if len(self._uploads) >= _UPLOADS_KEPT:
+                self._uploads.pop(next(iter(self._uploads)))  # the oldest
+            self._uploads[key] = url
         return url
+
+    def _user_content(self, text: str, images: tuple[Any, ...]) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        for img in images:
+            part: dict[str, Any] = {"url": self._data_url(img)}
+            if self.options.detail != "auto":  # auto is OpenAI's default; compatible servers may not know it
+                part["detail"] = self.options.detail
+            content.append({"type": "image_url", "image_url": part})
+        return content
 
     # -- capabilities --------------------------------------------------------------------------
     @property
@@ -86,16 +99,12 @@ class OpenAICritic(APICritic[OpenAICriticOptions]):
     def build_params(self, request: VLMRequest) -> dict[str, Any]:
         """The chat.completions.create arguments for one request."""
         o = self.options
-        content: list[dict[str, Any]] = [{"type": "text", "text": request.text}]
-        for img in request.images:
-            part: dict[str, Any] = {"url": self._data_url(img)}
-            if o.detail != "auto":  # auto is OpenAI's default; compatible servers may not know it
-                part["detail"] = o.detail
-            content.append({"type": "image_url", "image_url": part})
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": content})
+        for role, text, images in request.messages():
+            messages.append({"role": role, "content": self._user_content(text, images)}
+                            if role == "user" else {"role": role, "content": text})
         params: dict[str, Any] = {"model": o.model, "messages": messages}
         if request.temperature is not None and self.takes_temperature():
             params["temperature"] = request.temperature

@@ -146,12 +146,17 @@ class QwenCritic(VLMCritic[QwenOptions]):
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": [{"type": "text", "text": request.system}]})
-        content = [{"type": "image"} for _ in request.images] + [{"type": "text", "text": text}]
-        messages.append({"role": "user", "content": content})
+        turns = request.messages()
+        images = [img for _, _, imgs in turns for img in imgs]  # in the order the template places them
+        for i, (role, turn_text, turn_images) in enumerate(turns):
+            last = i == len(turns) - 1
+            content = [{"type": "image"} for _ in turn_images]
+            content.append({"type": "text", "text": text if last else turn_text})
+            messages.append({"role": role, "content": content})
         chat = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         kwargs: dict[str, Any] = {"text": [chat], "return_tensors": "pt"}
-        if request.images:
-            kwargs["images"] = [img.convert("RGB") for img in request.images]
+        if images:
+            kwargs["images"] = [img.convert("RGB") for img in images]
             size = self._size(processor)
             if size:
                 kwargs["size"] = size

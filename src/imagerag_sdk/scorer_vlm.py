@@ -214,7 +214,7 @@ class VLMScorer(Scorer[VLMScorerOptions]):
         run = _Run(critic, fit_within(to_rgb(item.image), critic.options.max_image_side))
         label = f"item {index + 1} of {total} ({self.options.subject if item.concept else 'prompt'} {subject!r})"
         try:
-            got = run.ladder("score", question, with_image=True, parse=lambda a: parse_score(a, subject),
+            got = run.ladder("score", question, images=run.own_image, parse=lambda a: parse_score(a, subject),
                              schema=SCHEMA if critic.structured_output else None)
         except MalformedReplyError:
             raise  # the ladder counts these as unusable answers; one escaping is the critic's own

@@ -1,0 +1,89 @@
+"""``create_app(pipeline, runs_dir=…)``: the FastAPI application over one loaded pipeline.
+
+The JSON API is under ``/api`` (OpenAPI at ``/api/openapi.json``, docs at ``/api/docs``), files
+under ``/files`` and ``/thumbs``, the pages at ``/`` (``imagerag_web.pages``), their assets at
+``/static``. One :class:`WebState` holds the pipeline, the corpora, the job queue and the limits.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+import imagerag_sdk
+from imagerag_sdk.pipeline import ImageRAG
+
+from .corpora import Corpora, find_corpora
+from .jobs import JobQueue
+from .security import Secrets, TokenGate, install_errors, json_class
+
+QUEUE_SIZE = 16
+UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class WebState:
+    pipeline: ImageRAG
+    runs_dir: Path
+    corpora: Corpora
+    jobs: JobQueue
+    secrets: Secrets
+    upload_max_bytes: int
+
+
+def state(request: Request) -> WebState:
+    web: WebState = request.app.state.web
+    return web
+
+
+def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | None = None,
+               queue_size: int = QUEUE_SIZE, upload_max_bytes: int = UPLOAD_MAX_BYTES,
+               workers: int = 1) -> FastAPI:
+    """The app serving ``pipeline`` (its components are loaded now unless they already are).
+
+    ``token``: every request needs it (see :class:`~imagerag_web.security.TokenGate`);
+    ``queue_size``: jobs that may wait (more get 429); ``upload_max_bytes``: largest upload (413
+    beyond); ``workers``: generations run at once (default one per loaded generator)."""
+    pipeline.load()
+    runs = Path(runs_dir).expanduser().resolve()
+    runs.mkdir(parents=True, exist_ok=True)
+    secrets = Secrets([*pipeline.secrets, *([token] if token else [])])
+    jobs = JobQueue(pipeline, runs, max_queued=queue_size, workers=workers, secrets=secrets)
+    response = json_class(secrets)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        yield
+        jobs.close()
+
+    app = FastAPI(title="imagerag", version=imagerag_sdk.__version__, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None, default_response_class=response,
+                  lifespan=lifespan, description="Search the corpus, generate with picked references, "
+                  "run the ImageRAG loop, follow jobs, browse runs.")
+    app.state.web = WebState(pipeline=pipeline, runs_dir=runs, corpora=Corpora(find_corpora(pipeline.retriever)),
+                             jobs=jobs, secrets=secrets, upload_max_bytes=upload_max_bytes)
+    install_errors(app, response)
+
+    from . import api, files
+
+    app.include_router(api.router)
+    app.include_router(files.router)
+    try:  # TEMPORARY until the pages branch (wt-web-ui) is merged: the lead makes this import unconditional
+        from .pages import router as pages_router
+    except ModuleNotFoundError as exc:
+        if exc.name != "imagerag_web.pages":
+            raise
+    else:
+        app.include_router(pages_router)
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if token:
+        app.add_middleware(TokenGate, token=token)
+    return app

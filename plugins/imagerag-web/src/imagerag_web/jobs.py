@@ -1,0 +1,238 @@
+"""Generation jobs: a bounded queue in front of the pipeline's generator, worker threads, stage
+events for server-sent events, and cancel.
+
+By default one worker thread per loaded generator runs one job at a time; searches never go
+through here, so a running generation never blocks them. A job cancelled while queued never
+runs; one cancelled while running stops at the next stage boundary: the pipeline's progress
+callback raises :class:`Cancelled` (a ``KeyboardInterrupt``), so the run folder's trace ends
+``interrupted`` with the error ``cancelled …``. A failed job keeps its run folder (trace ``failed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from imagerag_sdk.pipeline import ImageRAG
+from imagerag_sdk.runtrace import now
+
+from .security import Secrets, one_line
+
+log = logging.getLogger("imagerag_web")
+Kind = Literal["generate", "run"]
+Status = Literal["queued", "running", "done", "failed", "cancelled"]
+FINAL = ("done", "failed", "cancelled")
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised at a stage boundary of a job cancelled while running."""
+
+
+class QueueFull(Exception):
+    """More jobs are waiting than the queue holds."""
+
+
+@dataclass
+class Job:
+    id: str
+    kind: Kind
+    prompt: str
+    seed: int
+    references: list[str] = field(default_factory=list)
+    status: Status = "queued"
+    created: str = field(default_factory=now)
+    started: str | None = None
+    finished: str | None = None
+    events: list[dict[str, str]] = field(default_factory=list)
+    run: str | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "status": self.status, "prompt": self.prompt, "seed": self.seed,
+                "references": list(self.references), "created": self.created, "started": self.started,
+                "finished": self.finished, "events": list(self.events), "run": self.run, "error": self.error}
+
+
+class JobQueue:
+    """Jobs for one pipeline. ``workers`` threads (default 1: one generation at a time) take queued
+    jobs in order; at most ``max_queued`` wait, :meth:`submit` raises :class:`QueueFull` beyond."""
+
+    def __init__(self, pipeline: ImageRAG, runs_dir: str | os.PathLike, *, max_queued: int = 16,
+                 workers: int = 1, keep_finished: int = 500, secrets: Secrets | None = None) -> None:
+        self.pipeline = pipeline
+        self.runs_dir = Path(runs_dir)
+        self.max_queued = max_queued
+        self.n_workers = workers
+        self.keep_finished = keep_finished
+        self.secrets = secrets or Secrets(pipeline.secrets)
+        self._lock = threading.Condition()
+        self._jobs: dict[str, Job] = {}
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._listeners: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._threads: list[threading.Thread] = []
+        self._folder_lock = threading.Lock()  # one run folder being created at a time (to know which)
+        self._closed = False
+
+    # -- the API's side ------------------------------------------------------------------------
+    def submit(self, kind: Kind, prompt: str, seed: int = 0, references: list[str] | None = None) -> Job:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the job queue is closed")
+            if len(self._waiting) >= self.max_queued:
+                raise QueueFull(f"the job queue is full ({len(self._waiting)} waiting): try again when a "
+                                "job has finished")
+            job = Job(id=uuid.uuid4().hex[:12], kind=kind, prompt=prompt, seed=seed,
+                      references=list(references or []))
+            self._jobs[job.id] = job
+            self._waiting.append(job)
+            self._start_workers()
+            self._lock.notify_all()
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def snapshot(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return job.to_dict() if job is not None else None
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every job, newest first."""
+        with self._lock:
+            return [j.to_dict() for j in reversed(self._jobs.values())]
+
+    def cancel(self, job_id: str) -> dict[str, Any] | None:
+        """Cancel a queued job (it never runs) or ask a running one to stop at its next stage."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.status == "queued":
+                self._waiting.remove(job)
+                self._event(job, "cancelled", "cancelled before it started")
+                self._finish(job, "cancelled", None)
+            elif job.status == "running" and not job.cancel_requested:
+                job.cancel_requested = True
+                self._event(job, "cancel", "cancel requested: stopping at the next stage")
+            return job.to_dict()
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Cancel what waits, ask what runs to stop, and join the workers."""
+        with self._lock:
+            self._closed = True
+            for job in list(self._waiting):
+                self.cancel(job.id)
+            for job in self._jobs.values():
+                if job.status == "running":
+                    job.cancel_requested = True
+            self._lock.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    # -- events (replayed, then live) -------------------------------------------------------------
+    def events_since(self, job_id: str, start: int, loop: asyncio.AbstractEventLoop,
+                     wake: asyncio.Event) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
+        """Events from index ``start`` and, once the job is final, its JOB; ``wake`` is set (on
+        ``loop``) at the next event. Registering and reading under one lock loses no event."""
+        with self._lock:
+            job = self._jobs[job_id]
+            self._listeners.setdefault(job_id, []).append((loop, wake))
+            return list(job.events[start:]), (job.to_dict() if job.status in FINAL else None)
+
+    def forget_listener(self, job_id: str, wake: asyncio.Event) -> None:
+        with self._lock:
+            self._listeners[job_id] = [(lp, w) for lp, w in self._listeners.get(job_id, []) if w is not wake]
+
+    def _event(self, job: Job, stage: str, message: str) -> None:  # under self._lock
+        job.events.append({"stage": stage, "message": self.secrets.clean(one_line(message)), "time": now()})
+        for loop, wake in self._listeners.pop(job.id, []):
+            loop.call_soon_threadsafe(wake.set)
+
+    def _finish(self, job: Job, status: Status, error: str | None) -> None:  # under self._lock
+        job.status, job.error, job.finished = status, error, now()
+        self._event(job, "end", status if error is None else f"{status}: {error}")
+        finished = [j for j in self._jobs.values() if j.status in FINAL]
+        for old in finished[:max(0, len(finished) - self.keep_finished)]:
+            del self._jobs[old.id]
+
+    # -- the workers -------------------------------------------------------------------------------
+    def _start_workers(self) -> None:  # under self._lock
+        while len(self._threads) < self.n_workers:
+            thread = threading.Thread(target=self._work, name=f"imagerag-job-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._closed:
+                    self._lock.wait()
+                if self._closed and not self._waiting:
+                    return
+                job = self._waiting.popleft()
+                job.status, job.started = "running", now()
+                self._event(job, "start", f"{job.kind} started")
+            self._execute(job)
+
+    def _execute(self, job: Job) -> None:
+        before = self._folders()
+        found = threading.Event()
+        self._folder_lock.acquire()
+
+        def progress(stage: str, message: str) -> None:
+            if not found.is_set():  # the run folder exists once the first stage starts
+                found.set()
+                self._note_run(job, before)
+                self._folder_lock.release()
+            with self._lock:
+                self._event(job, stage, message)
+                if job.cancel_requested:
+                    raise Cancelled(f"cancelled from the web app (job {job.id})")
+
+        status: Status = "done"
+        error: str | None = None
+        try:
+            self._call(job, progress)
+        except Cancelled as exc:
+            status, error = "cancelled", str(exc)
+        except Exception as exc:  # the pipeline recorded it in the run folder; the job reports it
+            status, error = "failed", self.secrets.clean(one_line(str(exc) or type(exc).__name__))
+            log.info("job %s failed: %s", job.id, error)
+        finally:
+            if not found.is_set():
+                self._note_run(job, before)
+                self._folder_lock.release()
+        with self._lock:
+            if status == "done" and job.cancel_requested:
+                self._event(job, "cancel", "the cancel came after the last stage had started: the run finished")
+            self._finish(job, status, error)
+
+    def _call(self, job: Job, progress: Callable[[str, str], None]) -> None:
+        if job.kind == "generate":
+            self.pipeline.generate_with(job.prompt, job.references, seed=job.seed, out=self.runs_dir,
+                                        progress=progress)
+        else:
+            self.pipeline.run(job.prompt, seed=job.seed, out=self.runs_dir, progress=progress)
+
+    def _folders(self) -> set[str]:
+        try:
+            return {e.name for e in os.scandir(self.runs_dir) if e.is_dir()}
+        except FileNotFoundError:
+            return set()
+
+    def _note_run(self, job: Job, before: set[str]) -> None:
+        new = sorted(self._folders() - before)
+        if new:
+            with self._lock:
+                job.run = new[-1]

@@ -1,0 +1,203 @@
+"""What keeps the app safe: the token on every request, secrets out of every answer, one-line
+errors (never a traceback), and file paths confined to the corpora roots and the runs folder."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from collections.abc import Iterable
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imagerag_sdk.errors import ImageRAGError
+from imagerag_sdk.redact import env_secrets, scrub
+
+log = logging.getLogger("imagerag_web")
+COOKIE = "imagerag_token"
+
+
+class WebError(HTTPException):
+    """A bad request: answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, one_line(message))
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+class Secrets:
+    """The values no answer may contain: the pipeline's (read from ``{$env: …}``), credential-like
+    environment variables, and the app's token."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.fixed = {v for v in values if v}
+
+    def all(self) -> set[str]:
+        return self.fixed | env_secrets()
+
+    def clean(self, value: Any) -> Any:
+        """``value`` (plain JSON data) with every secret in every string masked."""
+        secrets = self.all()
+        return _clean(value, secrets) if secrets else value
+
+
+def _clean(value: Any, secrets: set[str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {_clean(k, secrets): _clean(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, secrets) for v in value]
+    return value
+
+
+class SafeJSON(JSONResponse):
+    """The app's JSON answers: secrets masked (from the app's :class:`Secrets`)."""
+
+    secrets: Secrets | None = None  # set per app by install_errors(); a class attribute of a subclass
+
+    def render(self, content: Any) -> bytes:
+        if self.secrets is not None:
+            content = self.secrets.clean(content)
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def json_class(secrets: Secrets) -> type[SafeJSON]:
+    """A :class:`SafeJSON` bound to ``secrets`` (one class per app)."""
+    return type("AppJSON", (SafeJSON,), {"secrets": secrets})
+
+
+# -- errors ------------------------------------------------------------------------------------------
+def install_errors(app: FastAPI, response: type[SafeJSON]) -> None:
+    """Every error as ``{"error": one line}``: 4xx for bad requests, 500 (logged) for a bug."""
+
+    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return response({"error": one_line(message)}, status_code=status, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) and exc.detail else _reason(exc.status_code)
+        if exc.status_code == 404 and not isinstance(exc, WebError):
+            message = f"not found: {request.url.path}"
+        return error(exc.status_code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            return error(400, "the body is not valid JSON — send a JSON object "
+                              "(Content-Type: application/json)")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return error(422, f"{where}: {first.get('msg', 'invalid')}{more} — see /api/docs for the fields")
+
+    @app.exception_handler(ImageRAGError)
+    async def library_error(request: Request, exc: ImageRAGError) -> JSONResponse:
+        return error(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return error(500, f"internal error ({type(exc).__name__}); the server log has the details")
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+# -- the token ---------------------------------------------------------------------------------------
+class TokenGate:
+    """ASGI middleware: with a token, every request (pages and files included) needs
+    ``Authorization: Bearer T``, the cookie ``imagerag_token=T``, or ``?token=T`` (which sets the
+    cookie, HttpOnly and SameSite=Strict, on the answer). Compared in constant time."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode("utf-8")
+
+    def _ok(self, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode("utf-8"), self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        auth = headers.get("authorization", "")
+        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        cookie = None
+        if "cookie" in headers:
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(headers["cookie"])
+            cookie = jar[COOKIE].value if COOKIE in jar else None
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
+        if self._ok(bearer) or self._ok(cookie):
+            await self.app(scope, receive, send)
+            return
+        if self._ok(query):
+            await self.app(scope, receive, _setting_cookie(send, query or ""))
+            return
+        body = json.dumps({"error": "a token is required: send 'Authorization: Bearer <token>' or open "
+                                    "the page once with ?token=<token>"}).encode()
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _setting_cookie(send: Send, token: str) -> Send:
+    cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/".encode("latin-1")
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+        await send(message)
+
+    return wrapped
+
+
+# -- file confinement --------------------------------------------------------------------------------
+def confined(root: str | os.PathLike, relpath: str) -> Path:
+    """The file ``relpath`` names under ``root``, resolved (links followed) and still inside the
+    resolved root; :class:`WebError` 400/404 otherwise. Refuses NUL bytes, absolute paths,
+    backslashes and ``..`` parts before touching the file system."""
+    if not relpath or "\x00" in relpath or "\\" in relpath:
+        raise WebError(400, "bad file path: empty, or a NUL byte or backslash in it")
+    parts = relpath.split("/")
+    if relpath.startswith("/") or any(p in ("..", ".", "") for p in parts) or (len(parts[0]) > 1 and parts[0][1] == ":"):
+        raise WebError(400, "bad file path: give a path relative to its folder, without '..'")
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(real_root, *parts))
+    if os.path.commonpath([real_root, target]) != real_root:
+        raise WebError(404, "no such file here (it leads outside the folders this app serves)")
+    if not os.path.isfile(target):
+        raise WebError(404, f"no such file: {relpath}")
+    return Path(target)
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> str | None:
+    """``path`` relative to the resolved ``root`` (links followed), or ``None`` when it is not inside."""
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(path)
+    if os.path.commonpath([real_root, target]) != real_root or target == real_root:
+        return None
+    return os.path.relpath(target, real_root).replace(os.sep, "/")

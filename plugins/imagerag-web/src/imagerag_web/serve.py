@@ -1,0 +1,58 @@
+"""``imagerag serve``: load a profile's components once, then serve them over HTTP (uvicorn)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from imagerag_sdk.errors import ConfigError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_ENV = "IMAGERAG_SERVE_TOKEN"
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen on a non-loopback address without a token."""
+    if host not in LOOPBACK and not token:
+        raise ConfigError(f"--host {host} makes the app reachable from other machines, and no token is set",
+                          hint=f"pass --token T (or set {TOKEN_ENV}); every request must then carry it")
+
+
+@click.command("serve")
+@click.option("--profile", "-p", required=True, help="Profile name or YAML path ('imagerag profiles list').")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder the run folders are written to and browsed from.")
+@click.option("--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
+              help="Require this token on every request (Authorization: Bearer T, or visit ?token=T once).")
+@click.option("--queue-size", default=16, show_default=True, type=click.IntRange(1),
+              help="Jobs that may wait for the generator; more get 429.")
+@click.option("--upload-max-mb", default=20, show_default=True, type=click.IntRange(1),
+              help="Largest image upload accepted (MiB).")
+def serve_cmd(profile: str, host: str, port: int, runs_dir: str, token: str | None, queue_size: int,
+              upload_max_mb: int) -> None:
+    """Serve the web app and JSON API (/api/docs) for PROFILE's pipeline, loaded once at start-up."""
+    from imagerag_sdk.cli import _console, _progress_printer
+    from imagerag_sdk.profiles import build_pipeline
+
+    check_bind(host, token)
+    pipeline = build_pipeline(profile)
+    console = _console()
+    pipeline.load(_progress_printer(console))
+
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(pipeline, runs_dir=os.path.abspath(runs_dir), token=token or None,
+                     queue_size=queue_size, upload_max_bytes=upload_max_mb * 1024 * 1024)
+    console.print(f"serving profile '{pipeline.profile}' on http://{_url_host(host)}:{port}/ "
+                  f"(API docs: /api/docs; runs in {os.path.abspath(runs_dir)})")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -165,7 +165,6 @@
     const status = $("hits-status");
     const picked = new Map();  // path → hit, in picking order
     let budget = picking ? null : 0;
-    let lastHits = [];
 
     function k() {
       return Number($("k").value) || 12;
@@ -178,7 +177,7 @@
       for (const hit of picked.values()) {
         const remove = el("button", {type: "button", class: "link", text: "remove",
           "aria-label": `Remove ${hitCaption(hit)}`});
-        remove.addEventListener("click", () => { picked.delete(hit.path); renderPicked(); renderHits(lastHits); });
+        remove.addEventListener("click", () => { picked.delete(hit.path); renderPicked(); refreshPicks(); });
         list.append(el("li", {}, el("img", {src: hit.thumb, alt: hitCaption(hit), width: 48, height: 48}),
           el("span", {text: hitCaption(hit)}), remove));
       }
@@ -200,7 +199,19 @@
         picked.delete(hit.path);
       }
       renderPicked();
-      renderHits(lastHits);
+      refreshPicks();
+    }
+
+    // Marks the shown hits picked or not, and which cannot be picked any more (in place: focus stays).
+    function refreshPicks() {
+      const full = budget !== null && picked.size >= budget;
+      for (const box of hitsBox.querySelectorAll("input.pick")) {
+        const isPicked = picked.has(box.dataset.path);
+        box.checked = isPicked;
+        box.setAttribute("aria-disabled", String(full && !isPicked));
+        box.closest("label").classList.toggle("full", full && !isPicked);
+        box.closest("figure").classList.toggle("picked", isPicked);
+      }
     }
 
     function card(hit, index) {
@@ -209,16 +220,13 @@
         "aria-label": `More like ${caption}`});
       more.addEventListener("click", guarded(() => similar(hit)));
       const actions = el("div", {class: "actions"}, more);
-      const isPicked = picked.has(hit.path);
       if (picking) {
         const id = `pick-${index}`;
-        const full = budget !== null && picked.size >= budget && !isPicked;
-        const box = el("input", {type: "checkbox", id, class: "pick", checked: isPicked,
-          "aria-disabled": full ? "true" : null, "data-path": hit.path});
+        const box = el("input", {type: "checkbox", id, class: "pick", "data-path": hit.path});
         box.addEventListener("change", () => toggle(hit, box));
-        actions.prepend(el("label", {for: id, class: `picker${full ? " full" : ""}`}, box, " Pick"));
+        actions.prepend(el("label", {for: id, class: "picker"}, box, " Pick"));
       }
-      return el("figure", {class: `card hit${isPicked ? " picked" : ""}`},
+      return el("figure", {class: "card hit"},
         el("a", {href: hit.file, target: "_blank", rel: "noopener", title: "Open the full image"},
           el("img", {src: hit.thumb, alt: caption, loading: "lazy"})),
         el("figcaption", {},
@@ -230,8 +238,8 @@
     }
 
     function renderHits(hits) {
-      lastHits = hits;
       hitsBox.replaceChildren(...hits.map(card));
+      refreshPicks();
     }
 
     function showHits(body, what) {
@@ -271,7 +279,7 @@
     $("image-form").addEventListener("submit", (e) => { e.preventDefault(); guarded(searchImage)(); });
 
     if (picking) {
-      info().then((i) => { budget = i.generator.max_references; renderPicked(); renderHits(lastHits); }, showError);
+      info().then((i) => { budget = i.generator.max_references; renderPicked(); refreshPicks(); }, showError);
       renderPicked();
       initGenerate(picked);
     }

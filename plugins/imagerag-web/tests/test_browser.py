@@ -180,10 +180,13 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
     wait(d, lambda drv: "of 3 picked" in drv.find_element(By.ID, "budget").text, "the reference budget")
     boxes = wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#hits input.pick"), "hits to pick")
     assert len(boxes) >= 4
-    picked = []
-    for box in boxes[:2]:
-        box.click()
-        picked.append(box.get_attribute("data-path"))
+    picked, captions = [], []
+    for i in range(2):
+        card = d.find_elements(By.CSS_SELECTOR, "#hits figure.hit")[i]
+        card.find_element(By.CSS_SELECTOR, "input.pick").click()
+        picked.append(card.find_element(By.CSS_SELECTOR, "input.pick").get_attribute("data-path"))
+        captions.append(card.find_element(By.CSS_SELECTOR, ".caption").text)
+        assert "picked" in card.get_attribute("class")
     assert d.find_element(By.ID, "budget").text == "Reference budget: 2 of 3 picked"
     assert len(d.find_elements(By.CSS_SELECTOR, "#picked li")) == 2
     # the budget is enforced: a fourth pick is refused with a message, and not picked
@@ -207,6 +210,8 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
     wait(d, lambda drv: loaded(final), "the final image to load")
     refs = result.find_elements(By.CSS_SELECTOR, ".shot.ref img")
     assert len(refs) == 2
+    shown = [f.text for f in result.find_elements(By.CSS_SELECTOR, ".shot.ref figcaption")]
+    assert [c in t for c, t in zip(captions, shown)] == [True, True], (captions, shown)
     wait(d, lambda drv: all(loaded(r) for r in refs), "the reference images")
     no_error(d)
     screenshot(d, "generate")
@@ -246,6 +251,10 @@ def test_auto_runs_the_loop_and_shows_the_trace(server: str, browser: WebDriver)
     concepts = [td.text for td in trace.find_elements(By.CSS_SELECTOR, ".round tbody td:first-child")]
     assert concepts, "no missing concept shown"
     assert trace.find_elements(By.CSS_SELECTOR, ".cand.used"), "no used reference shown"
+    # images_per_concept 1: each query shows at most one used hit (an image used for another
+    # query is shown with the reason it was not used here)
+    per_query = [len(q.find_elements(By.CSS_SELECTOR, ".cand.used")) for q in trace.find_elements(By.CSS_SELECTOR, ".query")]
+    assert per_query and max(per_query) == 1, per_query
     for img in trace.find_elements(By.CSS_SELECTOR, ".shot img, .cand img"):
         wait(d, lambda drv, img=img: loaded(img), "the trace's images")
     assert trace.find_element(By.CSS_SELECTOR, ".shot.final img")

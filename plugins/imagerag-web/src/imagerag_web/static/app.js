@@ -110,6 +110,7 @@
     const when = event.time ? new Date(event.time).toLocaleTimeString() : "";
     list.append(el("li", {class: "stage"}, el("b", {text: event.stage || "…"}), " ",
       event.message || "", when ? el("span", {class: "muted", text: ` ${when}`}) : null));
+    list.scrollTop = list.scrollHeight;
   }
 
   async function pollJob(id) {
@@ -134,6 +135,7 @@
         const final = JSON.parse(e.data);
         list.append(el("li", {class: `stage end ${final.status}`}, el("b", {text: final.status}),
           final.error ? ` ${final.error}` : ""));
+        list.scrollTop = list.scrollHeight;
         resolve(final);
       });
       source.onerror = () => {
@@ -152,7 +154,7 @@
     for (const [key, value] of entries) {
       dl.append(el("dt", {text: key}), el("dd", {text: typeof value === "object" ? JSON.stringify(value) : value}));
     }
-    return dl;
+    return el("details", {class: "meta"}, el("summary", {text: "metadata"}), dl);
   }
 
   function hitCaption(hit) {
@@ -231,7 +233,7 @@
           el("img", {src: hit.thumb, alt: caption, loading: "lazy"})),
         el("figcaption", {},
           el("div", {class: "row spread small"}, el("span", {class: "score", text: `score ${fmtScore(hit.score)}`}),
-            el("span", {class: "muted", text: `#${hit.rank ?? index + 1} · ${hit.corpus || ""}`})),
+            el("span", {class: "muted", text: `#${(typeof hit.rank === "number" ? hit.rank : index) + 1} · ${hit.corpus || ""}`})),
           el("p", {class: "caption", text: caption}),
           metadataList(hit.metadata),
           actions));
@@ -314,7 +316,7 @@
       const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
       const box = $("result-images");
       box.replaceChildren(figure(run.files.final, "Result", `seed ${run.trace.seed}`, "final"));
-      const refs = referenceFigures(run);
+      const refs = referenceFigures(run, picked);
       box.append(refs.length ? el("div", {class: "refs"}, ...refs) : el("p", {class: "muted", text: "No references."}));
       $("report-link").href = run.files.report;
       $("run-link").href = `/runs/${encodeURIComponent(run.id)}`;
@@ -341,13 +343,14 @@
     return rel ? `/files/runs/${encodeURIComponent(run.id)}/${rel.split("/").map(encodeURIComponent).join("/")}` : null;
   }
 
-  // The references a run generated with (picked, or used by its last round), as figures.
-  function referenceFigures(run) {
+  // The references a run generated with (picked, or used by its last round), as figures;
+  // `known` (path → hit) supplies captions the trace lacks (picks sent as paths).
+  function referenceFigures(run, known) {
     const trace = run.trace;
     let refs = trace.picked || [];
     if (!refs.length && trace.rounds && trace.rounds.length) refs = trace.rounds[trace.rounds.length - 1].used || [];
     return refs.map((r, i) => figure(runFile(run, r.copied_to) || (run.files.references || [])[i],
-      `Reference ${i + 1}`, `${r.caption || basename(r.path)}${typeof r.score === "number" ? ` · ${fmtScore(r.score)}` : ""}`,
+      `Reference ${i + 1}`, `${r.caption || (known && known.has(r.path) ? hitCaption(known.get(r.path)) : basename(r.path))}${typeof r.score === "number" ? ` · ${fmtScore(r.score)}` : ""}`,
       "ref"));
   }
 
@@ -380,13 +383,13 @@
         el("thead", {}, el("tr", {}, el("th", {scope: "col", text: "Concept"}), el("th", {scope: "col", text: "Caption"}))),
         el("tbody", {}, ...c.missing.map((m) => el("tr", {}, el("td", {text: m.concept}), el("td", {text: m.caption}))))));
     }
-    const used = new Map((round.used || []).map((u) => [u.path, u]));
+    const used = new Map((round.used || []).map((u) => [`${u.query}\u0000${u.path}`, u]));
     const dropped = new Map((round.dropped || []).map((d) => [`${d.query}\u0000${d.path}`, d.reason]));
     const hitsByQuery = round.reranked || round.hits || {};
     for (const [query, hits] of Object.entries(hitsByQuery)) {
       const strip = el("div", {class: "strip"});
       for (const hit of hits) {
-        const u = used.get(hit.path);
+        const u = used.get(`${query}\u0000${hit.path}`);
         const src = (u && runFile(run, u.copied_to)) || corpusThumb(hit.path, roots);
         const why = u ? "used" : dropped.get(`${query}\u0000${hit.path}`) || "not used";
         const caption = (hit.metadata && hit.metadata.caption) || basename(hit.path);

@@ -9,11 +9,13 @@ page into DIR (docs/images holds the published ones).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import socket
 import threading
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,13 +42,14 @@ if BROWSER is None and not os.environ.get("IMAGERAG_REQUIRE_BROWSER"):
                 "chromium + chromium-driver); set IMAGERAG_REQUIRE_BROWSER=1 to fail instead",
                 allow_module_level=True)
 
-from selenium import webdriver  # noqa: E402  (after the skip: selenium comes with the test tools)
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+# imported after the skip: selenium comes with the test tools (requirements/test.txt)
+from selenium import webdriver
+from selenium.webdriver import Chrome as WebDriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def _profile(tmp: Path) -> Path:
@@ -70,6 +73,7 @@ def _profile(tmp: Path) -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app under uvicorn on 127.0.0.1, on a port the OS picked; yields its base URL."""
     import uvicorn
+
     from imagerag_sdk.profiles import build_pipeline
     from imagerag_web.app import create_app
 
@@ -132,6 +136,20 @@ def loaded(img: WebElement) -> bool:
     return bool(img.parent.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img))
 
 
+def images_loaded(css: str) -> Callable[[Any], bool]:
+    """A wait condition: every image matching ``css`` is loaded."""
+    return lambda drv: all(loaded(i) for i in drv.find_elements(By.CSS_SELECTOR, css))
+
+
+def job_done(base: str, job_id: str) -> Callable[[Any], bool]:
+    """A wait condition: the job finished; fails at once if it failed or was cancelled."""
+    def done(_drv: Any) -> bool:
+        status = api(base, f"/api/jobs/{job_id}")["status"]
+        assert status in ("queued", "running", "done"), f"job {job_id} {status}"
+        return bool(status == "done")
+    return done
+
+
 def screenshot(driver: WebDriver, name: str) -> None:
     """With IMAGERAG_SCREENSHOTS=DIR, save the whole page as DIR/web-NAME.png."""
     target = os.environ.get("IMAGERAG_SCREENSHOTS")
@@ -141,9 +159,14 @@ def screenshot(driver: WebDriver, name: str) -> None:
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height) + 140, 2400)))
     try:
-        driver.save_screenshot(str(Path(target) / f"web-{name}.png"))
+        png = driver.get_screenshot_as_png()
     finally:
         driver.set_window_size(*WINDOW)
+    from PIL import Image  # a flat UI: 256 colours keep it sharp at a fifth of the size
+
+    shot = Image.open(io.BytesIO(png)).convert("RGB")
+    shot.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        Path(target) / f"web-{name}.png", optimize=True)
 
 
 def api(base: str, path: str, data: dict[str, Any] | None = None) -> Any:
@@ -176,7 +199,7 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
     assert similar and second not in similar
 
     # pick and generate
-    d.get(server + "/generate?q=" + urllib.request.quote("a sheep and a red car"))
+    d.get(server + "/generate?q=" + urllib.parse.quote("a sheep and a red car"))
     wait(d, lambda drv: "of 3 picked" in drv.find_element(By.ID, "budget").text, "the reference budget")
     boxes = wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#hits input.pick"), "hits to pick")
     assert len(boxes) >= 4
@@ -186,7 +209,7 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
         card.find_element(By.CSS_SELECTOR, "input.pick").click()
         picked.append(card.find_element(By.CSS_SELECTOR, "input.pick").get_attribute("data-path"))
         captions.append(card.find_element(By.CSS_SELECTOR, ".caption").text)
-        assert "picked" in card.get_attribute("class")
+        assert "picked" in (card.get_attribute("class") or "")
     assert d.find_element(By.ID, "budget").text == "Reference budget: 2 of 3 picked"
     assert len(d.find_elements(By.CSS_SELECTOR, "#picked li")) == 2
     # the budget is enforced: a fourth pick is refused with a message, and not picked
@@ -211,13 +234,13 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
     refs = result.find_elements(By.CSS_SELECTOR, ".shot.ref img")
     assert len(refs) == 2
     shown = [f.text for f in result.find_elements(By.CSS_SELECTOR, ".shot.ref figcaption")]
-    assert [c in t for c, t in zip(captions, shown)] == [True, True], (captions, shown)
+    assert [c in t for c, t in zip(captions, shown, strict=True)] == [True, True], (captions, shown)
     wait(d, lambda drv: all(loaded(r) for r in refs), "the reference images")
     no_error(d)
     screenshot(d, "generate")
 
     # the run the page made holds exactly the two picks
-    run_url = d.find_element(By.ID, "run-link").get_attribute("href")
+    run_url = d.find_element(By.ID, "run-link").get_attribute("href") or ""
     run = api(server, "/api/runs/" + run_url.rsplit("/", 1)[1])
     assert [p["path"] for p in run["trace"]["picked"]] == picked
     assert run["trace"]["prompt"] == "a poster of a sheep beside a red car"
@@ -255,10 +278,9 @@ def test_auto_runs_the_loop_and_shows_the_trace(server: str, browser: WebDriver)
     # query is shown with the reason it was not used here)
     per_query = [len(q.find_elements(By.CSS_SELECTOR, ".cand.used")) for q in trace.find_elements(By.CSS_SELECTOR, ".query")]
     assert per_query and max(per_query) == 1, per_query
-    for img in trace.find_elements(By.CSS_SELECTOR, ".shot img, .cand img"):
-        wait(d, lambda drv, img=img: loaded(img), "the trace's images")
+    wait(d, images_loaded("#trace .shot img, #trace .cand img"), "the trace's images")
     assert trace.find_element(By.CSS_SELECTOR, ".shot.final img")
-    assert trace.find_element(By.CSS_SELECTOR, "a.report-link").get_attribute("href").endswith("/report.html")
+    assert (trace.find_element(By.CSS_SELECTOR, "a.report-link").get_attribute("href") or "").endswith("/report.html")
     no_error(d)
     screenshot(d, "auto")
 
@@ -267,7 +289,7 @@ def test_runs_page_and_compare_two_runs(server: str, browser: WebDriver) -> None
     d = browser
     for seed in (4, 5, 6):  # three runs made through the API, as app code would
         job = api(server, "/api/jobs", {"kind": "run", "prompt": f"a cat on a sofa, seed {seed}", "seed": seed})["job"]
-        wait(d, lambda _drv, job=job: api(server, f"/api/jobs/{job['id']}")["status"] == "done", "the API runs")
+        wait(d, job_done(server, job["id"]), "the API runs")
     runs = api(server, "/api/runs")["runs"]
     d.get(server + "/runs")
     cards = wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#runs figure.run"), "the runs")
@@ -289,8 +311,7 @@ def test_runs_page_and_compare_two_runs(server: str, browser: WebDriver) -> None
          and drv.find_elements(By.CSS_SELECTOR, "#side-b .shot.final img"), "both runs side by side")
     assert d.find_element(By.CSS_SELECTOR, "#side-a h2").text == first
     assert d.find_element(By.CSS_SELECTOR, "#side-b h2").text == second
-    for img in d.find_elements(By.CSS_SELECTOR, ".shot img"):
-        wait(d, lambda drv, img=img: loaded(img), "the compared images")
+    wait(d, images_loaded(".shot img"), "the compared images")
     no_error(d)
     screenshot(d, "compare")
 

@@ -64,8 +64,18 @@ def python(code: str, env=None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})}, timeout=300)
 
 
+def _site_plugins(site) -> str:
+    """The entry-point names of the plugins the test made in ``site``, plus the core's ``testing``:
+    the only ones loaded, so an installed plugin that adds commands (imagerag-web's ``serve``)
+    does not change what these tests see."""
+    names = ["testing"]
+    for eps in sorted(site.glob("*.dist-info/entry_points.txt")):
+        names += [line.split("=")[0].strip() for line in eps.read_text().splitlines()[1:] if "=" in line]
+    return ",".join(names)
+
+
 def imagerag(*args, site, env=None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {}),
+    full_env = {**os.environ, "COLUMNS": "200", "IMAGERAG_LOAD_PLUGINS": _site_plugins(site), **(env or {}),
                 "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "imagerag_sdk.cli", *args], capture_output=True, text=True,
                           env=full_env, timeout=300)

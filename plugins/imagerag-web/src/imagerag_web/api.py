@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
@@ -20,7 +20,7 @@ from imagerag_sdk.images import MAX_PIXELS, BadImageError, decode_rgb
 from imagerag_sdk.types import Hit, ImageQuery
 
 from .app import WebState, state
-from .files import file_url, run_summary, run_detail
+from .files import file_url, run_detail, run_summary
 from .jobs import QueueFull
 from .security import WebError
 
@@ -100,8 +100,8 @@ def search(body: SearchBody, request: Request) -> dict[str, Any]:
 
 
 @router.post("/search/image")
-async def search_image(request: Request, image: UploadFile = File(...),
-                       k: int = Form(12, ge=1, le=MAX_K)) -> dict[str, Any]:
+async def search_image(request: Request, image: Annotated[UploadFile, File(description="The query image")],
+                       k: Annotated[int, Form(ge=1, le=MAX_K)] = 12) -> dict[str, Any]:
     """Image → image search with an uploaded image (size-limited, decoded with the indexer's limits)."""
     web = state(request)
     data = await image.read(web.upload_max_bytes + 1)
@@ -143,10 +143,7 @@ def corpus_path(web: WebState, path: str) -> str:
     found = web.corpora.locate(path)
     if found is None or found[0].root is None:
         raise WebError(400, "that path is not an image of this app's corpora: send a hit's 'path' from /api/search")
-    full = str(found[0].root / found[1])
-    import os
-
-    if not os.path.isfile(full):
+    if not (found[0].root / found[1]).is_file():
         raise WebError(404, "that corpus image no longer exists: search again")
     return path
 
@@ -177,7 +174,7 @@ def submit_job(body: GenerateJob | RunJob, request: Request) -> dict[str, Any]:
 @router.get("/jobs")
 def list_jobs(request: Request) -> dict[str, Any]:
     """Every job this server knows, newest first."""
-    return {"jobs": state(request).jobs.list()}
+    return {"jobs": state(request).jobs.all_jobs()}
 
 
 def _job(web: WebState, job_id: str) -> dict[str, Any]:
@@ -219,10 +216,10 @@ async def _stream(web: WebState, job_id: str) -> AsyncIterator[str]:
         events, final = web.jobs.events_since(job_id, sent, loop, wake)
         try:
             for event in events:
-                yield _sse("stage", event)
+                yield _sse("stage", web.secrets.clean(event))
             sent += len(events)
             if final is not None:
-                yield _sse("end", final)
+                yield _sse("end", web.secrets.clean(final))
                 return
             try:
                 await asyncio.wait_for(wake.wait(), timeout=15)

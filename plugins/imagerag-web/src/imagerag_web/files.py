@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
@@ -72,14 +72,14 @@ def run_file(run_id: str, relpath: str, request: Request) -> FileResponse:
 
 @router.get("/thumbs/corpus/{corpus}/{relpath:path}")
 def corpus_thumb(corpus: str, relpath: str, request: Request,
-                 size: int = Query(THUMB_SIZE, ge=16, le=1024)) -> Response:
+                 size: Annotated[int, Query(ge=16, le=1024)] = THUMB_SIZE) -> Response:
     """A JPEG thumbnail (longer side ``size``) of a corpus image."""
     return _thumb(_corpus_file(request, corpus, relpath), size)
 
 
 @router.get("/thumbs/runs/{run_id}/{relpath:path}")
 def run_thumb(run_id: str, relpath: str, request: Request,
-              size: int = Query(THUMB_SIZE, ge=16, le=1024)) -> Response:
+              size: Annotated[int, Query(ge=16, le=1024)] = THUMB_SIZE) -> Response:
     """A JPEG thumbnail (longer side ``size``) of an image in a run folder."""
     return _thumb(_run_file(request, run_id, relpath), size)
 

@@ -107,7 +107,7 @@ class JobQueue:
             job = self._jobs.get(job_id)
             return job.to_dict() if job is not None else None
 
-    def list(self) -> list[dict[str, Any]]:
+    def all_jobs(self) -> list[dict[str, Any]]:
         """Every job, newest first."""
         with self._lock:
             return [j.to_dict() for j in reversed(self._jobs.values())]
@@ -196,9 +196,9 @@ class JobQueue:
                 self._note_run(job, before)
                 self._folder_lock.release()
             with self._lock:
+                if job.cancel_requested:  # before the stage starts: it never does
+                    raise Cancelled(f"cancelled from the web app (job {job.id}) before stage '{stage}'")
                 self._event(job, stage, message)
-                if job.cancel_requested:
-                    raise Cancelled(f"cancelled from the web app (job {job.id})")
 
         status: Status = "done"
         error: str | None = None

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagerag_sdk.errors import ImageRAGError
+from imagerag_sdk.errors import ImageRAGError, PipelineError
 from imagerag_sdk.redact import env_secrets, scrub
 
 log = logging.getLogger("imagerag_web")
@@ -107,6 +107,9 @@ def install_errors(app: FastAPI, response: type[SafeJSON]) -> None:
 
     @app.exception_handler(ImageRAGError)
     async def library_error(request: Request, exc: ImageRAGError) -> JSONResponse:
+        if isinstance(exc, PipelineError):  # a component failed (a provider down …): not the request's fault
+            log.warning("%s %s: %s", request.method, request.url.path, one_line(str(exc)))
+            return error(502, str(exc))
         return error(400, str(exc))
 
     @app.exception_handler(Exception)

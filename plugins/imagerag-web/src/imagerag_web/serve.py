@@ -49,10 +49,6 @@ def serve_cmd(profile: str, host: str, port: int, runs_dir: str, token: str | No
 
     app = create_app(pipeline, runs_dir=os.path.abspath(runs_dir), token=token or None,
                      queue_size=queue_size, upload_max_bytes=upload_max_mb * 1024 * 1024)
-    console.print(f"serving profile '{pipeline.profile}' on http://{_url_host(host)}:{port}/ "
-                  f"(API docs: /api/docs; runs in {os.path.abspath(runs_dir)})")
-    uvicorn.run(app, host=host, port=port, log_level="info")
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+    console.print(f"serving profile '{pipeline.profile}' (pages at /, API docs at /api/docs, runs in "
+                  f"{os.path.abspath(runs_dir)}){'; a token is required' if token else ''}")
+    uvicorn.run(app, host=host, port=port, log_level="info")  # it prints the address it listens on

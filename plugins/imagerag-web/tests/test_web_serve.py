@@ -1,0 +1,92 @@
+"""``imagerag serve``: the plugin's command, the loopback-only default, a real start on uvicorn,
+and nothing of the web stack imported by ``import imagerag_web`` or ``imagerag --help``."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+
+import click
+import httpx
+import pytest
+
+import imagerag_web
+from imagerag_sdk.testing.contracts import assert_imports_light
+
+WEB = ("fastapi", "uvicorn", "starlette")
+WAIT = 120
+
+
+def _env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if k != "IMAGERAG_SERVE_TOKEN"}
+    return {**env, "IMAGERAG_HOME": str(tmp_path / "home"), "COLUMNS": "200", **extra}
+
+
+def _imagerag(*args) -> list[str]:
+    return [sys.executable, "-c", "from imagerag_sdk.cli import main; main()", *args]
+
+
+def test_register_commands_adds_serve():
+    group = click.Group()
+    imagerag_web.register_commands(cli=group)
+    assert list(group.commands) == ["serve"]
+    assert imagerag_web.heavy_imports() == list(WEB)
+
+
+def test_the_plugin_and_the_cli_help_import_no_web_framework(tmp_path):
+    assert_imports_light("imagerag_web", WEB)
+    assert_imports_light("imagerag_web.serve", WEB)
+    code = ("import sys, json\nfrom imagerag_sdk.cli import main\n"
+            "for args in (['--help'], ['serve', '--help'], ['plugins']):\n"
+            "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+            f"print(json.dumps([m for m in {list(WEB)!r} if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(tmp_path),
+                         timeout=WAIT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "--token" in out.stdout and "IMAGERAG_SERVE_TOKEN" in out.stdout  # serve --help
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "example.org"])
+def test_a_non_loopback_host_needs_a_token(tmp_path, host):
+    out = subprocess.run(_imagerag("serve", "--profile", "fake", "--host", host),
+                         capture_output=True, text=True, env=_env(tmp_path), timeout=WAIT)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and f"--host {host}" in out.stderr and "--token" in out.stderr
+
+
+def test_serve_loads_once_and_answers_on_uvicorn_with_the_token(tmp_path):
+    proc = subprocess.Popen(_imagerag("serve", "--profile", "fake", "--port", "0", "--runs", str(tmp_path / "runs")),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env(tmp_path, IMAGERAG_SERVE_TOKEN="tok-serve-test-1"))
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None  # stdout=PIPE
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen = []
+    try:
+        while True:
+            line = lines.get(timeout=WAIT)
+            seen.append(line)
+            found = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
+            if found:
+                break
+        url = f"http://127.0.0.1:{found.group(1)}"
+        assert httpx.get(url + "/api/info").status_code == 401
+        info = httpx.get(url + "/api/info", headers={"Authorization": "Bearer tok-serve-test-1"})
+        assert info.status_code == 200 and info.json()["profile"] == "fake"
+    finally:
+        proc.terminate()
+        proc.wait(WAIT)
+    text = "".join(seen)
+    assert [role for role in ("generator", "critic", "retriever") if f"load      {role} fake" in text] == \
+        ["generator", "critic", "retriever"]
+    assert "a token is required" in text and "tok-serve-test-1" not in text

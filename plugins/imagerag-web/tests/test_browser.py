@@ -9,6 +9,7 @@ page into DIR (docs/images holds the published ones).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -17,12 +18,15 @@ import socket
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from imagerag_sdk.testing.fakes import FakeGenerator
+from imagerag_sdk.types import Reference
 
 pytestmark = pytest.mark.slow
 
@@ -69,18 +73,11 @@ def _profile(tmp: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real app under uvicorn on 127.0.0.1, on a port the OS picked; yields its base URL."""
+@contextlib.contextmanager
+def _serve(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on 127.0.0.1, on a port the OS picked; yields its base URL."""
     import uvicorn
 
-    from imagerag_sdk.profiles import build_pipeline
-    from imagerag_web.app import create_app
-
-    tmp = tmp_path_factory.mktemp("web")
-    pipeline = build_pipeline(_profile(tmp))
-    pipeline.load()
-    app = create_app(pipeline, runs_dir=str(tmp / "runs"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -93,10 +90,63 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             break
         started.wait(0.05)
     assert srv.started, "uvicorn did not start (see the log above)"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=WAIT)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=WAIT)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real app over the fake components and a real corpus index; its base URL."""
+    from imagerag_sdk.profiles import build_pipeline
+    from imagerag_web.app import create_app
+
+    tmp = tmp_path_factory.mktemp("web")
+    pipeline = build_pipeline(_profile(tmp))
+    pipeline.load()
+    with _serve(create_app(pipeline, runs_dir=str(tmp / "runs"))) as base:
+        yield base
+
+
+class GatedGenerator(FakeGenerator):
+    """A FakeGenerator that waits for ``gate`` before painting (``entered`` says it is waiting)."""
+
+    name = "gated"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def generate(self, prompt: str, references: Sequence[Reference] = (), *, seed: int | None = None) -> Any:
+        self.entered.set()
+        assert self.gate.wait(WAIT), "the test never opened the gate"
+        return super().generate(prompt, references, seed=seed)
+
+
+TOKEN = "s3cret-web-token"
+
+
+@pytest.fixture(scope="module")
+def gated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, GatedGenerator]]:
+    """The app with a token, over a generator the test holds; (base URL, generator)."""
+    from imagerag_sdk.index import IndexRetriever
+    from imagerag_sdk.pipeline import ImageRAG
+    from imagerag_sdk.testing.fakes import FakeCritic
+    from imagerag_web.app import create_app
+
+    tmp = tmp_path_factory.mktemp("web-gated")
+    _profile(tmp)
+    gen = GatedGenerator(size=64, max_references=3)
+    pipeline = ImageRAG(gen, FakeCritic(), IndexRetriever(index_dir=str(tmp / "index")), profile="web-gated")
+    try:
+        with _serve(create_app(pipeline, runs_dir=str(tmp / "runs"), token=TOKEN)) as base:
+            yield base, gen
+    finally:
+        gen.gate.set()
 
 
 @pytest.fixture(scope="module")
@@ -350,3 +400,34 @@ def test_a_bad_request_shows_the_servers_reason(server: str, browser: WebDriver)
     box = wait(d, ec.visibility_of_element_located((By.ID, "error")), "the error box")
     assert box.text and "Traceback" not in box.text
     d.get_log("browser")  # the 404 is logged by the browser; drop it
+
+
+def test_with_a_token_the_pages_work_after_token_once_and_cancel_stops_a_run(
+        gated_server: tuple[str, GatedGenerator], browser: WebDriver) -> None:
+    base, gen = gated_server
+    d = browser
+    d.delete_all_cookies()
+    d.get(base + "/auto")  # no token: refused, with the reason
+    assert "a token is required" in d.find_element(By.TAG_NAME, "body").text
+    d.get_log("browser")  # the 401 is logged by the browser; drop it
+    d.get(base + f"/auto?token={TOKEN}")
+    wait(d, lambda drv: drv.find_element(By.ID, "info").text.startswith("profile web-gated"), "the server info")
+    assert "token" not in d.current_url  # the cookie carries it now, the address bar does not
+    assert TOKEN not in d.page_source
+
+    d.find_element(By.ID, "prompt").send_keys("a sheep and a car")
+    d.find_element(By.ID, "run-btn").click()
+    assert gen.entered.wait(WAIT), "the run never reached the generator"
+    cancel = wait(d, ec.element_to_be_clickable((By.ID, "cancel-btn")), "the Cancel button")
+    cancel.click()
+    wait(d, lambda drv: any("cancel" in li.text for li in drv.find_elements(By.CSS_SELECTOR, "#progress li")),
+         "the cancel request")
+    gen.gate.set()  # the generation ends; the run stops at the next stage
+    end = wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#progress li.end"), "the end of the job")[0]
+    assert end.text.startswith("cancelled"), end.text
+    box = wait(d, ec.visibility_of_element_located((By.ID, "error")), "the page's account of the cancel")
+    assert "cancelled" in box.text
+    status = wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#trace .head .pill"), "the run's trace")[0]
+    assert status.text == "interrupted"  # the run folder's trace says so
+    assert not d.find_element(By.ID, "cancel-btn").is_displayed()
+    d.get_log("browser")

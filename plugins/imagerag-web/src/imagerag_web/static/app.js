@@ -458,7 +458,11 @@
 
     $("auto-form").addEventListener("submit", (e) => { e.preventDefault(); guarded(start)(); });
     cancelBtn.addEventListener("click", guarded(async () => {
-      if (current) await postJSON(`/api/jobs/${encodeURIComponent(current)}/cancel`, {});
+      if (!current) return;
+      const job = await postJSON(`/api/jobs/${encodeURIComponent(current)}/cancel`, {});
+      if (!FINAL.has(job.status)) {
+        addProgress(progress, {stage: "cancel", message: "requested: the run stops at the next stage"});
+      }
     }));
   }
 
@@ -539,6 +543,13 @@
   };
 
   document.addEventListener("DOMContentLoaded", () => {
+    // ?token=T has set the session cookie (HttpOnly) by now: keep the token out of the address bar
+    // and the history
+    const url = new URL(location.href);
+    if (url.searchParams.has("token")) {
+      url.searchParams.delete("token");
+      history.replaceState(null, "", url.pathname + url.search + url.hash);
+    }
     info().then((i) => { $("info").textContent = `profile ${i.profile} · ${i.generator.name}`; }, showError);
     const init = PAGES[document.body.dataset.page];
     if (init) init();

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from PIL import Image, PngImagePlugin
 
 from imagerag_sdk.testing.fakes import FakeGenerator
 from imagerag_sdk.types import Reference
@@ -212,8 +213,7 @@ def screenshot(driver: WebDriver, name: str) -> None:
         png = driver.get_screenshot_as_png()
     finally:
         driver.set_window_size(*WINDOW)
-    from PIL import Image  # a flat UI: 256 colours keep it sharp at a fifth of the size
-
+    # a flat UI: 256 colours keep it sharp at a fifth of the size
     shot = Image.open(io.BytesIO(png)).convert("RGB")
     shot.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
         Path(target) / f"web-{name}.png", optimize=True)
@@ -226,7 +226,7 @@ def api(base: str, path: str, data: dict[str, Any] | None = None) -> Any:
         return json.loads(resp.read())
 
 
-def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebDriver) -> None:
+def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebDriver, tmp_path: Path) -> None:
     d = browser
     d.get(server + "/")
     wait(d, lambda drv: drv.find_element(By.ID, "info").text.startswith("profile web-test"), "the server info")
@@ -247,6 +247,17 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
     assert second in d.find_element(By.ID, "hits-status").text
     similar = [c.text for c in d.find_elements(By.CSS_SELECTOR, "#hits figure.hit .caption")]
     assert similar and second not in similar
+
+    # search by an uploaded image: a PNG captioned like the car (the fake embedder reads the caption)
+    upload = tmp_path / "query.png"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("caption", "a red sports car parked on a street")
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(upload, pnginfo=info)
+    d.find_element(By.ID, "image").send_keys(str(upload))
+    d.find_element(By.ID, "image-btn").click()
+    wait(d, lambda drv: "the image query.png" in drv.find_element(By.ID, "hits-status").text, "image search hits")
+    assert d.find_element(By.CSS_SELECTOR, "#hits figure.hit .caption").text == "a red sports car parked on a street"
+    no_error(d)
 
     # pick and generate
     d.get(server + "/generate?q=" + urllib.parse.quote("a sheep and a red car"))

@@ -180,7 +180,7 @@
         const remove = el("button", {type: "button", class: "link", text: "remove",
           "aria-label": `Remove ${hitCaption(hit)}`});
         remove.addEventListener("click", () => { picked.delete(hit.path); renderPicked(); refreshPicks(); });
-        list.append(el("li", {}, el("img", {src: hit.thumb, alt: hitCaption(hit), width: 48, height: 48}),
+        list.append(el("li", {}, hit.thumb ? el("img", {src: hit.thumb, alt: hitCaption(hit), width: 48, height: 48}) : null,
           el("span", {text: hitCaption(hit)}), remove));
       }
       const limit = budget === null ? "…" : String(budget);
@@ -224,13 +224,17 @@
       const actions = el("div", {class: "actions"}, more);
       if (picking) {
         const id = `pick-${index}`;
-        const box = el("input", {type: "checkbox", id, class: "pick", "data-path": hit.path});
+        const box = el("input", {type: "checkbox", id, class: "pick", "data-path": hit.path,
+          "aria-label": `Pick ${caption}`});
         box.addEventListener("change", () => toggle(hit, box));
         actions.prepend(el("label", {for: id, class: "picker"}, box, " Pick"));
       }
+      // a retriever that names no corpus folder gives no file URL: the hit is shown without a picture
+      const picture = hit.thumb ? el("img", {src: hit.thumb, alt: caption, loading: "lazy"})
+        : el("div", {class: "missing", text: "no preview"});
       return el("figure", {class: "card hit"},
-        el("a", {href: hit.file, target: "_blank", rel: "noopener", title: "Open the full image"},
-          el("img", {src: hit.thumb, alt: caption, loading: "lazy"})),
+        hit.file ? el("a", {href: hit.file, target: "_blank", rel: "noopener", title: "Open the full image"}, picture)
+          : picture,
         el("figcaption", {},
           el("div", {class: "row spread small"}, el("span", {class: "score", text: `score ${fmtScore(hit.score)}`}),
             el("span", {class: "muted", text: `#${(typeof hit.rank === "number" ? hit.rank : index) + 1} · ${hit.corpus || ""}`})),
@@ -483,7 +487,8 @@
       $("runs-status").textContent = runs.length ? `${runs.length} run(s)` : "No runs yet: generate something first.";
       box.replaceChildren(...runs.map((run, i) => {
         const id = `cmp-${i}`;
-        const input = el("input", {type: "checkbox", id, class: "compare", "data-run": run.id});
+        const input = el("input", {type: "checkbox", id, class: "compare", "data-run": run.id,
+          "aria-label": `Compare ${run.prompt || run.id}`});
         input.addEventListener("change", () => {
           const at = chosen.indexOf(run.id);
           if (input.checked && at < 0) chosen.push(run.id);
@@ -495,8 +500,10 @@
           el("a", {href: open}, run.thumb ? el("img", {src: run.thumb, alt: run.prompt, loading: "lazy"})
             : el("div", {class: "missing", text: "no image"})),
           el("figcaption", {},
-            el("p", {class: "caption"}, el("a", {href: open, text: run.prompt})),
-            el("p", {class: "row"}, pill(run.status, run.status), pill(run.mode), el("span", {class: "muted", text: fmtTime(run.created)})),
+            el("p", {class: "caption"}, el("a", {href: open, text: run.prompt || run.id})),
+            el("p", {class: "row"}, pill(run.status, run.status), run.mode ? pill(run.mode) : null,
+              el("span", {class: "muted", text: fmtTime(run.created)})),
+            run.error ? el("p", {class: "alert warn small", text: run.error}) : null,
             el("div", {class: "actions"},
               el("a", {href: `/files/runs/${encodeURIComponent(run.id)}/report.html`, target: "_blank", rel: "noopener",
                 class: "report-link", text: "Report"}),

@@ -30,13 +30,15 @@ def test_every_page_renders_its_shell(client: TestClient, path: str, page: str) 
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/html")
     assert f'data-page="{page}"' in r.text
-    assert '<script src="/static/app.js" defer></script>' in r.text
+    for script in ("base", "trace", "app"):  # in this order: app.js uses the other two
+        assert f'<script src="/static/{script}.js" defer></script>' in r.text
+    assert r.text.index("/static/base.js") < r.text.index("/static/trace.js") < r.text.index("/static/app.js")
     assert re.search(r'<main id="main">', r.text)
     assert "http://" not in r.text and "https://" not in r.text  # vendored: nothing from another site
 
 
 def test_the_assets_are_served(client: TestClient) -> None:
-    for name in ("app.js", "app.css", "favicon.svg"):
+    for name in ("base.js", "trace.js", "app.js", "app.css", "favicon.svg"):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200 and r.content == (STATIC / name).read_bytes(), name
 
@@ -49,8 +51,9 @@ def test_url_text_is_escaped_in_the_pages(client: TestClient) -> None:
     assert "<img src=x>" not in r.text and "&lt;img src=x&gt;" in r.text
 
 
-def test_the_script_never_inserts_markup() -> None:
-    js = (STATIC / "app.js").read_text(encoding="utf-8")
+@pytest.mark.parametrize("script", ["base.js", "trace.js", "app.js"])
+def test_the_scripts_never_insert_markup(script: str) -> None:
+    js = (STATIC / script).read_text(encoding="utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in js, sink
     assert "https://" not in js and "http://" not in js  # no CDN, nothing fetched from elsewhere

@@ -1,4 +1,4 @@
-"""The HTML pages of ``imagerag serve``: server-rendered shells, filled by ``static/app.js``.
+"""The HTML pages of ``imagerag serve``: server-rendered shells, filled by ``static/*.js``.
 
 Each page is a Jinja2 template (``templates/``) that carries no data of its own beyond what the URL
 says (a run id, the two runs to compare); the script fetches everything else from the JSON API

@@ -21,7 +21,7 @@ if ! command -v chromedriver >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=(); elif command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else SUDO=(none); fi
   if [ "${SUDO[0]:-}" != none ] && command -v apt-get >/dev/null 2>&1 \
       && "${SUDO[@]}" apt-get update -qq \
-      && DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver; then
+      && "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; then
     echo "setup-env: installed chromium and chromium-driver" >&2
   else
     echo "setup-env: chromedriver is missing and could not be installed (needs apt-get, as root or with sudo);" \

@@ -98,6 +98,23 @@ def test_upload_over_the_limit_is_413(make_client, pipeline):
     assert "smaller image" in error
 
 
+def test_a_body_far_over_the_limit_is_413_before_it_is_read(make_client, pipeline):
+    client = make_client(pipeline, upload_max_bytes=1000)
+    body = b"x" * 200_000
+    out = client.post("/api/search/image", files={"image": ("big.png", body)})
+    assert out.status_code == 413 and "request body is over" in out.json()["error"]
+
+    def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(50):
+            yield b"y" * 10_000
+
+    out = client.post("/api/search/image", content=chunks(),
+                      headers={"content-type": "multipart/form-data; boundary=zz"})
+    assert out.status_code == 413 and "request body is over" in out.json()["error"]
+    out = client.post("/api/search", content=chunks(), headers={"content-type": "application/json"})
+    assert out.status_code == 413
+
+
 def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     """A tiny PNG whose header claims ``width`` × ``height`` pixels (a decompression bomb)."""
     def chunk(kind: bytes, data: bytes) -> bytes:

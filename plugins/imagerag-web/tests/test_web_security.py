@@ -126,3 +126,14 @@ def test_a_component_failure_is_502_with_the_stage_and_component(make_client, pi
     out = client.post("/api/search", json={"text": "x"})
     assert out.status_code == 502 and "stage 'retrieve'" in out.json()["error"]
     assert "the index disk went away" in out.json()["error"]
+
+
+def test_only_loopback_host_names_when_asked(make_client, pipeline):
+    """What imagerag serve does on loopback without a token: a page of another site whose name
+    resolves to 127.0.0.1 (DNS rebinding) is refused."""
+    client = make_client(pipeline, allowed_hosts=["127.0.0.1", "localhost", "::1"])
+    for host in ("127.0.0.1:8000", "localhost", "[::1]:8000", "LOCALHOST:1"):
+        assert client.get("/api/info", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example:8000", "127.0.0.1.evil.example", "testserver", ""):
+        out = client.get("/api/info", headers={"Host": host})
+        assert out.status_code == 400 and "unexpected Host header" in out.json()["error"], host

@@ -59,10 +59,11 @@ def test_a_non_loopback_host_needs_a_token(tmp_path, host):
     assert out.stderr.count("\n") == 1 and f"--host {host}" in out.stderr and "--token" in out.stderr
 
 
-def test_serve_loads_once_and_answers_on_uvicorn_with_the_token(tmp_path):
+@pytest.mark.parametrize("token", ["tok-serve-test-1", None])
+def test_serve_loads_once_and_answers_on_uvicorn(tmp_path, token):
+    extra = {"IMAGERAG_SERVE_TOKEN": token} if token else {}
     proc = subprocess.Popen(_imagerag("serve", "--profile", "fake", "--port", "0", "--runs", str(tmp_path / "runs")),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_env(tmp_path, IMAGERAG_SERVE_TOKEN="tok-serve-test-1"))
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(tmp_path, **extra))
     lines: queue.Queue[str] = queue.Queue()
 
     def read() -> None:
@@ -80,8 +81,12 @@ def test_serve_loads_once_and_answers_on_uvicorn_with_the_token(tmp_path):
             if found:
                 break
         url = f"http://127.0.0.1:{found.group(1)}"
-        assert httpx.get(url + "/api/info").status_code == 401
-        info = httpx.get(url + "/api/info", headers={"Authorization": "Bearer tok-serve-test-1"})
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        if token:
+            assert httpx.get(url + "/api/info").status_code == 401
+        else:  # loopback without a token: only loopback Host names (DNS rebinding)
+            assert httpx.get(url + "/api/info", headers={"Host": "rebound.example"}).status_code == 400
+        info = httpx.get(url + "/api/info", headers=auth)
         assert info.status_code == 200 and info.json()["profile"] == "fake"
     finally:
         proc.terminate()
@@ -89,4 +94,4 @@ def test_serve_loads_once_and_answers_on_uvicorn_with_the_token(tmp_path):
     text = "".join(seen)
     assert [role for role in ("generator", "critic", "retriever") if f"load      {role} fake" in text] == \
         ["generator", "critic", "retriever"]
-    assert "a token is required" in text and "tok-serve-test-1" not in text
+    assert ("a token is required" in text) == bool(token) and "tok-serve-test-1" not in text

@@ -21,10 +21,11 @@ from imagerag_sdk.pipeline import ImageRAG
 
 from .corpora import Corpora, find_corpora
 from .jobs import JobQueue
-from .security import Secrets, TokenGate, install_errors, json_class
+from .security import BodyLimit, HostCheck, Secrets, TokenGate, install_errors, json_class
 
 QUEUE_SIZE = 16
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024
+BODY_OVERHEAD = 64 * 1024  # a request body may be this much larger than the upload (multipart framing)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -45,12 +46,14 @@ def state(request: Request) -> WebState:
 
 def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | None = None,
                queue_size: int = QUEUE_SIZE, upload_max_bytes: int = UPLOAD_MAX_BYTES,
-               workers: int = 1) -> FastAPI:
+               workers: int = 1, allowed_hosts: list[str] | None = None) -> FastAPI:
     """The app serving ``pipeline`` (its components are loaded now unless they already are).
 
     ``token``: every request needs it (see :class:`~imagerag_web.security.TokenGate`);
     ``queue_size``: jobs that may wait (more get 429); ``upload_max_bytes``: largest upload (413
-    beyond); ``workers``: generations run at once (default one per loaded generator)."""
+    beyond); ``workers``: generations run at once (default one per loaded generator);
+    ``allowed_hosts``: the only ``Host`` names answered (``imagerag serve`` on loopback without a
+    token passes the loopback names)."""
     pipeline.load()
     runs = Path(runs_dir).expanduser().resolve()
     runs.mkdir(parents=True, exist_ok=True)
@@ -84,6 +87,9 @@ def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | 
         app.include_router(pages_router)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    if token:
+    app.add_middleware(BodyLimit, max_bytes=upload_max_bytes + BODY_OVERHEAD)
+    if token:  # added late: runs early, so nothing is read from a request without the token
         app.add_middleware(TokenGate, token=token)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, hosts=allowed_hosts)
     return app

@@ -152,7 +152,11 @@ class JobQueue:
 
     def forget_listener(self, job_id: str, wake: asyncio.Event) -> None:
         with self._lock:
-            self._listeners[job_id] = [(lp, w) for lp, w in self._listeners.get(job_id, []) if w is not wake]
+            left = [(lp, w) for lp, w in self._listeners.get(job_id, []) if w is not wake]
+            if left:
+                self._listeners[job_id] = left
+            else:
+                self._listeners.pop(job_id, None)
 
     def _event(self, job: Job, stage: str, message: str) -> None:  # under self._lock
         job.events.append({"stage": stage, "message": self.secrets.clean(one_line(message)), "time": now()})
@@ -165,6 +169,7 @@ class JobQueue:
         finished = [j for j in self._jobs.values() if j.status in FINAL]
         for old in finished[:max(0, len(finished) - self.keep_finished)]:
             del self._jobs[old.id]
+            self._listeners.pop(old.id, None)
 
     # -- the workers -------------------------------------------------------------------------------
     def _start_workers(self) -> None:  # under self._lock

@@ -141,10 +141,13 @@ class TokenGate:
         return given is not None and hmac.compare_digest(given.encode("utf-8"), self.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] == "websocket":  # the app has none: refuse them all
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = _headers(scope)
         auth = headers.get("authorization", "")
         bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         cookie = None
@@ -159,12 +162,73 @@ class TokenGate:
         if self._ok(query):
             await self.app(scope, receive, _setting_cookie(send, query or ""))
             return
-        body = json.dumps({"error": "a token is required: send 'Authorization: Bearer <token>' or open "
-                                    "the page once with ?token=<token>"}).encode()
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _send_error(send, 401, "a token is required: send 'Authorization: Bearer <token>' or open "
+                                     "the page once with ?token=<token>", [(b"www-authenticate", b"Bearer")])
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+async def _send_error(send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(extra or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class HostCheck:
+    """ASGI middleware: only requests whose ``Host`` is one of ``hosts`` (any port). A server on
+    loopback without a token uses it against DNS rebinding: a web page whose name resolves to
+    127.0.0.1 would otherwise reach the API from the user's browser as its own origin."""
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        self.app = app
+        self.hosts = {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = _headers(scope).get("host", "").lower()
+            name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0] if ":" in host else host
+            if name not in self.hosts:
+                await _send_error(send, 400, f"unexpected Host header '{host}': open the app as "
+                                             "http://127.0.0.1:<port>/ or http://localhost:<port>/")
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413 — at once when its
+    Content-Length says so, else as soon as that many bytes arrived (nothing is spooled beyond)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self) -> str:
+        return f"the request body is over {self.max_bytes:,} bytes: send a smaller image"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = _headers(scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await _send_error(send, 413, self._message())
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:  # raised inside the body parsing: answered by the app's handler
+                    raise WebError(413, self._message())
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def _setting_cookie(send: Send, token: str) -> Send:

@@ -48,7 +48,8 @@ def serve_cmd(profile: str, host: str, port: int, runs_dir: str, token: str | No
     from .app import create_app
 
     app = create_app(pipeline, runs_dir=os.path.abspath(runs_dir), token=token or None,
-                     queue_size=queue_size, upload_max_bytes=upload_max_mb * 1024 * 1024)
+                     queue_size=queue_size, upload_max_bytes=upload_max_mb * 1024 * 1024,
+                     allowed_hosts=None if token else list(LOOPBACK))
     console.print(f"serving profile '{pipeline.profile}' (pages at /, API docs at /api/docs, runs in "
                   f"{os.path.abspath(runs_dir)}){'; a token is required' if token else ''}")
     uvicorn.run(app, host=host, port=port, log_level="info")  # it prints the address it listens on

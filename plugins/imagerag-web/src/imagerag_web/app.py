@@ -98,19 +98,12 @@ def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | 
                              jobs=jobs, secrets=secrets, upload_max_bytes=upload_max_bytes)
     install_errors(app, response)
 
-    from . import api, files
+    from . import api, files, pages
 
     app.include_router(api.router)
     app.include_router(files.router)
-    try:  # TEMPORARY until the pages branch (wt-web-ui) is merged: the lead makes this import unconditional
-        from .pages import router as pages_router
-    except ModuleNotFoundError as exc:
-        if exc.name != "imagerag_web.pages":
-            raise
-    else:
-        app.include_router(pages_router)
-    if STATIC.is_dir():
-        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=upload_max_bytes + BODY_OVERHEAD)
     if token:  # added late: runs early, so nothing is read from a request without the token
         app.add_middleware(TokenGate, token=token)

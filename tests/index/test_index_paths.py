@@ -193,3 +193,20 @@ def test_a_view_whose_graph_a_newer_view_updated_in_place_keeps_to_its_own_label
     labels, _ = index._search(new, x, 1, None)
     assert set(labels[:, 0].tolist()) == set(new.labels[-6:].tolist()), "the new view finds the new rows"
     index.close()
+
+
+def test_a_search_costs_one_statement_beyond_the_change_check(corpus, monkeypatch):
+    """The items of the hits kept come in one statement that also says their epoch (no read
+    transaction around it); a repeated search asks SQLite only whether anything changed."""
+    root, index_dir, files = corpus
+    seen = _statements(monkeypatch)
+    r = IndexRetriever(index_dir=str(index_dir), backend="hnsw")
+    r.load()
+    query = [files["sub1/img0001.png"]]
+    seen.clear()
+    first = _answers(r, query)
+    assert [s.split()[0] for s in seen] == ["PRAGMA", "SELECT"], seen
+    assert "data_version" in seen[0] and "FROM items" in seen[1] and "epoch" in seen[1]
+    seen.clear()
+    assert _answers(r, query) == first
+    assert seen == ["PRAGMA data_version"]

@@ -202,15 +202,16 @@ class View:
         file, one ``pread`` each (hnswlib's ``get_items`` is ~10× slower, and rows read through
         the memory map would fault pages in that stay in the process's memory); an exact one
         takes them from the copy its backend holds."""
-        labels = np.asarray(labels, dtype=np.int64)
         dim = self.vectors.shape[1]
-        if labels.size == 0:
-            return np.zeros((0, dim), np.float32)
         backend = self.backend
         if isinstance(backend, HnswBackend) and self._rows is not None:
+            ids = labels.tolist() if isinstance(labels, np.ndarray) else [int(x) for x in labels]
             size, fd, offset = 4 * dim, self._rows.fileno(), self._offset
-            data = b"".join([os.pread(fd, size, offset + x * size) for x in labels.tolist()])
-            return np.frombuffer(data, np.float32).reshape(len(labels), dim).copy()
+            data = b"".join([os.pread(fd, size, offset + x * size) for x in ids])
+            return np.frombuffer(data, np.float32).reshape(len(ids), dim).copy()
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size == 0:
+            return np.zeros((0, dim), np.float32)
         if isinstance(backend, ExactBackend) and len(backend.labels) == len(self.labels):  # this view's, in order
             rows = np.minimum(np.searchsorted(self.labels, labels), len(self.labels) - 1)
             if (self.labels[rows] == labels).all():

@@ -129,8 +129,8 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
         vectors = np.asarray(vectors, dtype=np.float32)
         for attempt in range(RETRIES):
             view, labels, scores = index.search_view(vectors, fetch, ef=self.options.ef, fresh=attempt > 0)
-            picked = _Picker(view, labels, scores, k, dedupe, self.options.min_similarity).pick(
-                index, last=attempt == RETRIES - 1)
+            picker = _Picker(view, labels, scores, k, dedupe, self.options.min_similarity)
+            picked = picker.pick(index, last=attempt == RETRIES - 1)
             if picked is None:
                 continue  # compacted, or a hit removed, since the view: again on a fresh view
             chosen, known = picked
@@ -138,7 +138,7 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
             name = index.name
             for qi, query in enumerate(queries):
                 hits: list[Hit] = []
-                row, srow = labels[qi].tolist(), scores[qi].tolist()
+                row, srow = picker.rows[qi], scores[qi].tolist()
                 for j in chosen[qi]:
                     entry = known[row[j]]
                     assert entry is not None and entry[1] is not None  # only good ones are kept
@@ -164,11 +164,13 @@ class _Picker:
     def __init__(self, view: View, labels: np.ndarray, scores: np.ndarray, k: int,
                  dedupe: float | None, floor: float | None) -> None:
         self.view, self.k, self.dedupe = view, k, dedupe
-        good = labels >= 0
-        if floor is not None:
-            good &= scores >= floor
-        self.cols: list[np.ndarray] = [np.flatnonzero(row) for row in good]  # candidates' columns
-        self.cands: list[list[int]] = [labels[qi, cols].tolist() for qi, cols in enumerate(self.cols)]
+        self.rows: list[list[int]] = labels.tolist()  # Python lists: a few dozen per query, where
+        srows: list[list[float]] = scores.tolist()  # each numpy call would cost more than the loop
+        self.cols: list[list[int]] = []  # candidates' columns
+        for row, srow in zip(self.rows, srows, strict=True):
+            self.cols.append([j for j, (label, score) in enumerate(zip(row, srow, strict=True))
+                              if label >= 0 and (floor is None or score >= floor)])
+        self.cands: list[list[int]] = [[row[j] for j in cols] for row, cols in zip(self.rows, self.cols, strict=True)]
         self.vecs: dict[int, np.ndarray] = {}
         self.dups: dict[int, list[list[bool]]] = {}
 
@@ -181,7 +183,7 @@ class _Picker:
         have = self.vecs.get(qi)
         n = min(len(cands), max(upto + self.k // 2, self.k + 2))
         start = 0 if have is None else len(have)
-        more = self.view.vectors_of(np.asarray(cands[start:n], dtype=np.int64))
+        more = self.view.vectors_of(cands[start:n])
         vecs = self.vecs[qi] = more if have is None else np.concatenate([have, more])
         assert self.dedupe is not None  # only asked for when collapsing duplicates
         rows = self.dups[qi] = (vecs @ vecs.T >= self.dedupe).tolist()
@@ -218,7 +220,7 @@ class _Picker:
             unread = sorted({self.cands[qi][pos] for qi, kept in enumerate(chosen) for pos in kept}
                             - known.keys())
             if not unread:
-                return [[int(self.cols[qi][pos]) for pos in kept] for qi, kept in enumerate(chosen)], known
+                return [[self.cols[qi][pos] for pos in kept] for qi, kept in enumerate(chosen)], known
             found = index.entries(self.view, unread)
             if found is None or (len(found) < len(unread) and not last):
                 return None

@@ -294,7 +294,9 @@ class HnswBackend:
         with self._lock:
             self.index.set_ef(max(ef or query_ef(kk), kk))
             labels, dist = self.index.knn_query(queries, k=kk, num_threads=self.threads)
-        return _pad(labels.astype(np.int64), (1.0 - dist).astype(np.float32), k)
+        # hnswlib's uint64 labels are below 2**63: the same bits read as int64, without a copy
+        labels = labels.view(np.int64) if labels.dtype == np.uint64 else labels.astype(np.int64)
+        return _pad(labels, np.subtract(1.0, dist, dtype=np.float32), k)
 
     def vectors_of(self, labels: Sequence[int]) -> tuple[np.ndarray, list[int]]:
         """The vectors the graph holds for ``labels`` (space ``ip`` keeps them as given: the

@@ -6,8 +6,10 @@ with one empty file per item under a folder tree (so the folder walk and the con
 are real), then prints, each against its anchor measured in the same process:
 
 * search: ``IndexRetriever.search_vectors`` (k = 10, default dedupe; and dedupe off) / raw
-  ``knn_query`` at the same fetched k and ef, one query at a time (p50 of per-query times);
-* open: ``CorpusIndex(...)`` / raw ``hnswlib.Index.load_index`` of the same file; ``imagerag
+  ``knn_query`` at the same fetched k and ef, one query at a time (p50 of per-query times, wall
+  clock and the thread's CPU time: on a loaded machine the wall clock counts preemptions);
+* open: ``CorpusIndex(...)`` / raw ``hnswlib.Index.load_index`` of the same file, each in a fresh
+  process (the best of ``--repeats``); ``imagerag
   search`` (a fresh process) / a fresh process that loads the graph and runs one query;
 * memory: peak RSS of a process serving ``--memory-queries`` queries through ``IndexRetriever`` /
   one doing the same with raw hnswlib;
@@ -38,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from retrieval_data import make_data
 
-from imagerag_sdk.index import CorpusIndex, CorpusStore, IndexRetriever, ingest
+from imagerag_sdk.index import CorpusStore, IndexRetriever, ingest
 from imagerag_sdk.index.backends import query_ef
 from imagerag_sdk.index.corpus import sync_hnsw
 from imagerag_sdk.index.scan import scan
@@ -117,7 +119,8 @@ def measure_search(index: Path, path: Path, d: int, q: np.ndarray, k: int, say) 
     names = [f"q{i}" for i in range(len(q))]
     for r in (r_on, r_off):  # warm: the first queries fault the graph in
         r.search_vectors(q[:50], names[:50], k)
-    rows = {"raw_fetch": [], "retriever_dedupe": [], "raw_k": [], "retriever_no_dedupe": []}
+    rows: dict[str, list[float]] = {"raw_fetch": [], "retriever_dedupe": [], "raw_k": [], "retriever_no_dedupe": []}
+    cpu: dict[str, list[float]] = {name: [] for name in rows}  # this thread's CPU time: no preemption
     for i in range(len(q)):  # interleaved, so load changes hit every column alike
         v = q[i:i + 1]
         name_i = names[i:i + 1]
@@ -125,30 +128,48 @@ def measure_search(index: Path, path: Path, d: int, q: np.ndarray, k: int, say) 
                          ("retriever_dedupe", lambda v=v, n=name_i: r_on.search_vectors(v, n, k)),
                          ("raw_k", lambda v=v: (g.set_ef(query_ef(k)), g.knn_query(v, k=k))),
                          ("retriever_no_dedupe", lambda v=v, n=name_i: r_off.search_vectors(v, n, k))):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             fn()
+            cpu[name].append(time.thread_time() - c0)
             rows[name].append(time.perf_counter() - t0)
     for name, t in rows.items():
         say(f"search_p50_ms_{name}", p50(t) * 1e3)
     say("search_ratio_dedupe", p50(rows["retriever_dedupe"]) / p50(rows["raw_fetch"]), "{:.2f}x")
     say("search_ratio_no_dedupe", p50(rows["retriever_no_dedupe"]) / p50(rows["raw_k"]), "{:.2f}x")
+    for name, t in cpu.items():
+        say(f"search_cpu_p50_ms_{name}", p50(t) * 1e3)
+    say("search_cpu_ratio_dedupe", p50(cpu["retriever_dedupe"]) / p50(cpu["raw_fetch"]), "{:.2f}x")
+    say("search_cpu_ratio_no_dedupe", p50(cpu["retriever_no_dedupe"]) / p50(cpu["raw_k"]), "{:.2f}x")
     cache = getattr(r_on.index, "cached_items", lambda: None)()
     if cache is not None:
         say("items_cached_after_search", cache, "{}")
 
 
+OPEN_CHILD = """
+import os, sys, time
+sys.path[:0] = sys.argv[4].split(os.pathsep)
+import hnswlib
+from imagerag_sdk.index import CorpusIndex
+t0 = time.perf_counter()
+if sys.argv[1] == "raw":
+    g = hnswlib.Index(space="ip", dim=int(sys.argv[3])); g.load_index(sys.argv[2])
+else:
+    c = CorpusIndex(index_dir=sys.argv[2])
+print(time.perf_counter() - t0)
+"""
+
+
 def measure_open(index: Path, path: Path, d: int, q: np.ndarray, say, repeats: int) -> None:
-    raw, ours = [], []
+    """Each open in a fresh process (imports done before the clock starts), the two kinds
+    alternating: in one process the second open reuses the heap the first one freed."""
+    extra = os.pathsep.join(sys.path[:2])
+    times: dict[str, list[float]] = {"raw": [], "ours": []}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        g = raw_load(path, d)
-        raw.append(time.perf_counter() - t0)
-        del g
-        t0 = time.perf_counter()
-        c = CorpusIndex(index_dir=index)
-        ours.append(time.perf_counter() - t0)
-        c.close()
-        del c
+        for kind, target in (("raw", path), ("ours", index)):
+            out = subprocess.run([sys.executable, "-c", OPEN_CHILD, kind, str(target), str(d), extra],
+                                 check=True, capture_output=True, text=True).stdout
+            times[kind].append(float(out.split()[-1]))
+    raw, ours = times["raw"], times["ours"]
     say("open_s_raw_load_index", min(raw))
     say("open_s_corpus_index", min(ours))
     say("open_ratio", min(ours) / min(raw), "{:.2f}x")

@@ -41,9 +41,9 @@ def test_a_repeated_search_reads_no_item_and_resolves_no_path(corpus, monkeypatc
     queries = sorted(files.values())[:6]
     first = _answers(r, queries)
     resolved, read = [], []
-    real_realpath, real_read = os.path.realpath, CorpusStore.items_by_label
+    real_realpath, real_read = os.path.realpath, CorpusStore.items_of_epoch
     monkeypatch.setattr(os.path, "realpath", lambda p, **kw: (resolved.append(p), real_realpath(p, **kw))[1])
-    monkeypatch.setattr(CorpusStore, "items_by_label", lambda self, labels: (read.append(list(labels)),
+    monkeypatch.setattr(CorpusStore, "items_of_epoch", lambda self, labels: (read.append(list(labels)),
                                                                               real_read(self, labels))[1])
     assert _answers(r, queries) == first
     assert resolved == [] and read == [], "checked and read once per item, not per hit per query"
@@ -54,8 +54,8 @@ def test_a_search_reads_only_the_items_of_the_hits_it_keeps(corpus, monkeypatch)
     r = IndexRetriever(index_dir=str(index_dir), backend="hnsw")
     r.load()
     read: list[int] = []
-    real_read = CorpusStore.items_by_label
-    monkeypatch.setattr(CorpusStore, "items_by_label", lambda self, labels: (read.extend(labels),
+    real_read = CorpusStore.items_of_epoch
+    monkeypatch.setattr(CorpusStore, "items_of_epoch", lambda self, labels: (read.extend(labels),
                                                                               real_read(self, labels))[1])
     hits = r.search([files["sub1/img0001.png"]], 3)[0]
     assert len(hits) == 3
@@ -169,3 +169,44 @@ def test_an_unchanged_rerun_builds_no_item_and_loads_no_graph(corpus, monkeypatc
     r = IndexRetriever(index_dir=str(index_dir), backend="hnsw", dedupe=None)
     paths = {h.metadata["relpath"] for h in r.search([files["sub2/img0005.png"]], 39)[0]}
     assert paths == set(files) - {"sub2/img0005.png"}
+
+
+def test_a_view_whose_graph_a_newer_view_updated_in_place_keeps_to_its_own_labels(corpus):
+    """Searches skip the liveness check only while the graph holds exactly the view's labels."""
+    root, index_dir, files = corpus
+    index = CorpusIndex(index_dir=index_dir, backend="hnsw")
+    old = index.current()
+    assert isinstance(old.backend, HnswBackend) and old.backend_exact
+    store = CorpusStore.open(index_dir=index_dir, write=True)
+    try:
+        rng = np.random.default_rng(5)
+        x = rng.normal(size=(6, store.dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        store.commit([store_mod.NewItem(f"new{i}.png", f"{i:064x}", 1, 1) for i in range(6)], x)
+    finally:
+        store.close()
+    new = index.refresh()
+    assert new.backend is old.backend, "brought up to date in place"
+    assert new.backend_exact and not old.backend_exact
+    labels, _ = index._search(old, x, 10, None)
+    assert set(labels[labels >= 0].tolist()) <= set(old.labels.tolist()), "no label the old view lacks"
+    labels, _ = index._search(new, x, 1, None)
+    assert set(labels[:, 0].tolist()) == set(new.labels[-6:].tolist()), "the new view finds the new rows"
+    index.close()
+
+
+def test_a_search_costs_one_statement_beyond_the_change_check(corpus, monkeypatch):
+    """The items of the hits kept come in one statement that also says their epoch (no read
+    transaction around it); a repeated search asks SQLite only whether anything changed."""
+    root, index_dir, files = corpus
+    seen = _statements(monkeypatch)
+    r = IndexRetriever(index_dir=str(index_dir), backend="hnsw")
+    r.load()
+    query = [files["sub1/img0001.png"]]
+    seen.clear()
+    first = _answers(r, query)
+    assert [s.split()[0] for s in seen] == ["PRAGMA", "SELECT"], seen
+    assert "data_version" in seen[0] and "FROM items" in seen[1] and "epoch" in seen[1]
+    seen.clear()
+    assert _answers(r, query) == first
+    assert seen == ["PRAGMA data_version"]

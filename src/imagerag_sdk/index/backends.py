@@ -50,6 +50,8 @@ class ExactBackend:
     """Brute-force inner product: one matrix product per batch of queries (chunked for memory)."""
 
     kind = "exact"
+    changes = 0
+    """Never changed after it is built (a graph counts its in-place changes)."""
 
     def __init__(self, vectors: np.ndarray, labels: np.ndarray | None = None) -> None:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -243,6 +245,8 @@ class HnswBackend:
         self.index: Any = index  # an hnswlib.Index (hnswlib ships no type hints)
         self.index.set_num_threads(self.threads)
         self.deleted = 0
+        self.changes = 0
+        """Calls that changed the graph since it was loaded or built (added or marked labels)."""
 
     def __len__(self) -> int:
         return self.index.get_current_count() - self.deleted
@@ -266,6 +270,7 @@ class HnswBackend:
             if needed > self.capacity:
                 self.index.resize_index(max(needed, 2 * self.capacity))
             self.index.add_items(vectors, labels, num_threads=self.threads)
+            self.changes += 1
 
     def mark_deleted(self, labels: Sequence[int]) -> int:
         """Mark labels deleted; labels absent or already deleted are ignored. Returns how many."""
@@ -278,6 +283,7 @@ class HnswBackend:
                 except RuntimeError:  # not in the index, or already marked
                     pass
             self.deleted += done
+            self.changes += bool(done)
         return done
 
     def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -288,7 +294,9 @@ class HnswBackend:
         with self._lock:
             self.index.set_ef(max(ef or query_ef(kk), kk))
             labels, dist = self.index.knn_query(queries, k=kk, num_threads=self.threads)
-        return _pad(labels.astype(np.int64), (1.0 - dist).astype(np.float32), k)
+        # hnswlib's uint64 labels are below 2**63: the same bits read as int64, without a copy
+        labels = labels.view(np.int64) if labels.dtype == np.uint64 else labels.astype(np.int64)
+        return _pad(labels, np.subtract(1.0, dist, dtype=np.float32), k)
 
     def vectors_of(self, labels: Sequence[int]) -> tuple[np.ndarray, list[int]]:
         """The vectors the graph holds for ``labels`` (space ``ip`` keeps them as given: the

@@ -166,7 +166,7 @@ class View:
     checked once against the corpus root by ``guard`` (folders resolved once per view)."""
 
     def __init__(self, state: _State, vectors: np.ndarray, backend: ExactBackend | HnswBackend,
-                 note: str | None, guard: RootGuard) -> None:
+                 note: str | None, guard: RootGuard, *, exact: bool = True) -> None:
         self.version, self.epoch, self.upto, self.seq = state.version, state.epoch, state.upto, state.seq
         self.vectors_file = state.vectors_file
         self.labels = state.labels
@@ -175,6 +175,7 @@ class View:
         self.note = note
         self.entries = ItemCache(ITEM_CACHE)
         self.guard = guard
+        self._exact_at = backend.changes if exact else -1
         filename, self._offset = getattr(vectors, "filename", None), int(getattr(vectors, "offset", 0))
         try:  # kept open: a writer switching files (growth, compaction) removes only the name
             self._rows = open(filename, "rb", buffering=0) if filename else None
@@ -185,25 +186,32 @@ class View:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def backend_exact(self) -> bool:
+        """Whether the backend holds exactly this view's live labels: built or brought up to date
+        for it and not changed since (a newer view brings a shared graph up to date in place)."""
+        return self._exact_at == self.backend.changes
+
     def __del__(self) -> None:
         rows = getattr(self, "_rows", None)
         if rows is not None:
             rows.close()
 
     def vectors_of(self, labels) -> np.ndarray:
-        """The stored vectors of labels of this view: from the backend, which holds them in memory
-        (the vectors file is read only for labels the graph no longer holds, which is rare)."""
-        labels = np.asarray(labels, dtype=np.int64)
+        """The stored vectors of labels of this view: a graph's view reads them from the vectors
+        file, one ``pread`` each (hnswlib's ``get_items`` is ~10× slower, and rows read through
+        the memory map would fault pages in that stay in the process's memory); an exact one
+        takes them from the copy its backend holds."""
         dim = self.vectors.shape[1]
-        if labels.size == 0:
-            return np.zeros((0, dim), np.float32)
         backend = self.backend
         if isinstance(backend, HnswBackend) and self._rows is not None:
-            # a few rows read from the file (hnswlib's get_items is ~10× slower); not through the
-            # memory map, which would fault whole pages in and keep them in the process's memory
-            size, fd = 4 * dim, self._rows.fileno()
-            data = b"".join(os.pread(fd, size, self._offset + int(x) * size) for x in labels)
-            return np.frombuffer(data, np.float32).reshape(len(labels), dim).copy()
+            ids = labels.tolist() if isinstance(labels, np.ndarray) else [int(x) for x in labels]
+            size, fd, offset = 4 * dim, self._rows.fileno(), self._offset
+            data = b"".join([os.pread(fd, size, offset + x * size) for x in ids])
+            return np.frombuffer(data, np.float32).reshape(len(ids), dim).copy()
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size == 0:
+            return np.zeros((0, dim), np.float32)
         if isinstance(backend, ExactBackend) and len(backend.labels) == len(self.labels):  # this view's, in order
             rows = np.minimum(np.searchsorted(self.labels, labels), len(self.labels) - 1)
             if (self.labels[rows] == labels).all():
@@ -221,31 +229,35 @@ def _identity(root: Path) -> tuple[int, int] | None:
 
 
 def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_insert: int, newer_ok: bool,
-               lock: threading.RLock) -> tuple[HnswBackend | None, str | None]:
+               lock: threading.RLock) -> tuple[HnswBackend | None, str | None, bool]:
     """A reader's graph for ``state``: the newest saved snapshot of its epoch (whatever its
     parameters) with at most ``max_insert`` missing vectors inserted and later deletions marked.
 
     ``(None, note)`` when more are missing (no snapshot saved yet, or an old one): the reader
     searches exactly. ``(None, None)`` when the snapshot is newer than ``state`` (a writer saved
-    it meanwhile) and not ``newer_ok``: read the state again. ``lock`` guards the SQLite reads."""
+    it meanwhile) and not ``newer_ok``: read the state again. ``lock`` guards the SQLite reads.
+    The third value says whether the graph holds exactly ``state``'s labels (not so for a newer
+    snapshot: searches then drop the labels the view lacks)."""
     labels = state.labels
     backend, covered, seq = None, 0, 0
+    newer = False
     for covered, seq, path in store.hnsw_snapshots(state.epoch):
-        if (covered > state.upto or seq > state.seq) and not newer_ok:
-            return None, None
+        newer = covered > state.upto or seq > state.seq
+        if newer and not newer_ok:
+            return None, None, False
         try:
             backend = HnswBackend.load(path, state.dim, capacity=max(state.upto, covered, 16))
             break
         except (RuntimeError, OSError, ValueError):  # damaged, or removed by a writer: an older one
             backend = None
     if backend is None:
-        covered, seq = 0, 0
+        covered, seq, newer = 0, 0, False
     start = int(np.searchsorted(labels, covered))
     if len(labels) - start > max_insert:
         what = (f"has no saved search graph for its {len(labels)} images" if backend is None else
                 f"has a saved search graph covering {start} of its {len(labels)} images")
         return None, (f"corpus '{store.name}' {what}: searches are exact (slower) until "
-                      "'imagerag index' finishes")
+                      "'imagerag index' finishes"), True
     with lock:
         m, ef_construction = store.graph_params
         dead, _ = store.tombstones_after(seq, until=state.seq)
@@ -256,7 +268,7 @@ def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_inser
     for i in range(0, len(new), GRAPH_STEP):
         backend.add(vectors[new[i:i + GRAPH_STEP]], new[i:i + GRAPH_STEP])
     backend.deleted = max(0, backend.index.get_current_count() - len(labels))
-    return backend, None
+    return backend, None, not newer
 
 
 class CorpusIndex:
@@ -341,21 +353,22 @@ class CorpusIndex:
                 if attempt == 2:
                     raise
                 continue
-            backend, note = self._backend(state, vectors, old, newer_ok=attempt == 2)
+            backend, note, exact = self._backend(state, vectors, old, newer_ok=attempt == 2)
             if backend is None and note is None:
                 continue
             if note and (old is None or old.note is None):
                 log.warning(note)
             if backend is None:
-                backend = ExactBackend(vectors[state.labels], state.labels)
-            return View(state, vectors, backend, note, RootGuard(self.root, real=self._root_real))
+                backend, exact = ExactBackend(vectors[state.labels], state.labels), True
+            return View(state, vectors, backend, note, RootGuard(self.root, real=self._root_real), exact=exact)
         raise AssertionError("unreachable")
 
     def _backend(self, state: _State, vectors: np.ndarray, old: View | None,
-                 newer_ok: bool) -> tuple[ExactBackend | HnswBackend | None, str | None]:
+                 newer_ok: bool) -> tuple[ExactBackend | HnswBackend | None, str | None, bool]:
+        """(backend, note, whether it holds exactly ``state``'s labels): see :func:`open_graph`."""
         labels = state.labels
         if not len(labels) or self._kind == "exact" or (self._kind == "auto" and len(labels) < self._exact_below):
-            return ExactBackend(vectors[labels], labels), None
+            return ExactBackend(vectors[labels], labels), None, True
         if old is not None and old.epoch == state.epoch and isinstance(old.backend, HnswBackend):
             new = labels[np.searchsorted(labels, old.upto):]
             if len(new) <= self._max_insert:  # the same graph, brought up to date in place
@@ -363,7 +376,7 @@ class CorpusIndex:
                 graph.mark_deleted(state.dead)
                 graph.add(vectors[new], new)
                 graph.deleted = max(0, graph.index.get_current_count() - len(labels))
-                return graph, None
+                return graph, None, True
         return open_graph(self.store, state, vectors, self._max_insert, newer_ok, self._lock)
 
     # -- searching -------------------------------------------------------------------------------
@@ -398,12 +411,14 @@ class CorpusIndex:
                     out[label] = entry
             if not missing:
                 return out
-            with self.store.reading():
-                if self.store.data_version() != view.version and self.store.epoch != view.epoch:
-                    return None
-                found = self.store.items_by_label(missing)
+            epoch, found = self.store.items_of_epoch(missing)  # one statement: one committed state
+            if epoch is None:  # none of them is left: whether renumbered, the epoch tells
+                epoch = self.store.epoch
+            if epoch != view.epoch:
+                return None
+            guard = view.guard
             for label, item in found.items():
-                entry = (item, view.guard.path(item.path))
+                entry = (item, guard.path(item.path))
                 view.entries.put(label, entry)
                 out[label] = entry
         return out
@@ -421,6 +436,8 @@ class CorpusIndex:
     @staticmethod
     def _search(view: View, queries: np.ndarray, k: int, ef: int | None) -> tuple[np.ndarray, np.ndarray]:
         labels, scores = view.backend.search(queries, k, ef=ef)
+        if view.backend_exact:  # read after the search: a change made meanwhile is caught
+            return labels, scores
         live = _sorted_member(view.labels, labels)
         if not live.all():  # a graph shared with a newer view, or saved after this view was read
             labels = np.where(live | (labels < 0), labels, -1)

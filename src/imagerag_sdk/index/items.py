@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -55,9 +56,9 @@ class Item:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Item:
-        values = dict(zip(COLUMNS.split(", "), row, strict=True))
-        extra = values.pop("extra")
-        return cls(**values, extra=json.loads(extra) if extra else {})
+        (id_, path, label, hash_, size, mtime_ns, sidecar_sig, caption, license_, source, extra) = row
+        return cls(id_, path, label, hash_, size, mtime_ns, sidecar_sig, caption, license_, source,
+                   json.loads(extra) if extra else {})
 
 
 class Known(NamedTuple):
@@ -94,26 +95,27 @@ Entry = tuple[Item, str | None]
 
 class ItemCache:
     """The entries of the labels a view's searches returned, the least recently used dropped
-    beyond ``size`` (callers serialise access)."""
+    beyond ``size`` (callers serialise access). An ``OrderedDict``: dropping the oldest entry of a
+    plain dict again and again makes each next drop scan the dead slots left at its front."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: dict[int, Entry] = {}
+        self._entries: OrderedDict[int, Entry] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, label: int) -> Entry | None:
-        entry = self._entries.pop(label, None)
+        entry = self._entries.get(label)
         if entry is not None:
-            self._entries[label] = entry  # now the most recently used
+            self._entries.move_to_end(label)  # now the most recently used
         return entry
 
     def put(self, label: int, entry: Entry) -> None:
-        self._entries.pop(label, None)
         self._entries[label] = entry
+        self._entries.move_to_end(label)
         while len(self._entries) > self.size:
-            del self._entries[next(iter(self._entries))]
+            self._entries.popitem(last=False)
 
     def clear(self) -> None:
         self._entries.clear()

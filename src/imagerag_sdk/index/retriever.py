@@ -129,21 +129,21 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
         vectors = np.asarray(vectors, dtype=np.float32)
         for attempt in range(RETRIES):
             view, labels, scores = index.search_view(vectors, fetch, ef=self.options.ef, fresh=attempt > 0)
-            picked = _Picker(view, labels, scores, k, dedupe, self.options.min_similarity).pick(
-                index, last=attempt == RETRIES - 1)
+            picker = _Picker(view, labels, scores, k, dedupe, self.options.min_similarity)
+            picked = picker.pick(index, last=attempt == RETRIES - 1)
             if picked is None:
                 continue  # compacted, or a hit removed, since the view: again on a fresh view
             chosen, known = picked
             out: list[list[Hit]] = []
+            name = index.name
             for qi, query in enumerate(queries):
                 hits: list[Hit] = []
+                row, srow = picker.rows[qi], scores[qi].tolist()
                 for j in chosen[qi]:
-                    entry = known[int(labels[qi, j])]
-                    assert entry is not None  # only good ones are kept
-                    item, path = entry
-                    assert path is not None
-                    hits.append(Hit(path=path, score=float(scores[qi, j]), corpus=index.name,
-                                    metadata=item.metadata(), query=query, rank=len(hits)))
+                    entry = known[row[j]]
+                    assert entry is not None and entry[1] is not None  # only good ones are kept
+                    hits.append(Hit(path=entry[1], score=srow[j], corpus=name, metadata=entry[0].metadata(),
+                                    query=query, rank=len(hits)))
                 out.append(hits)
             return out
         raise CorpusError(f"corpus '{index.name}' was compacted {RETRIES} times during one search",
@@ -164,37 +164,50 @@ class _Picker:
     def __init__(self, view: View, labels: np.ndarray, scores: np.ndarray, k: int,
                  dedupe: float | None, floor: float | None) -> None:
         self.view, self.k, self.dedupe = view, k, dedupe
-        self.cands: list[list[tuple[int, int]]] = []  # (column, label) per query
-        for row, srow in zip(labels.tolist(), scores.tolist(), strict=True):
-            self.cands.append([(j, label) for j, (label, score) in enumerate(zip(row, srow, strict=True))
-                               if label >= 0 and (floor is None or score >= floor)])
-        self.grams: dict[int, list[list[float]]] = {}
+        self.rows: list[list[int]] = labels.tolist()  # Python lists: a few dozen per query, where
+        srows: list[list[float]] = scores.tolist()  # each numpy call would cost more than the loop
+        self.cols: list[list[int]] = []  # candidates' columns
+        for row, srow in zip(self.rows, srows, strict=True):
+            self.cols.append([j for j, (label, score) in enumerate(zip(row, srow, strict=True))
+                              if label >= 0 and (floor is None or score >= floor)])
+        self.cands: list[list[int]] = [[row[j] for j in cols] for row, cols in zip(self.rows, self.cols, strict=True)]
+        self.vecs: dict[int, np.ndarray] = {}
+        self.dups: dict[int, list[list[bool]]] = {}
 
-    def gram(self, qi: int, upto: int) -> list[list[float]]:
-        """Cosines between query ``qi``'s first candidates (at least ``upto`` of them)."""
-        have = self.grams.get(qi)
-        if have is None or len(have) < upto:
-            cands = self.cands[qi]
-            n = min(len(cands), max(upto, 2 * self.k + 2))
-            vecs = self.view.vectors_of([label for _, label in cands[:n]])
-            have = self.grams[qi] = (vecs @ vecs.T).tolist()
-        return have
+    def dup_rows(self, qi: int, upto: int) -> list[list[bool]]:
+        """Which of query ``qi``'s first candidates (at least ``upto``) are near-duplicates of which.
+
+        The vectors are read a few more than needed at a time (``k + 2`` first): with few
+        duplicates, about ``k`` candidates are looked at."""
+        cands = self.cands[qi]
+        have = self.vecs.get(qi)
+        n = min(len(cands), max(upto + self.k // 2, self.k + 2))
+        start = 0 if have is None else len(have)
+        more = self.view.vectors_of(cands[start:n])
+        vecs = self.vecs[qi] = more if have is None else np.concatenate([have, more])
+        assert self.dedupe is not None  # only asked for when collapsing duplicates
+        rows = self.dups[qi] = (vecs @ vecs.T >= self.dedupe).tolist()
+        return rows
 
     def round(self, known: dict[int, Entry | None]) -> list[list[int]]:
         chosen = []
+        k, dedupe = self.k, self.dedupe is not None
         for qi, cands in enumerate(self.cands):
             kept: list[int] = []  # positions in cands
-            for pos, (_, label) in enumerate(cands):
+            dups = self.dups.get(qi, [])
+            for pos, label in enumerate(cands):
                 if label in known:
                     entry = known[label]
                     if entry is None or entry[1] is None:
                         continue
-                if self.dedupe is not None and kept:
-                    row = self.gram(qi, pos + 1)[pos]
-                    if max(row[m] for m in kept) >= self.dedupe:
+                if dedupe and kept:
+                    if pos >= len(dups):
+                        dups = self.dup_rows(qi, pos + 1)
+                    row = dups[pos]
+                    if any(row[m] for m in kept):
                         continue
                 kept.append(pos)
-                if len(kept) == self.k:
+                if len(kept) == k:
                     break
             chosen.append(kept)
         return chosen
@@ -204,10 +217,10 @@ class _Picker:
         known: dict[int, Entry | None] = {}
         while True:
             chosen = self.round(known)
-            unread = sorted({self.cands[qi][pos][1] for qi, kept in enumerate(chosen) for pos in kept}
+            unread = sorted({self.cands[qi][pos] for qi, kept in enumerate(chosen) for pos in kept}
                             - known.keys())
             if not unread:
-                return [[self.cands[qi][pos][0] for pos in kept] for qi, kept in enumerate(chosen)], known
+                return [[self.cols[qi][pos] for pos in kept] for qi, kept in enumerate(chosen)], known
             found = index.entries(self.view, unread)
             if found is None or (len(found) < len(unread) and not last):
                 return None

@@ -218,15 +218,25 @@ class CorpusStore:
         return out
 
     def items_by_label(self, labels: Iterable[int]) -> dict[int, Item]:
+        return self.items_of_epoch(labels)[1]
+
+    def items_of_epoch(self, labels: Iterable[int]) -> tuple[int | None, dict[int, Item]]:
+        """(epoch, items by label): the rows read with the epoch they belong to, in one statement
+        per 500 labels (each sees one committed state); epoch ``None`` when no row was found.
+        Different epochs across statements (a compaction in between) give epoch ``-1``."""
         labels = [int(x) for x in labels]
         out: dict[int, Item] = {}
+        epoch: int | None = None
         for i in range(0, len(labels), 500):
             chunk = labels[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self.db.execute(f"SELECT {COLUMNS} FROM items WHERE label IN ({marks})", chunk):
-                item = Item.from_row(r)
+            for r in self.db.execute(f"SELECT (SELECT value FROM meta WHERE key = 'epoch'), {COLUMNS} "
+                                     f"FROM items WHERE label IN ({marks})", chunk):
+                this = int(r[0] or 0)
+                epoch = this if epoch is None or epoch == this else -1
+                item = Item.from_row(r[1:])
                 out[item.label] = item
-        return out
+        return epoch, out
 
     def live_labels(self, start: int = 0) -> np.ndarray:
         """Labels of the live items (those ≥ ``start``), ascending.

@@ -25,14 +25,14 @@ def make_critic(provider: str, url: str, mode: str):
     if provider == "openai":
         from imagerag_openai import OpenAICritic
 
-        return OpenAICritic(base_url=url + "/v1", api_key="sk-bench", mode=mode, max_retries=0)
+        return OpenAICritic(base_url=url + "/v1", api_key="sk-bench", protocol=mode, max_retries=0)
     if provider == "gemini":
         from imagerag_gemini import GeminiCritic
 
-        return GeminiCritic(base_url=url, api_key="bench", mode=mode, max_retries=0)
+        return GeminiCritic(base_url=url, api_key="bench", protocol=mode, max_retries=0)
     from imagerag_anthropic import AnthropicCritic
 
-    return AnthropicCritic(base_url=url, api_key="bench", mode=mode, max_retries=0)
+    return AnthropicCritic(base_url=url, api_key="bench", protocol=mode, max_retries=0)
 
 
 def run(mode: str, latency: float, runs: int, side: int = 1024, provider: str = "openai") -> dict:

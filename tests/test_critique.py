@@ -17,7 +17,7 @@ def critic(answers, **options):
 
 
 def test_three_step_match_stops_after_one_question():
-    c = critic(["Yes, it matches."], mode="three_step")
+    c = critic(["Yes, it matches."], protocol="three_step")
     result = c.critique(PROMPT, IMAGE)
     assert result.matches and not result.missing and len(c.requests) == 1
     assert len(c.requests[0].images) == 1
@@ -27,7 +27,7 @@ def test_three_step_match_stops_after_one_question():
 def test_three_step_concepts_and_captions():
     c = critic(["No.", "- oil painting style\n- a sheep",
                 "oil painting style: a landscape painted in thick oil strokes\na sheep: a white sheep in a meadow"],
-               mode="three_step")
+               protocol="three_step")
     result = c.critique(PROMPT, IMAGE)
     assert not result.matches and not result.gave_up
     assert [(m.concept, m.caption) for m in result.missing] == [
@@ -40,7 +40,7 @@ def test_three_step_concepts_and_captions():
 
 
 def test_no_concepts_retries_with_rising_temperature_then_gives_up():
-    c = critic(["No", "I am unable to respond.", "", "none", "Sorry, I cannot help."], mode="three_step")
+    c = critic(["No", "I am unable to respond.", "", "none", "Sorry, I cannot help."], protocol="three_step")
     result = c.critique(PROMPT, IMAGE)
     assert result.gave_up and not result.matches and not result.missing
     concept_temps = [r.temperature for r in c.requests[1:]]
@@ -50,7 +50,7 @@ def test_no_concepts_retries_with_rising_temperature_then_gives_up():
 
 
 def test_model_without_temperature_records_the_alternative():
-    c = critic(["No", "", "", "- a sheep", "a sheep: a white sheep"], mode="three_step",
+    c = critic(["No", "", "", "- a sheep", "a sheep: a white sheep"], protocol="three_step",
                temperature_supported=False)
     result = c.critique(PROMPT, IMAGE)
     assert [m.concept for m in result.missing] == ["a sheep"]
@@ -63,14 +63,14 @@ def test_model_without_temperature_records_the_alternative():
 
 
 def test_unparseable_verdict_is_treated_as_mismatch():
-    c = critic(["hmm", "perhaps", "?", "...", "- a car", "a car: a red car"], mode="three_step", retries=3)
+    c = critic(["hmm", "perhaps", "?", "...", "- a car", "a car: a red car"], protocol="three_step", retries=3)
     result = c.critique(PROMPT, IMAGE)
     assert not result.matches and [m.concept for m in result.missing] == ["a car"]
     assert any("treated as not matching" in n for n in result.notes)
 
 
 def test_missing_caption_falls_back_to_concept():
-    c = critic(["No", "- a sheep\n- a car", "a sheep: a white sheep"], mode="three_step", retries=1)
+    c = critic(["No", "- a sheep\n- a car", "a sheep: a white sheep"], protocol="three_step", retries=1)
     result = c.critique(PROMPT, IMAGE)
     assert dict((m.concept, m.caption) for m in result.missing) == {"a sheep": "a white sheep", "a car": "a car"}
     assert any("a car" in n for n in result.notes)
@@ -86,8 +86,8 @@ def test_fused_structured_answer():
 
 def test_fused_fenced_text_and_invalid_then_fallback():
     fenced = "```json\n" + json.dumps({"matches": True, "missing": []}) + "\n```"
-    assert critic([fenced], mode="fused").critique(PROMPT, IMAGE).matches
-    c = critic(["{bad json", '{"matches": false, "missing": []}', "nope", "???"], mode="fused")
+    assert critic([fenced], protocol="fused").critique(PROMPT, IMAGE).matches
+    c = critic(["{bad json", '{"matches": false, "missing": []}', "nope", "???"], protocol="fused")
     result = c.critique(PROMPT, IMAGE)
     assert result.gave_up and not result.matches
     temps = c.temperatures
@@ -101,7 +101,7 @@ def test_max_concepts_is_respected():
 
 
 def test_async_critique():
-    result = asyncio.run(critic(["Yes"], mode="three_step").acritique(PROMPT, IMAGE))
+    result = asyncio.run(critic(["Yes"], protocol="three_step").acritique(PROMPT, IMAGE))
     assert result.matches
 
 
@@ -131,7 +131,7 @@ class MalformedFirst(ScriptedCritic):
 
 
 def test_malformed_reply_is_recorded_and_retried():
-    c = MalformedFirst(answers=["Yes"], mode="three_step", bad=2)
+    c = MalformedFirst(answers=["Yes"], protocol="three_step", bad=2)
     result = c.critique(PROMPT, IMAGE)
     assert result.matches and not result.gave_up and result.attempts == 3
     first, second, third = result.exchanges
@@ -142,7 +142,7 @@ def test_malformed_reply_is_recorded_and_retried():
 
 
 def test_malformed_replies_to_the_end_give_up():
-    c = MalformedFirst(answers=["Yes"], mode="fused", retries=2, bad=10)
+    c = MalformedFirst(answers=["Yes"], protocol="fused", retries=2, bad=10)
     result = c.critique(PROMPT, IMAGE)
     assert result.gave_up and not result.matches and len(result.exchanges) == 3
     assert all(e.error.startswith("malformed reply from fakeprov") for e in result.exchanges)
@@ -160,7 +160,7 @@ class MalformedCaptions(ScriptedCritic):
 
 
 def test_malformed_caption_reply_is_not_read_for_captions():
-    result = MalformedCaptions(answers=["No", "- a sheep"], mode="three_step", retries=1).critique(PROMPT, IMAGE)
+    result = MalformedCaptions(answers=["No", "- a sheep"], protocol="three_step", retries=1).critique(PROMPT, IMAGE)
     assert [(m.concept, m.caption) for m in result.missing] == [("a sheep", "a sheep")], \
         "the raw reply must not be read as a caption"
     assert [e.stage for e in result.exchanges][-2:] == ["captions", "captions"]

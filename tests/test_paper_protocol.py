@@ -1,4 +1,4 @@
-"""``mode: paper``: the appendix C prompts word for word, asked as one conversation; the
+"""``protocol: paper``: the appendix C prompts word for word, asked as one conversation; the
 generation mode (``decision: skip``); the personalization decision; the pipeline's user images."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ REPHRASE_LABEL = "Rephrase request prompt: prompt used for the rephrasing ablati
 
 
 def paper_critic(answers, **options) -> ScriptedCritic:
-    return ScriptedCritic(answers=answers, mode="paper", **options)
+    return ScriptedCritic(answers=answers, protocol="paper", **options)
 
 
 def test_questions_are_sent_word_for_word():
@@ -165,13 +165,13 @@ def test_generation_mode_skips_the_decision():
 
 
 def test_generation_mode_through_the_rule_based_fake():
-    result = FakeCritic(mode="paper", decision="skip").critique(PROMPT, FakeGenerator().generate(PROMPT))
+    result = FakeCritic(protocol="paper", decision="skip").critique(PROMPT, FakeGenerator().generate(PROMPT))
     assert not result.matches and [m.concept for m in result.missing] == ["oil painting", "sheep", "car"]
 
 
 def test_decision_skip_needs_the_paper_protocol():
-    with pytest.raises(ValidationError, match="decision: skip .* set mode: paper"):
-        ScriptedCritic(decision="skip", mode="three_step")
+    with pytest.raises(ValidationError, match="decision: skip .* set protocol: paper"):
+        ScriptedCritic(decision="skip", protocol="three_step")
 
 
 def test_personalization_shows_the_user_image_beside_the_generated_one():
@@ -185,7 +185,7 @@ def test_personalization_shows_the_user_image_beside_the_generated_one():
 
 
 def test_other_modes_note_that_user_images_are_not_shown():
-    c = ScriptedCritic(answers=["Yes"], mode="three_step")
+    c = ScriptedCritic(answers=["Yes"], protocol="three_step")
     result = c.critique(PROMPT, IMAGE, user_images=[USER])
     assert len(c.requests[0].images) == 1 and "not shown to the critic" in result.notes[0]
 
@@ -214,7 +214,7 @@ def test_the_pipeline_passes_the_user_images(tmp_path):
 
 
 def test_fake_profile_critic_runs_the_paper_protocol_end_to_end():
-    critic = FakeCritic(mode="paper")
+    critic = FakeCritic(protocol="paper")
     run = ImageRAG(FakeGenerator(), critic, FakeRetriever()).run(PROMPT, out=None)
     [first, *_] = run.critiques
     assert [x.stage for x in first.exchanges] == ["decide", "concepts", "captions"]

@@ -78,7 +78,7 @@ def test_adapter_generator_takes_one_concept_and_the_plain_prompt(retriever, tmp
 
 
 def test_no_concepts_after_retries_falls_back_to_the_prompt(retriever, tmp_path):
-    critic = ScriptedCritic(answers=["No.", "I cannot tell.", "nothing", "", "Sorry."], mode="three_step")
+    critic = ScriptedCritic(answers=["No.", "I cannot tell.", "nothing", "", "Sorry."], protocol="three_step")
     gen = FakeGenerator()
     result = ImageRAG(gen, critic, retriever).run(PROMPT, out=tmp_path / "runs")
     temps = critic.temperatures[1:]
@@ -91,7 +91,7 @@ def test_no_concepts_after_retries_falls_back_to_the_prompt(retriever, tmp_path)
 
 
 def test_fallback_off_keeps_the_initial_image(retriever):
-    critic = ScriptedCritic(answers=["garbage"], mode="fused", retries=1)
+    critic = ScriptedCritic(answers=["garbage"], protocol="fused", retries=1)
     gen = FakeGenerator()
     result = ImageRAG(gen, critic, retriever, loop={"fallback": "none"}).run(PROMPT, out=None)
     assert retriever.calls == [] and len(gen.calls) == 1 and result.image is result.initial_image
@@ -162,7 +162,7 @@ def test_iterate_stops_at_max_rounds(retriever):
 
 
 def test_malformed_answers_never_crash(retriever):
-    critic = ScriptedCritic(answers=["\x00\x01", "{", "[]", "```", "- "], mode="three_step")
+    critic = ScriptedCritic(answers=["\x00\x01", "{", "[]", "```", "- "], protocol="three_step")
     result = ImageRAG(FakeGenerator(), critic, retriever).run(PROMPT, out=None)
     assert result.critiques[0].gave_up
 
@@ -176,7 +176,7 @@ def test_ablation_modes_choose_the_query(retriever, mode, query):
 
 
 def test_rephrase_mode_retrieves_nothing(retriever):
-    critic = ScriptedCritic(answers=["No", "a detailed oil painting of a sheep beside a car"], mode="three_step")
+    critic = ScriptedCritic(answers=["No", "a detailed oil painting of a sheep beside a car"], protocol="three_step")
     gen = FakeGenerator()
     result = ImageRAG(gen, critic, retriever, loop={"mode": "rephrase"}).run(PROMPT, out=None)
     assert retriever.calls == []

@@ -126,3 +126,20 @@ def test_a_profile_without_critic_is_invalid_for_validate_too(tmp_path):
     with pytest.raises(ProfileError) as err:
         ImageRAG.from_profile(profile)
     assert err.value.problems == problems and len(problems) == 2
+
+
+def test_the_critics_former_mode_option_says_it_is_now_protocol(tmp_path):
+    """``critic.mode`` (before the rename to ``protocol``) is refused with the new name, in the
+    critic and in a critic nested in another component; other unknown keys stay 'unknown key'."""
+    profile = load_profile(write(tmp_path, "name: x\ngenerator: {use: fake}\ncritic: {use: fake, mode: paper}\n"
+                                           "reranker: {use: vlm, critic: {use: fake, mode: fused, moed: 1}}\n"))
+    problems = check(profile)
+    renamed = ("unknown option; the critic's protocol option is now 'protocol' "
+               "(auto | fused | three_step | paper)")
+    assert f"p.yaml: critic.mode: {renamed} (got 'paper')" in problems[0]
+    assert any(f"reranker.critic.mode: {renamed} (got 'fused')" in p for p in problems)
+    assert any("reranker.critic.moed: unknown key (got 1)" in p for p in problems)
+    with pytest.raises(ProfileError, match=r"critic\.mode: unknown option; the critic's protocol option is now 'protocol'"):
+        ImageRAG.from_profile(profile)
+    assert check(load_profile(write(tmp_path, "name: x\ngenerator: {use: fake}\ncritic: {use: fake, protocol: paper}\n",
+                                    "new.yaml"))) == []

@@ -114,7 +114,7 @@ def test_key_lookup_order_and_the_missing_key_line(monkeypatch):
 def test_a_key_the_server_echoes_is_redacted(server):
     server.set_default(f"Invalid request: unknown key {KEY} for model toy-1", status=400)
     with pytest.raises(ProviderError) as err:
-        toy(server, mode="three_step").critique(PROMPT, sample_image())
+        toy(server, protocol="three_step").critique(PROMPT, sample_image())
     assert KEY not in str(err.value) and "<redacted>" in str(err.value)
     assert "HTTP 400 after 1 request" in str(err.value)
 

@@ -4,7 +4,7 @@ A provider plugin subclasses :class:`VLMCritic` and implements only :meth:`VLMCr
 ("send a conversation of text + images, get text or a JSON object back"). This module asks the
 questions, parses the answers tolerantly, and retries with a rising temperature (or, for models
 that take no temperature, a recorded prompt/seed variant) when an answer is unusable. The
-paper's own protocol (``mode: paper``, one multi-turn conversation) is in
+paper's own protocol (``protocol: paper``, one multi-turn conversation) is in
 :mod:`imagerag_sdk.paper_protocol`.
 """
 
@@ -46,7 +46,7 @@ class VLMRequest:
     images: tuple[Image.Image, ...] = ()
     history: tuple[Turn, ...] = ()
     """Earlier turns, oldest first: each a user message (text + its images) and the model's
-    answer. Empty for a single-turn request; ``mode: paper`` asks its questions in one
+    answer. Empty for a single-turn request; ``protocol: paper`` asks its questions in one
     conversation."""
     temperature: float | None = None
     """``None`` means: do not send a temperature (the model takes none)."""
@@ -124,13 +124,14 @@ VARIANTS = ("", "\nPlease answer carefully and exactly in the format asked.",
 
 
 class VLMCriticOptions(Options):
-    mode: Literal["auto", "fused", "three_step", "paper"] = Field(
+    renamed = {"mode": "the critic's protocol option is now 'protocol' (auto | fused | three_step | paper)"}
+    protocol: Literal["auto", "fused", "three_step", "paper"] = Field(
         "auto", description="The critic protocol. fused: one structured call; three_step: decide → "
         "concepts → captions in our wording, separate single-turn calls; paper: the paper's "
         "appendix C prompts word for word, asked as one conversation (image and earlier answers "
         "kept in context); auto: fused where the provider has structured output, else three_step")
     decision: Literal["ask", "skip"] = Field(
-        "ask", description="ask: first ask whether the image matches the prompt; skip (mode: "
+        "ask", description="ask: first ask whether the image matches the prompt; skip (protocol: "
         "paper only): the authors' generation mode — never decide, ask which visual concepts a "
         "model needs to draw the prompt, then their captions")
     temperature: float = Field(0.0, ge=0, description="Temperature of the first call (the paper: 0)")
@@ -141,8 +142,8 @@ class VLMCriticOptions(Options):
 
     @model_validator(mode="after")
     def _decision_needs_paper(self) -> VLMCriticOptions:
-        if self.decision == "skip" and self.mode != "paper":
-            raise ValueError("decision: skip is the paper protocol's generation mode; set mode: paper "
+        if self.decision == "skip" and self.protocol != "paper":
+            raise ValueError("decision: skip is the paper protocol's generation mode; set protocol: paper "
                              "(or decision: ask)")
         return self
 
@@ -158,7 +159,7 @@ class VLMCritic(Critic[VO]):
     can_rephrase = True
     provider: ClassVar[str] = "vlm"
     structured_output: ClassVar[bool] = False
-    """Whether :meth:`ask` honours ``json_schema`` natively (fused mode becomes the default)."""
+    """Whether :meth:`ask` honours ``json_schema`` natively (the fused protocol becomes the default)."""
 
     def takes_temperature(self) -> bool:
         """Whether the configured model accepts a temperature; override per model family."""
@@ -182,33 +183,33 @@ class VLMCritic(Critic[VO]):
 
     # -- protocol ------------------------------------------------------------------------------
     @property
-    def effective_mode(self) -> str:
-        mode = self.options.mode
-        if mode == "auto":
+    def effective_protocol(self) -> str:
+        protocol = self.options.protocol
+        if protocol == "auto":
             return "fused" if self.structured_output else "three_step"
-        return mode
+        return protocol
 
     def critique(self, prompt: str, image: Image.Image, *, max_concepts: int = 3,
                  user_images: Sequence[Image.Image] = ()) -> Critique:
         self.load()
         run = _Run(self, self.fit(image))
-        mode = self.effective_mode
-        if mode == "paper":
+        protocol = self.effective_protocol
+        if protocol == "paper":
             from . import paper_protocol
 
             users = tuple(self.fit(u) for u in user_images)
             return paper_protocol.critique(run, prompt, max_concepts, users)
         if user_images:
-            run.notes.append(f"{len(user_images)} user image(s) not shown to the critic: mode "
-                             f"{mode} judges the generated image alone (mode: paper shows them)")
-        if mode == "fused":
+            run.notes.append(f"{len(user_images)} user image(s) not shown to the critic: protocol "
+                             f"{protocol} judges the generated image alone (protocol: paper shows them)")
+        if protocol == "fused":
             return run.fused(prompt, max_concepts)
         return run.three_step(prompt, max_concepts)
 
     def rephrase(self, prompt: str, *, image: Image.Image | None = None, critique: Critique | None = None,
                  user_images: Sequence[Image.Image] = ()) -> tuple[str, list[Exchange]]:
         self.load()
-        if self.effective_mode == "paper":
+        if self.effective_protocol == "paper":
             from . import paper_protocol
 
             run = _Run(self, self.fit(image) if image is not None else None)

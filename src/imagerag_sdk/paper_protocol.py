@@ -1,4 +1,4 @@
-"""The paper's critic protocol (``mode: paper``): the appendix C prompts word for word, asked as
+"""The paper's critic protocol (``protocol: paper``): the appendix C prompts word for word, asked as
 one conversation.
 
 The four prompts below are quoted from ImageRAG, appendix C (Shalev-Arkushin et al., arXiv

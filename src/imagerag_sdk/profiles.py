@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import ComponentNotFoundError, ConfigError, MissingDependencyError, ProfileError, install_hint
 from .paths import profiles_dir
+from .roles import Options
 from .settings import LoopSettings
 from .specs import ComponentSpec, nested_specs
 
@@ -181,12 +182,17 @@ def problems_error(problems: list[str], hint: str | None = None) -> ProfileError
     return error
 
 
-def format_problem(source: str, err: Mapping[str, Any], prefix: str = "") -> str:
-    loc = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err.get("loc", ()))
+def format_problem(source: str, err: Mapping[str, Any], prefix: str = "",
+                   options: type[Options] | None = None) -> str:
+    """One problem line of a pydantic error; ``options``, the component options model that was
+    validated, tells a former option name (its ``renamed``) from an unknown key."""
+    path = err.get("loc", ())
+    loc = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
     loc = ".".join(x for x in (prefix, loc) if x).replace(".[", "[")
     msg = err.get("msg", "invalid")
     if err.get("type") == "extra_forbidden":
-        msg = "unknown key"
+        renamed = options.renamed.get(path[0]) if options is not None and len(path) == 1 else None
+        msg = f"unknown option; {renamed}" if renamed else "unknown key"
     elif err.get("type") == "missing":
         msg = "required field is missing"
     shown = repr(err.get("input"))
@@ -261,7 +267,7 @@ def _inspect_spec(source: str, role: str, where: str, spec: ComponentSpec, regis
     try:
         options = reg.cls.Options.model_validate(_placeholder_secrets(spec.options()))
     except ValidationError as exc:
-        invalid += [format_problem(source, err, where) for err in exc.errors()]
+        invalid += [format_problem(source, err, where, reg.cls.Options) for err in exc.errors()]
         return
     try:
         notes = list(reg.cls.preflight(options))

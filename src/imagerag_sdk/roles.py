@@ -34,6 +34,9 @@ class Options(BaseModel):
     """Base of every component's options: unknown keys are errors; document each field."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    renamed: ClassVar[dict[str, str]] = {}
+    """Former option names and what replaced them: a profile that still uses one gets this told
+    instead of a bare "unknown key" (``{"mode": "the critic's protocol option is now 'protocol'"}``)."""
 
 
 _BaseOptions = Options  # the base model, for use inside class bodies where ``Options`` is the attribute
@@ -194,7 +197,7 @@ class Critic(Component[O]):
         malformed model answer: it retries, then returns ``gave_up=True``.
 
         ``user_images`` are the user's own images the run was given (personalization), RGB;
-        a critic may show them beside ``image`` (the VLM critics' ``mode: paper`` does) or
+        a critic may show them beside ``image`` (the VLM critics' ``protocol: paper`` does) or
         ignore them. Every critic must accept the keyword: the pipeline passes it."""
 
     def rephrase(self, prompt: str, *, image: Image.Image | None = None, critique: Critique | None = None,
@@ -202,7 +205,7 @@ class Critic(Component[O]):
         """Optional (:attr:`can_rephrase`): rewrite the prompt for the generator (the paper's
         'rephrase only' ablation). Returns the new prompt and the exchanges made. The pipeline
         also passes the judged ``image``, its ``critique`` and the ``user_images``, for a
-        critic that asks in the context of that decision (``mode: paper``); others ignore them."""
+        critic that asks in the context of that decision (``protocol: paper``); others ignore them."""
         raise NotImplementedError(f"critic '{self.name}' cannot rephrase prompts (can_rephrase is False)")
 
 

@@ -252,3 +252,17 @@ def test_systems_run_one_per_command_then_together_only_combine(bench, tmp_path,
     same = runner.system_args([], [f"a={colour}", f"b={colour}"], [])
     evaluate(bench, None, tmp_path / "twins", seeds=(0,), systems=same)
     assert calls.count("g") == 24  # 12 units × (initial + final), once for both names
+
+
+def test_critic_protocol_override_and_the_former_mode_key(bench, tmp_path, colour_profile):
+    """``--set critic.protocol=paper`` compares the protocols (docs/evaluation.md); the former
+    ``critic.mode=paper`` is refused before anything runs, naming the option that replaced it."""
+    profile = str(colour_profile(tmp_path, "colour"))
+    plan = runner.plan(bench, runner.system_args([], [f"paper={profile} critic.protocol=paper",
+                                                      f"fused={profile} critic.protocol=fused"], []),
+                       ["colour"], tmp_path / "out")
+    assert [pipe.critic.options.protocol for _, pipe in plan.systems] == ["paper", "fused"]
+    with pytest.raises(ProfileError, match=r"critic\.mode: unknown option; the critic's protocol option is "
+                                           r"now 'protocol' \(auto \| fused \| three_step \| paper\) \(got 'paper'\)"):
+        runner.plan(bench, runner.system_args([profile], [], ["critic.mode=paper"]), ["colour"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

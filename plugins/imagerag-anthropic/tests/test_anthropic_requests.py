@@ -54,14 +54,14 @@ def test_json_schema_mode_uses_output_config(anthropic_server):
 
 def test_three_step_sends_no_tool(anthropic_server):
     anthropic_server.reply("Yes")
-    critic(anthropic_server, mode="three_step").critique(PROMPT, sample_image())
+    critic(anthropic_server, protocol="three_step").critique(PROMPT, sample_image())
     body = anthropic_server.requests[0].json
     assert "tools" not in body and "output_config" not in body
 
 
 def test_image_block_precedes_the_text(anthropic_server):
     anthropic_server.reply("Yes")
-    critic(anthropic_server, mode="three_step", image_format="jpeg").critique(PROMPT, sample_image())
+    critic(anthropic_server, protocol="three_step", image_format="jpeg").critique(PROMPT, sample_image())
     content = anthropic_server.requests[0].json["messages"][0]["content"]
     assert content[0]["type"] == "image" and content[0]["source"]["type"] == "base64"
     assert content[0]["source"]["media_type"] == "image/jpeg"
@@ -71,14 +71,14 @@ def test_image_block_precedes_the_text(anthropic_server):
 @pytest.mark.parametrize("model", ["claude-sonnet-4-6", "claude-3-5-sonnet-20241022"])
 def test_temperature_travels_in_the_body_for_models_that_take_it(anthropic_server, model):
     anthropic_server.reply("Yes")
-    critic(anthropic_server, model=model, mode="three_step", temperature=0.2).critique(PROMPT, sample_image())
+    critic(anthropic_server, model=model, protocol="three_step", temperature=0.2).critique(PROMPT, sample_image())
     assert anthropic_server.requests[0].json["temperature"] == 0.2
 
 
 @pytest.mark.parametrize("model", ["claude-opus-4-7", "claude-sonnet-5", "claude-fable-5"])
 def test_no_temperature_for_current_models(anthropic_server, model):
     anthropic_server.reply("Yes")
-    c = critic(anthropic_server, model=model, mode="three_step")
+    c = critic(anthropic_server, model=model, protocol="three_step")
     assert c.takes_temperature() is False
     c.critique(PROMPT, sample_image())
     assert "temperature" not in anthropic_server.requests[0].json
@@ -108,7 +108,7 @@ def test_temperature_refused_names_the_option(anthropic_server):
         "type": "invalid_request_error", "message": "`temperature` is deprecated for this model."}},
         status=400)
     with pytest.raises(ProviderError, match="send_temperature: never"):
-        critic(anthropic_server, model="my-proxy-model", mode="three_step").critique(PROMPT, sample_image())
+        critic(anthropic_server, model="my-proxy-model", protocol="three_step").critique(PROMPT, sample_image())
 
 
 def test_system_and_usage(anthropic_server):
@@ -129,20 +129,20 @@ def test_stop_reason_recorded(anthropic_server):
 
 def test_overloaded_529_retried_then_success(anthropic_server):
     anthropic_server.error(529, "Overloaded", headers={"retry-after-ms": "1"}).reply("Yes")
-    got = critic(anthropic_server, mode="three_step", max_retries=1).critique(PROMPT, sample_image())
+    got = critic(anthropic_server, protocol="three_step", max_retries=1).critique(PROMPT, sample_image())
     assert got.matches and len(anthropic_server.requests) == 2
 
 
 def test_permission_denied_is_an_auth_error(anthropic_server):
     anthropic_server.set_default("not allowed", status=403)
     with pytest.raises(AuthenticationError, match="ANTHROPIC_API_KEY"):
-        critic(anthropic_server, mode="three_step", max_retries=0).critique(PROMPT, sample_image())
+        critic(anthropic_server, protocol="three_step", max_retries=0).critique(PROMPT, sample_image())
 
 
 def test_unknown_model_names_the_option(anthropic_server):
     anthropic_server.error(404, "model: claude-nope")
     with pytest.raises(ProviderError, match="'model' option"):
-        critic(anthropic_server, mode="three_step", model="claude-nope").critique(PROMPT, sample_image())
+        critic(anthropic_server, protocol="three_step", model="claude-nope").critique(PROMPT, sample_image())
 
 
 def test_unreachable_server_is_a_provider_error():
@@ -150,7 +150,7 @@ def test_unreachable_server_is_a_provider_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     c = AnthropicCritic(api_key=KEY, base_url=f"http://127.0.0.1:{port}", max_retries=0,
-                        mode="three_step")
+                        protocol="three_step")
     with pytest.raises(ProviderError, match="cannot reach"):
         c.critique(PROMPT, sample_image())
 

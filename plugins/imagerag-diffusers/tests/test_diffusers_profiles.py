@@ -13,4 +13,4 @@ def test_paper_profiles_use_the_paper_protocol(name):
     critic = load_profile(name).critic
     assert critic is not None and critic.use == "openai"
     options = openai.OpenAICritic.Options.model_validate({**critic.options(), "api_key": "sk-test"})
-    assert options.mode == "paper" and options.model == "gpt-4o-2024-08-06" and options.temperature == 0
+    assert options.protocol == "paper" and options.model == "gpt-4o-2024-08-06" and options.temperature == 0

@@ -47,14 +47,14 @@ def test_fused_sends_json_mime_type_and_schema(gemini_server):
 
 def test_three_step_sends_no_schema(gemini_server):
     gemini_server.reply("Yes")
-    critic(gemini_server, mode="three_step").critique(PROMPT, sample_image())
+    critic(gemini_server, protocol="three_step").critique(PROMPT, sample_image())
     conf = gen_config(gemini_server.requests[0])
     assert "responseMimeType" not in conf and "responseJsonSchema" not in conf
 
 
 def test_image_part_comes_before_the_text(gemini_server):
     gemini_server.reply("Yes")
-    critic(gemini_server, mode="three_step").critique(PROMPT, sample_image())
+    critic(gemini_server, protocol="three_step").critique(PROMPT, sample_image())
     parts = gemini_server.requests[0].json["contents"][0]["parts"]
     assert list(parts[0]) == ["inlineData"] and parts[0]["inlineData"]["mime_type"] == "image/png"
     assert PROMPT in parts[1]["text"]
@@ -62,14 +62,14 @@ def test_image_part_comes_before_the_text(gemini_server):
 
 def test_jpeg_upload_option(gemini_server):
     gemini_server.reply("Yes")
-    critic(gemini_server, mode="three_step", image_format="jpeg").critique(PROMPT, sample_image())
+    critic(gemini_server, protocol="three_step", image_format="jpeg").critique(PROMPT, sample_image())
     part = gemini_server.requests[0].json["contents"][0]["parts"][0]
     assert part["inlineData"]["mime_type"] == "image/jpeg"
 
 
 def test_send_temperature_never_omits_it(gemini_server):
     gemini_server.reply("Yes")
-    c = critic(gemini_server, mode="three_step", send_temperature="never")
+    c = critic(gemini_server, protocol="three_step", send_temperature="never")
     c.critique(PROMPT, sample_image())
     assert "temperature" not in gen_config(gemini_server.requests[0])
 
@@ -103,27 +103,27 @@ def test_finish_reason_recorded_when_not_stop(gemini_server):
 
 def test_blocked_prompt_is_an_empty_answer_then_gives_up(gemini_server):
     gemini_server.set_default(body={"promptFeedback": {"blockReason": "SAFETY"}})
-    got = critic(gemini_server, mode="fused", retries=1).critique(PROMPT, sample_image())
+    got = critic(gemini_server, protocol="fused", retries=1).critique(PROMPT, sample_image())
     assert got.gave_up and len(gemini_server.requests) == 2
     assert got.exchanges[0].usage["finish_reason"] == "prompt blocked: SAFETY"
 
 
 def test_timeout_is_sent_in_milliseconds(gemini_server):
     gemini_server.reply("Yes")
-    critic(gemini_server, mode="three_step", timeout=12.5).critique(PROMPT, sample_image())
+    critic(gemini_server, protocol="three_step", timeout=12.5).critique(PROMPT, sample_image())
     # google-genai derives this header from HttpOptions.timeout (ms) / 1000, rounded up
     assert gemini_server.requests[0].headers["x-server-timeout"] == "13"
 
 
 def test_5xx_is_retried_by_http_retry_options(gemini_server):
     gemini_server.error(503, "overloaded").error(500).reply("Yes")
-    got = critic(gemini_server, mode="three_step", max_retries=2).critique(PROMPT, sample_image())
+    got = critic(gemini_server, protocol="three_step", max_retries=2).critique(PROMPT, sample_image())
     assert got.matches and len(gemini_server.requests) == 3
 
 
 def test_timeout_retried_then_mapped(gemini_server):
     gemini_server.set_default("Yes", delay=1.0)
-    c = critic(gemini_server, mode="three_step", timeout=0.2, max_retries=1)
+    c = critic(gemini_server, protocol="three_step", timeout=0.2, max_retries=1)
     with pytest.raises(ProviderTimeoutError, match="after 2 requests"):
         c.critique(PROMPT, sample_image())
     assert len(gemini_server.requests) == 2
@@ -135,13 +135,13 @@ def test_invalid_key_400_is_an_authentication_error(gemini_server):
                                               "message": "API key not valid. Please pass a valid API key."}},
                               status=400)
     with pytest.raises(AuthenticationError, match="GEMINI_API_KEY"):
-        critic(gemini_server, mode="three_step").critique(PROMPT, sample_image())
+        critic(gemini_server, protocol="three_step").critique(PROMPT, sample_image())
 
 
 def test_unknown_model_names_the_option(gemini_server):
     gemini_server.error(404, "models/gemini-9 is not found")
     with pytest.raises(ProviderError, match="'model' option") as err:
-        critic(gemini_server, mode="three_step", model="gemini-9").critique(PROMPT, sample_image())
+        critic(gemini_server, protocol="three_step", model="gemini-9").critique(PROMPT, sample_image())
     assert "gemini-9" in str(err.value)
 
 
@@ -149,7 +149,7 @@ def test_unreachable_server_is_a_provider_error():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    c = GeminiCritic(api_key=KEY, base_url=f"http://127.0.0.1:{port}", max_retries=0, mode="three_step")
+    c = GeminiCritic(api_key=KEY, base_url=f"http://127.0.0.1:{port}", max_retries=0, protocol="three_step")
     with pytest.raises(ProviderError, match="cannot reach"):
         c.critique(PROMPT, sample_image())
 
@@ -165,7 +165,7 @@ def test_google_api_key_env_is_the_fallback(gemini_server, monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     monkeypatch.setenv("GOOGLE_API_KEY", "google-key-xyz")
     gemini_server.reply("Yes")
-    GeminiCritic(base_url=gemini_server.url, mode="three_step").critique(PROMPT, sample_image())
+    GeminiCritic(base_url=gemini_server.url, protocol="three_step").critique(PROMPT, sample_image())
     assert gemini_server.requests[0].headers["x-goog-api-key"] == "google-key-xyz"
 
 
@@ -208,5 +208,5 @@ def test_explicit_schema_mode_does_not_fall_back(gemini_server):
 
 def test_structured_none_sends_no_schema_in_fused_mode(gemini_server):
     gemini_server.reply(json.dumps(FUSED_NO))
-    got = critic(gemini_server, structured="none", mode="fused").critique(PROMPT, sample_image())
+    got = critic(gemini_server, structured="none", protocol="fused").critique(PROMPT, sample_image())
     assert "responseJsonSchema" not in gen_config(gemini_server.requests[0]) and len(got.missing) == 2

@@ -54,14 +54,14 @@ def test_fused_request_shape(openai_server):
 def test_structured_output_off_means_three_step(openai_server):
     openai_server.reply("Yes")
     c = critic(openai_server, structured_output=False)
-    assert c.effective_mode == "three_step"
+    assert c.effective_protocol == "three_step"
     assert c.critique(PROMPT, sample_image()).matches
     assert "response_format" not in openai_server.requests[0].json
 
 
-def test_structured_output_off_in_fused_mode_parses_text(openai_server):
+def test_structured_output_off_in_fused_protocol_parses_text(openai_server):
     openai_server.reply('```json\n{"matches": true, "missing": []}\n```')
-    got = critic(openai_server, structured_output=False, mode="fused").critique(PROMPT, sample_image())
+    got = critic(openai_server, structured_output=False, protocol="fused").critique(PROMPT, sample_image())
     assert got.matches and "response_format" not in openai_server.requests[0].json
 
 
@@ -73,7 +73,7 @@ def test_server_rejecting_response_format_falls_back(openai_server):
     assert [m.concept for m in got.missing] == ["a sheep"]
     first, second = (r.json for r in openai_server.requests)
     assert "response_format" in first and "response_format" not in second
-    assert c.structured_output is False and c.effective_mode == "three_step"
+    assert c.structured_output is False and c.effective_protocol == "three_step"
 
 
 def test_other_bad_request_is_a_provider_error(openai_server):
@@ -93,7 +93,7 @@ def test_base_url_of_a_compatible_server(openai_server):
     """vLLM / Ollama / LM Studio: same chat call under their own base path and model name."""
     openai_server.reply("Yes")
     c = critic(openai_server, prefix="/ollama/v1", model="qwen2.5vl:7b", api_key="ollama",
-               mode="three_step")
+               protocol="three_step")
     assert c.critique(PROMPT, sample_image()).matches
     req = openai_server.requests[0]
     assert req.path == "/ollama/v1/chat/completions"
@@ -102,7 +102,7 @@ def test_base_url_of_a_compatible_server(openai_server):
 
 def test_organization_and_project_headers(openai_server):
     openai_server.reply("Yes")
-    critic(openai_server, organization="org-123", project="proj-9", mode="three_step").critique(PROMPT, sample_image())
+    critic(openai_server, organization="org-123", project="proj-9", protocol="three_step").critique(PROMPT, sample_image())
     headers = openai_server.requests[0].headers
     assert headers["openai-organization"] == "org-123" and headers["openai-project"] == "proj-9"
 
@@ -123,7 +123,7 @@ def test_temperature_capability_override():
 
 def test_gpt5_request_has_no_temperature_and_no_token_cap(openai_server):
     openai_server.reply("Hmm.").reply("Yes")
-    got = critic(openai_server, model="gpt-5", mode="three_step",
+    got = critic(openai_server, model="gpt-5", protocol="three_step",
                  reasoning_effort="low").critique(PROMPT, sample_image())
     first, second = (r.json for r in openai_server.requests)
     for body in (first, second):
@@ -135,13 +135,13 @@ def test_gpt5_request_has_no_temperature_and_no_token_cap(openai_server):
 
 def test_gpt5_token_cap_uses_max_completion_tokens(openai_server):
     openai_server.reply("Yes")
-    critic(openai_server, model="gpt-5", max_tokens=4000, mode="three_step").critique(PROMPT, sample_image())
+    critic(openai_server, model="gpt-5", max_tokens=4000, protocol="three_step").critique(PROMPT, sample_image())
     assert openai_server.requests[0].json["max_completion_tokens"] == 4000
 
 
 def test_jpeg_upload(openai_server):
     openai_server.reply("Yes")
-    critic(openai_server, image_format="jpeg", detail="low", mode="three_step").critique(
+    critic(openai_server, image_format="jpeg", detail="low", protocol="three_step").critique(
         PROMPT, sample_image())
     part = openai_server.requests[0].json["messages"][0]["content"][1]["image_url"]
     assert part["url"].startswith("data:image/jpeg;base64,/9j/") and part["detail"] == "low"
@@ -195,7 +195,7 @@ def test_same_image_encoded_once_but_changes_are_seen(openai_server, monkeypatch
     real = mod.data_url
     monkeypatch.setattr(mod, "data_url", lambda img, **kw: calls.append(1) or real(img, **kw))
     openai_server.reply("No").reply("- a sheep").reply("a sheep: a photo of a sheep")
-    c = critic(openai_server, mode="three_step")
+    c = critic(openai_server, protocol="three_step")
     img = sample_image()
     c.critique(PROMPT, img)
     assert len(calls) == 1  # decide and concepts share one encoding

@@ -73,8 +73,8 @@ def test_qwen_three_step_critique_end_to_end(qwen_critic, qwen_image):
     assert result.exchanges[0].temperature == 0.0
 
 
-def test_qwen_fused_mode_climbs_the_ladder_then_gives_up(qwen_tiny_dir, qwen_image, monkeypatch):
-    critic = QwenCritic(model=qwen_tiny_dir, device="cpu", mode="fused", max_new_tokens=12, retries=3)
+def test_qwen_fused_protocol_climbs_the_ladder_then_gives_up(qwen_tiny_dir, qwen_image, monkeypatch):
+    critic = QwenCritic(model=qwen_tiny_dir, device="cpu", protocol="fused", max_new_tokens=12, retries=3)
     critic.load()
     model = critic._loaded_model.model
     real, calls = model.generate, []
@@ -99,8 +99,8 @@ def test_qwen_fused_mode_climbs_the_ladder_then_gives_up(qwen_tiny_dir, qwen_ima
     assert len({c["seed"] for c in calls[1:]}) == 3  # every sampled retry has its own seed
 
 
-def test_qwen_fused_mode_reads_json_from_text(qwen_tiny_dir, qwen_image, monkeypatch):
-    critic = QwenCritic(model=qwen_tiny_dir, device="cpu", mode="fused", max_new_tokens=4)
+def test_qwen_fused_protocol_reads_json_from_text(qwen_tiny_dir, qwen_image, monkeypatch):
+    critic = QwenCritic(model=qwen_tiny_dir, device="cpu", protocol="fused", max_new_tokens=4)
     critic.load()
     fenced = ('```json\n{"matches": false, "missing": [{"concept": "oil painting style", '
               '"caption": "a canvas with thick oil paint brush strokes"}]}\n```')
@@ -238,8 +238,8 @@ def test_qwen_chat_template_gets_the_conversation(qwen_critic, qwen_image, monke
     assert len(images) == 1 and images[0].size == qwen_image.size
 
 
-def test_qwen_paper_mode_end_to_end(qwen_critic, qwen_image):
-    critic = QwenCritic(model=qwen_critic.options.model, device="cpu", max_new_tokens=12, mode="paper")
+def test_qwen_paper_protocol_end_to_end(qwen_critic, qwen_image):
+    critic = QwenCritic(model=qwen_critic.options.model, device="cpu", max_new_tokens=12, protocol="paper")
     got = critic.critique(PROMPT, qwen_image, max_concepts=2)
     _well_formed(got, 2)
     assert got.exchanges[0].stage == "decide" and got.exchanges[0].images == 1

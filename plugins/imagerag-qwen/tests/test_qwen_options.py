@@ -25,7 +25,7 @@ def test_qwen_defaults_follow_the_paper_setup():
     assert opts.model == DEFAULT_MODEL == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert (opts.device, opts.dtype, opts.temperature) == ("auto", "auto", 0.0)
     critic = QwenCritic()
-    assert critic.effective_mode == "three_step"  # no native structured output
+    assert critic.effective_protocol == "three_step"  # no native structured output
     assert not critic.loaded
 
 
@@ -55,8 +55,8 @@ def test_qwen_is_registered(imagerag_registry):
     reg = imagerag_registry.get("critic", "qwen")
     assert reg.cls is QwenCritic
     assert reg.distribution == "imagerag-qwen"
-    critic = imagerag_registry.build("critic", "qwen", {"model": "/nowhere", "mode": "fused"})
-    assert isinstance(critic, QwenCritic) and critic.effective_mode == "fused"
+    critic = imagerag_registry.build("critic", "qwen", {"model": "/nowhere", "protocol": "fused"})
+    assert isinstance(critic, QwenCritic) and critic.effective_protocol == "fused"
     json.dumps(critic.describe())
 
 

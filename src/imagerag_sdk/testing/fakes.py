@@ -147,7 +147,7 @@ class FakeCritic(VLMCritic[VLMCriticOptions]):
         if text.startswith("For each concept below"):
             listed = re.findall(r"^- (.+)$", text, re.M)
             return VLMAnswer(text="\n".join(f"{c}: a photo of {c}" for c in listed), model="fake")
-        # mode: paper (one conversation; see imagerag_sdk.paper_protocol)
+        # protocol: paper (one conversation; see imagerag_sdk.paper_protocol)
         if text.startswith("Please rephrase"):
             return VLMAnswer(text=f"a detailed, faithful picture of {prompt}", model="fake")
         if re.match(r"(The first .*)?Does (this|the last) image match", text, re.S):

@@ -16,11 +16,11 @@ the provider addressed by the request path::
 
 ``make_critic`` contract: pass every option through to the critic; ``api_key=None`` passed
 explicitly means "no key in the options" (the test removes the env vars first). The critic's
-options must include the :class:`~imagerag_sdk.critique.VLMCriticOptions` fields (mode,
+options must include the :class:`~imagerag_sdk.critique.VLMCriticOptions` fields (protocol,
 temperature, retries, max_image_side) and whatever :meth:`timeout_options` /
 :meth:`retry_options` return. ``build_params`` must send a request's whole conversation
 (:meth:`~imagerag_sdk.critique.VLMRequest.messages`: the earlier user turns with their images, the
-model's answers, then the question): ``mode: paper`` relies on it, and the server's record of it
+model's answers, then the question): ``protocol: paper`` relies on it, and the server's record of it
 (:meth:`~imagerag_sdk.testing.fake_server.Request.conversation`) is what the paper tests read.
 
 The request hooks (:meth:`sent_temperature`, :meth:`sent_images`, :meth:`sent_text`) read the
@@ -168,7 +168,7 @@ class ProviderCriticContract(PaperConversationChecks):
         return self.make_critic(server, **options)
 
     def _three_step(self, server: FakeAPIServer, **options: Any):
-        return self._critic(server, mode="three_step", **{**(self.temperature_options or {}), **options})
+        return self._critic(server, protocol="three_step", **{**(self.temperature_options or {}), **options})
 
     # -- yes / no ---------------------------------------------------------------------------------
     @pytest.mark.parametrize("answer", YES_VARIANTS)
@@ -207,7 +207,7 @@ class ProviderCriticContract(PaperConversationChecks):
     # -- fused ------------------------------------------------------------------------------------
     def test_fused_valid_structured_answer(self, fake_server, picture):
         fake_server.reply(json_data=FUSED_NO)
-        got = self._critic(fake_server, mode="fused").critique(PROMPT, picture)
+        got = self._critic(fake_server, protocol="fused").critique(PROMPT, picture)
         assert got.matches is False and not got.gave_up
         assert [(m.concept, m.caption) for m in got.missing] == [
             (d["concept"], d["caption"]) for d in FUSED_NO["missing"]]
@@ -215,17 +215,17 @@ class ProviderCriticContract(PaperConversationChecks):
 
     def test_fused_matches(self, fake_server, picture):
         fake_server.reply(json_data={"matches": True, "missing": []})
-        got = self._critic(fake_server, mode="fused").critique(PROMPT, picture)
+        got = self._critic(fake_server, protocol="fused").critique(PROMPT, picture)
         assert got.matches is True and got.missing == ()
 
     def test_fused_fenced_json_in_text(self, fake_server, picture):
         fake_server.reply("Here you go:\n```json\n" + json.dumps(FUSED_NO) + "\n```")
-        got = self._critic(fake_server, mode="fused").critique(PROMPT, picture)
+        got = self._critic(fake_server, protocol="fused").critique(PROMPT, picture)
         assert [m.concept for m in got.missing] == CONCEPTS and not got.gave_up
 
     def test_fused_invalid_retries_then_gives_up(self, fake_server, picture):
         fake_server.set_default("I cannot tell, sorry {not json")
-        got = self._critic(fake_server, mode="fused", retries=2).critique(PROMPT, picture)
+        got = self._critic(fake_server, protocol="fused", retries=2).critique(PROMPT, picture)
         assert got.gave_up is True and got.matches is False and got.missing == ()
         assert len(fake_server.requests) == 3 and got.attempts == 3
         assert [e.attempt for e in got.exchanges] == [1, 2, 3]
@@ -233,10 +233,10 @@ class ProviderCriticContract(PaperConversationChecks):
 
     def test_fused_invalid_then_valid(self, fake_server, picture):
         fake_server.reply("not json").reply(json_data=FUSED_NO)
-        got = self._critic(fake_server, mode="fused").critique(PROMPT, picture)
+        got = self._critic(fake_server, protocol="fused").critique(PROMPT, picture)
         assert not got.gave_up and got.attempts == 2 and len(got.missing) == 2
 
-    def test_auto_mode_uses_fused_when_structured(self, fake_server, picture):
+    def test_auto_protocol_uses_fused_when_structured(self, fake_server, picture):
         if not self.supports_structured_output:
             pytest.skip("provider has no structured output")
         fake_server.reply(json_data=FUSED_NO)
@@ -261,7 +261,7 @@ class ProviderCriticContract(PaperConversationChecks):
         if self.no_temperature_options is None:
             pytest.skip("every model of this provider takes a temperature")
         fake_server.reply("Hmm.").reply("Hmm.").reply("Yes")
-        critic = self._critic(fake_server, mode="three_step", **self.no_temperature_options)
+        critic = self._critic(fake_server, protocol="three_step", **self.no_temperature_options)
         assert critic.takes_temperature() is False
         got = critic.critique(PROMPT, picture)
         assert [self.sent_temperature(r) for r in fake_server.requests] == [None, None, None]
@@ -328,7 +328,7 @@ class ProviderCriticContract(PaperConversationChecks):
             monkeypatch.delenv(env, raising=False)
         fake_server.set_default("Yes")
         with pytest.raises(ImageRAGError) as err:
-            self.make_critic(fake_server, api_key=None, mode="three_step").critique(PROMPT, picture)
+            self.make_critic(fake_server, api_key=None, protocol="three_step").critique(PROMPT, picture)
         assert any(env in str(err.value) for env in self.api_key_envs), str(err.value)
         assert fake_server.requests == []
 
@@ -336,7 +336,7 @@ class ProviderCriticContract(PaperConversationChecks):
         for env in self.api_key_envs:
             monkeypatch.setenv(env, self.fake_api_key)
         fake_server.reply("Yes")
-        got = self.make_critic(fake_server, api_key=None, mode="three_step").critique(PROMPT, picture)
+        got = self.make_critic(fake_server, api_key=None, protocol="three_step").critique(PROMPT, picture)
         assert got.matches is True
         assert self.fake_api_key in json.dumps(fake_server.requests[0].headers) + \
             fake_server.requests[0].path
@@ -355,7 +355,7 @@ class ProviderCriticContract(PaperConversationChecks):
     @pytest.mark.parametrize("kind", MALFORMED_KINDS)
     def test_malformed_reply_is_an_unusable_answer(self, fake_server, picture, kind):
         fake_server.set_default(malformed=kind)
-        got = self._critic(fake_server, mode="fused", retries=2).critique(PROMPT, picture)
+        got = self._critic(fake_server, protocol="fused", retries=2).critique(PROMPT, picture)
         assert isinstance(got, Critique)
         assert got.gave_up is True and got.matches is False and got.missing == ()
         assert fake_server.request_count == 3 and [e.attempt for e in got.exchanges] == [1, 2, 3]
@@ -374,7 +374,7 @@ class ProviderCriticContract(PaperConversationChecks):
 
     def test_malformed_then_valid_answer(self, fake_server, picture):
         fake_server.malformed("html").reply(json_data=FUSED_NO)
-        got = self._critic(fake_server, mode="fused").critique(PROMPT, picture)
+        got = self._critic(fake_server, protocol="fused").critique(PROMPT, picture)
         assert not got.gave_up and got.attempts == 2 and len(got.missing) == 2
         assert "HTML" in got.exchanges[0].error and got.exchanges[0].answer.startswith("<!DOCTYPE html>")
         assert got.exchanges[1].error is None

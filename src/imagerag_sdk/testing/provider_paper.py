@@ -1,4 +1,4 @@
-"""The ``mode: paper`` part of :class:`~imagerag_sdk.testing.provider_contract.ProviderCriticContract`:
+"""The ``protocol: paper`` part of :class:`~imagerag_sdk.testing.provider_contract.ProviderCriticContract`:
 the paper's questions reach the server as one conversation, through the provider's real client."""
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ class PaperConversationChecks:
     def sent_image_list(self, request: Request) -> list[Image.Image]:
         raise NotImplementedError
 
-    def test_paper_mode_is_one_conversation(self, fake_server, picture):
+    def test_paper_protocol_is_one_conversation(self, fake_server, picture):
         """The second and third requests carry the earlier questions, the image (once, in the
         first turn) and the model's earlier answers, as the server received them."""
         fake_server.reply("No").reply("oil painting style\na sheep").reply(
             "an oil painting with thick visible brush strokes\na white woolly sheep on green grass")
-        got = self._critic(fake_server, mode="paper", **(self.temperature_options or {})).critique(
+        got = self._critic(fake_server, protocol="paper", **(self.temperature_options or {})).critique(
             PROMPT, picture)
         assert [(m.concept, m.caption) for m in got.missing] == [
             ("oil painting style", "an oil painting with thick visible brush strokes"),
@@ -48,7 +48,7 @@ class PaperConversationChecks:
     def test_paper_personalization_sends_the_user_image_first(self, fake_server, picture):
         fake_server.reply("Yes")
         user = Image.new("RGB", (64, 64), (250, 10, 10))
-        got = self._critic(fake_server, mode="paper").critique(PROMPT, picture, user_images=[user])
+        got = self._critic(fake_server, protocol="paper").critique(PROMPT, picture, user_images=[user])
         assert got.matches is True
         images = self.sent_image_list(fake_server.requests[0])
         assert [im.size for im in images] == [(64, 64), picture.size]
@@ -57,7 +57,7 @@ class PaperConversationChecks:
     def test_paper_rephrase_follows_the_decision(self, fake_server, picture):
         fake_server.reply("No").reply("I am unable to respond.").reply(
             "an oil painting of a white sheep beside a red car")
-        critic = self._critic(fake_server, mode="paper", retries=0)
+        critic = self._critic(fake_server, protocol="paper", retries=0)
         crit = critic.critique(PROMPT, picture)  # no concept named: the critique gives up
         assert crit.gave_up
         new, _ = critic.rephrase(PROMPT, image=picture, critique=crit)

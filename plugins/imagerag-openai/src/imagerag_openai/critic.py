@@ -47,8 +47,8 @@ class OpenAICritic(APICritic[OpenAICriticOptions]):
 
     name = "openai"
     description = ("OpenAI chat-completions critic (GPT-4o by default); also any OpenAI-compatible "
-                   "server via base_url (vLLM, Ollama, LM Studio). Fused structured mode or the "
-                   "paper's questions (mode: paper, three_step). Needs OPENAI_API_KEY.")
+                   "server via base_url (vLLM, Ollama, LM Studio). Fused structured protocol or the "
+                   "paper's questions (protocol: paper, three_step). Needs OPENAI_API_KEY.")
     structure_words = re.compile(r"response_format|json_schema|structured", re.I)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -57,7 +57,7 @@ class OpenAICritic(APICritic[OpenAICriticOptions]):
 
     def _data_url(self, img: Any) -> str:
         """Encode once per image: a critique sends the same images in several requests (the
-        generated one, and the user's in a personalized ``mode: paper`` conversation)."""
+        generated one, and the user's in a personalized ``protocol: paper`` conversation)."""
         o = self.options
         settings = (o.max_image_side, o.image_format, o.jpeg_quality, img.mode, img.size)
         key = (hashlib.blake2b(img.tobytes(), digest_size=16).digest(), settings)

@@ -196,6 +196,27 @@ def test_rage_flow_retrieve_pick_generate(retriever, tmp_path):
         pipe.generate_with("x", hits, out=None)
 
 
+@pytest.mark.parametrize("call", ["run", "generate_with"])
+def test_a_run_folder_of_the_callers_name(retriever, tmp_path, call):
+    """A caller that must know the folder before the run ends (the web app's jobs) names it."""
+    pipe, _, _ = make(retriever, [fused(matches=True)])
+    runs = tmp_path / "runs"
+
+    def go(name):
+        if call == "run":
+            return pipe.run(PROMPT, out=runs, run_name=name)
+        return pipe.generate_with(PROMPT, [], out=runs, run_name=name)
+
+    assert go("job-1").run_dir == runs / "job-1"
+    assert json.loads((runs / "job-1" / "trace.json").read_text())["status"] == "done"
+    with pytest.raises(ConfigError, match="already exists"):
+        go("job-1")
+    for bad in ("", "..", "a/b", "../out"):
+        with pytest.raises(ConfigError, match="not a folder name"):
+            go(bad)
+    assert sorted(p.name for p in runs.iterdir()) == ["job-1"]
+
+
 class ExplodingGenerator(FakeGenerator):
     name = "exploding"
 

@@ -145,8 +145,10 @@ class ImageRAG:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, prompt: str, *, seed: int = 0, user_images: Sequence[str | Path | Reference] = (),
-            out: str | Path | None = "runs", progress: Progress | None = None) -> RunResult:
-        """Run the loop for ``prompt``; write a run folder under ``out`` (``None``: write nothing)."""
+            out: str | Path | None = "runs", progress: Progress | None = None,
+            run_name: str | None = None) -> RunResult:
+        """Run the loop for ``prompt``; write a run folder under ``out`` (``None``: write nothing),
+        named ``run_name`` when given (a new folder; by default the time and the prompt)."""
         if not prompt or not prompt.strip():
             raise ConfigError("the prompt is empty", hint="pass the text to draw")
         users = [_user_ref(u, self.loop.user_caption) for u in user_images]
@@ -161,7 +163,7 @@ class ImageRAG:
                          budget=Budget(max_references=caps.max_references, user_images=len(users),
                                        for_retrieval=left, concepts=n_concepts,
                                        images_per_concept=self.loop.images_per_concept))
-        rec = RunRecorder(new_run_dir(out, prompt) if out is not None else None, trace, secrets=self.secrets)
+        rec = RunRecorder(new_run_dir(out, prompt, run_name) if out is not None else None, trace, secrets=self.secrets)
         trace.user_images = [UserImage(path=u.path, copied_to=rec.copy_reference(u.path, f"user{i:02d}"))
                              for i, u in enumerate(users, 1)]
         try:
@@ -345,8 +347,10 @@ class ImageRAG:
         return hits
 
     def generate_with(self, prompt: str, picked: Sequence[Hit | Reference | str | Path], *, seed: int = 0,
-                      out: str | Path | None = "runs", progress: Progress | None = None) -> RunResult:
-        """Generate ``prompt`` with references the caller picked (hits, references or image paths)."""
+                      out: str | Path | None = "runs", progress: Progress | None = None,
+                      run_name: str | None = None) -> RunResult:
+        """Generate ``prompt`` with references the caller picked (hits, references or image paths);
+        ``out`` and ``run_name`` as for :meth:`run`."""
         refs = [_picked_ref(p) for p in picked]
         caps = self.generator.capabilities
         if len(refs) > caps.max_references:
@@ -354,7 +358,7 @@ class ImageRAG:
                               f"at most {caps.max_references}", hint="pick fewer")
         trace = RunTrace(prompt=prompt, seed=seed, mode="picked", profile=self.profile,
                          components=self._describe(), capabilities=_caps(caps))
-        rec = RunRecorder(new_run_dir(out, prompt) if out is not None else None, trace, secrets=self.secrets)
+        rec = RunRecorder(new_run_dir(out, prompt, run_name) if out is not None else None, trace, secrets=self.secrets)
         trace.picked = [CopiedReference(**r.to_dict(), copied_to=rec.copy_reference(r.path, f"picked{i:02d}"))
                         for i, r in enumerate(refs, 1)]
         try:

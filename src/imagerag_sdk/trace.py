@@ -25,6 +25,7 @@ from typing import Any
 from PIL import Image
 
 from . import atomic
+from .errors import ConfigError
 from .redact import env_secrets, scrub
 from .runtrace import SCHEMA_VERSION, RunTrace, StageName, StageTiming, Status, Truncation, now
 
@@ -39,9 +40,18 @@ def slugify(text: str, limit: int = 40) -> str:
     return slug[:limit].rstrip("-") or "run"
 
 
-def new_run_dir(out: str | Path, prompt: str) -> Path:
+def new_run_dir(out: str | Path, prompt: str, name: str | None = None) -> Path:
+    """A new folder under ``out``: ``name``, or the time and the prompt's slug (numbered if taken)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if name is not None:
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise ConfigError(f"run name {name!r} is not a folder name", hint="use letters, digits, '-' and '_'")
+        try:
+            (out / name).mkdir()
+        except FileExistsError:
+            raise ConfigError(f"run folder {out / name} already exists", hint="choose a new run name") from None
+        return out / name
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = out / f"{stamp}-{slugify(prompt)}"
     path, n = base, 1

@@ -82,7 +82,6 @@ class JobQueue:
         self._waiting: collections.deque[Job] = collections.deque()
         self._listeners: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._threads: list[threading.Thread] = []
-        self._folder_lock = threading.Lock()  # one run folder being created at a time (to know which)
         self._closed = False
 
     # -- the API's side ------------------------------------------------------------------------
@@ -196,15 +195,10 @@ class JobQueue:
             self._execute(job)
 
     def _execute(self, job: Job) -> None:
-        before = self._folders()
-        found = threading.Event()
-        self._folder_lock.acquire()
+        with self._lock:  # the run folder is named after the job: the job knows it from the start
+            job.run = run_name(job)
 
         def progress(stage: str, message: str) -> None:
-            if not found.is_set():  # the run folder exists once the first stage starts
-                found.set()
-                self._note_run(job, before)
-                self._folder_lock.release()
             with self._lock:
                 if job.cancel_requested:  # before the stage starts: it never does
                     raise Cancelled(f"cancelled from the web app (job {job.id}) before stage '{stage}'")
@@ -219,10 +213,6 @@ class JobQueue:
         except Exception as exc:  # the pipeline recorded it in the run folder; the job reports it
             status, error = "failed", self.secrets.clean(one_line(str(exc) or type(exc).__name__))
             log.info("job %s failed: %s", job.id, error)
-        finally:
-            if not found.is_set():
-                self._note_run(job, before)
-                self._folder_lock.release()
         with self._lock:
             if status == "done" and job.cancel_requested:
                 self._event(job, "cancel", "the cancel came after the last stage had started: the run finished")
@@ -231,18 +221,13 @@ class JobQueue:
     def _call(self, job: Job, progress: Callable[[str, str], None]) -> None:
         if job.kind == "generate":
             self.pipeline.generate_with(job.prompt, job.picked, seed=job.seed, out=self.runs_dir,
-                                        progress=progress)
+                                        progress=progress, run_name=job.run)
         else:
-            self.pipeline.run(job.prompt, seed=job.seed, out=self.runs_dir, progress=progress)
+            self.pipeline.run(job.prompt, seed=job.seed, out=self.runs_dir, progress=progress, run_name=job.run)
 
-    def _folders(self) -> set[str]:
-        try:
-            return {e.name for e in os.scandir(self.runs_dir) if e.is_dir()}
-        except FileNotFoundError:
-            return set()
 
-    def _note_run(self, job: Job, before: set[str]) -> None:
-        new = sorted(self._folders() - before)
-        if new:
-            with self._lock:
-                job.run = new[-1]
+def run_name(job: Job) -> str:
+    """The job's run folder: when it started and the job's id (not the prompt, which may hold text
+    the app masks)."""
+    stamp = (job.started or now()).replace("-", "").replace(":", "").replace("T", "-")[:15]
+    return f"{stamp}-job-{job.id}"

@@ -1,0 +1,408 @@
+"""The web server (``imagerag serve``, issue #15 item 6) against the direct Python call.
+
+    python benchmarks/serve.py [--items 3000] [--queries 400] [--rounds 20] [--job-ms 300]
+                               [--clients 50] [--duration 30] [--json FIG.json]
+
+A real corpus index of ``--items`` captioned images (FakeEmbedder vectors, d = 512: hashed bag of
+words, so a query's hits are real nearest neighbours) is built in a temporary folder. The app
+(``create_app`` on uvicorn, as ``imagerag serve`` runs it, access log included) runs in a child
+process on a free port of 127.0.0.1; the measurements are made from this process over real HTTP
+(httpx, keep-alive):
+
+1. ``POST /api/search`` against ``pipeline.retrieve(text, k)`` in this process, the same queries
+   interleaved (the order alternating); the HTTP time includes encoding and decoding the JSON.
+2. search latency while a generation job is inside the generator against idle, in alternating
+   blocks, for a generator that holds the GIL and one that releases it (``BusyGenerator``).
+3. ``--clients`` concurrent clients for ``--duration`` s (asyncio + httpx): searches and jobs
+   (``generate`` with two picked hits and the full ``run`` loop), each job followed through its
+   event stream; at the end every submitted job must be done or failed, every request answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from imagerag_sdk.testing.fakes import FakeGenerator
+from imagerag_sdk.types import Reference
+
+WORDS = ["apple", "boat", "cloud", "desert", "engine", "forest", "guitar", "harbor", "island", "jungle",
+         "kettle", "lantern", "meadow", "needle", "orchard", "piano", "quarry", "river", "saddle", "tunnel",
+         "umbrella", "violin", "walrus", "yacht", "zebra", "bridge", "castle", "dragon", "falcon", "glacier",
+         "hammer", "igloo", "jacket", "koala", "lemon", "mirror", "nest", "owl", "pepper", "quilt"]
+Gil = Literal["release", "hold"]
+K = 12
+
+
+# -- the corpus, the pipeline, the generator ------------------------------------------------------------
+def build_corpus(work: Path, items: int, dim: int = 512) -> Path:
+    """``items`` captioned PNGs under ``work/photos`` indexed into ``work/index``; the index folder."""
+    from PIL import Image, PngImagePlugin
+
+    from imagerag_sdk.index import ingest
+
+    rng = random.Random(0)
+    root, index_dir = work / "photos", work / "index"
+    for i in range(items):
+        caption = " ".join(rng.sample(WORDS, 4)) + f" item{i}"
+        path = root / f"sub{i % 10}" / f"img{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = PngImagePlugin.PngInfo()
+        info.add_text("caption", caption)
+        Image.new("RGB", (16, 16), (i % 256, (i * 7) % 256, (i * 13) % 256)).save(path, pnginfo=info)
+    ingest(root, index_dir=index_dir, embedder={"use": "fake", "dim": dim}, progress=None)
+    return index_dir
+
+
+class BusyGenerator(FakeGenerator):
+    """A FakeGenerator that first computes for ``work_ms`` of wall time on its own thread.
+
+    ``gil="release"``: SHA-256 over 256 KiB blocks, which CPython runs with the GIL released, as
+    torch runs its kernels (a generator on the CPU, or waiting for the GPU). ``gil="hold"``: a
+    pure-Python loop, which holds the GIL except when the interpreter hands it over (every 5 ms by
+    default), as a model's Python parts do (a diffusers pipeline's step loop, scheduler, hooks)."""
+
+    name = "busy"
+
+    def __init__(self, *args: Any, work_ms: float = 300.0, gil: Gil = "release", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.work_ms, self.gil = work_ms, gil
+
+    def generate(self, prompt: str, references: Sequence[Reference] = (), *, seed: int | None = None) -> Any:
+        busy(self.work_ms / 1000, self.gil)
+        return super().generate(prompt, references, seed=seed)
+
+
+def busy(seconds: float, gil: Gil) -> int:
+    """Compute for ``seconds`` of wall time, holding or releasing the GIL; a checksum of the work."""
+    end = time.perf_counter() + seconds
+    acc = 0
+    if gil == "release":
+        block = bytes(256 * 1024)
+        while time.perf_counter() < end:
+            acc ^= hashlib.sha256(block).digest()[0]
+        return acc
+    x = 1
+    while time.perf_counter() < end:
+        for _ in range(2000):
+            x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+        acc ^= x
+    return acc
+
+
+def make_pipeline(index_dir: Path, work_ms: float = 300.0, gil: Gil = "release") -> Any:
+    from imagerag_sdk.index import IndexRetriever
+    from imagerag_sdk.pipeline import ImageRAG
+    from imagerag_sdk.testing.fakes import FakeCritic
+
+    return ImageRAG(BusyGenerator(size=32, max_references=2, work_ms=work_ms, gil=gil), FakeCritic(),
+                    IndexRetriever(index_dir=str(index_dir), dedupe=None), profile="bench-serve")
+
+
+# -- the server (child process) -------------------------------------------------------------------------
+def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, gil: Gil, queue_size: int) -> None:
+    """Run the app on a free port of 127.0.0.1 as ``imagerag serve`` does; write the port to ``port_file``."""
+    import uvicorn
+
+    from imagerag_web import create_app
+    from imagerag_web.serve import LOOPBACK
+
+    app = create_app(make_pipeline(Path(index_dir), work_ms, gil), runs_dir=runs_dir, queue_size=queue_size,
+                     allowed_hosts=list(LOOPBACK))
+    # proto IPPROTO_TCP as uvicorn's own bind has it: asyncio sets TCP_NODELAY only on such sockets
+    # (with proto 0 every answer waits ~40 ms for the client's delayed ACK)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+    Path(port_file + ".tmp").write_text(str(sock.getsockname()[1]))
+    os.replace(port_file + ".tmp", port_file)  # the port appears whole
+    server.run(sockets=[sock])
+
+
+class Server:
+    """The app in a child process; ``url`` once it answers."""
+
+    def __init__(self, work: Path, index_dir: Path, *, work_ms: float, gil: Gil, queue_size: int = 16) -> None:
+        tag = f"{gil}-{time.monotonic_ns()}"
+        port_file = work / f"port-{tag}"
+        self.log = work / f"server-{tag}.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, "--child", str(index_dir), str(work / "runs"), str(port_file),
+                 str(work_ms), gil, str(queue_size)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"the server did not start; its log:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{port_file.read_text()}"
+        import httpx
+
+        while True:  # the socket is bound before uvicorn starts answering
+            try:
+                httpx.get(self.url + "/api/info", timeout=5).raise_for_status()
+                break
+            except httpx.TransportError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise SystemExit(f"the server does not answer; its log:\n{self.log.read_text()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- statistics -------------------------------------------------------------------------------------------
+def pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
+
+
+def summary(ms: Sequence[float]) -> str:
+    return f"p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms (n={len(ms)})"
+
+
+def queries(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(n)]
+
+
+# -- 1. server against the direct call -----------------------------------------------------------------------
+def server_vs_direct(url: str, index_dir: Path, n: int) -> dict[str, float]:
+    import httpx
+
+    pipeline = make_pipeline(index_dir)
+    pipeline.load()
+    qs = queries(n)
+    direct: list[float] = []
+    http: list[float] = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        def via_http(q: str) -> float:
+            t = time.perf_counter()
+            r = client.post("/api/search", json={"text": q, "k": K})
+            r.raise_for_status()
+            hits = r.json()["hits"]
+            dt = (time.perf_counter() - t) * 1000
+            assert len(hits) == K, hits  # the same work as the direct call
+            return dt
+
+        def via_python(q: str) -> float:
+            t = time.perf_counter()
+            hits = pipeline.retrieve(q, k=K)
+            dt = (time.perf_counter() - t) * 1000
+            assert len(hits) == K, hits
+            return dt
+
+        for q in qs[:20]:  # warm both paths (connection, caches)
+            via_http(q), via_python(q)
+        for i, q in enumerate(qs):
+            if i % 2:
+                direct.append(via_python(q))
+                http.append(via_http(q))
+            else:
+                http.append(via_http(q))
+                direct.append(via_python(q))
+    added = pct(http, 50) - pct(direct, 50)
+    paired = float(np.median(np.subtract(http, direct)))
+    print(f"[1] direct pipeline.retrieve: {summary(direct)}")
+    print(f"[1] POST /api/search over HTTP: {summary(http)}")
+    print(f"[1] added by the server at p50: {added:.2f} ms (median of paired differences {paired:.2f} ms; "
+          f"target <= 2 ms)")
+    return {"direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50),
+            "http_p99_ms": pct(http, 99), "added_p50_ms": added, "added_paired_median_ms": paired}
+
+
+# -- 2. search during a generation against idle ---------------------------------------------------------------
+def search_during_jobs(url: str, index_dir: Path, gil: Gil, rounds: int, work_ms: float) -> dict[str, float]:
+    """Alternate: wait until a ``generate`` job is inside the generator, search for 0.7 × ``work_ms``
+    (so every search lies inside the generation), wait for the job's end, search as long idle."""
+    import httpx
+
+    qs = queries(4000, seed=2)
+    idle: list[float] = []
+    during: list[float] = []
+    qi = 0
+    with httpx.Client(base_url=url, timeout=60) as client:
+        def search() -> float:
+            nonlocal qi
+            q = qs[qi % len(qs)]
+            qi += 1
+            t = time.perf_counter()
+            r = client.post("/api/search", json={"text": q, "k": K})
+            r.raise_for_status()
+            r.json()
+            return (time.perf_counter() - t) * 1000
+
+        refs = [h["path"] for h in client.post("/api/search", json={"text": "apple boat", "k": 2}).json()["hits"]]
+        for _ in range(20):
+            search()
+        window = 0.7 * work_ms / 1000
+        for _ in range(rounds):
+            r = client.post("/api/jobs", json={"kind": "generate", "prompt": "apple boat", "references": refs})
+            r.raise_for_status()
+            job_id = r.json()["job"]["id"]
+            while not any(e["stage"] == "generate" for e in client.get(f"/api/jobs/{job_id}").json()["events"]):
+                time.sleep(0.002)
+            end = time.perf_counter() + window
+            while time.perf_counter() < end:
+                during.append(search())
+            while client.get(f"/api/jobs/{job_id}").json()["status"] not in ("done", "failed", "cancelled"):
+                time.sleep(0.01)
+            end = time.perf_counter() + window
+            while time.perf_counter() < end:
+                idle.append(search())
+    ratio = pct(during, 99) / pct(idle, 99)
+    print(f"[2] gil={gil}: idle search: {summary(idle)}")
+    print(f"[2] gil={gil}: search while a generation runs: {summary(during)}")
+    print(f"[2] gil={gil}: p99 during a generation / idle: {ratio:.2f}x (p50 {pct(during, 50) / pct(idle, 50):.2f}x; "
+          f"target <= 1.5x)")
+    return {f"{gil}_idle_p50_ms": pct(idle, 50), f"{gil}_idle_p99_ms": pct(idle, 99),
+            f"{gil}_during_p50_ms": pct(during, 50), f"{gil}_during_p99_ms": pct(during, 99),
+            f"{gil}_p99_ratio": ratio}
+
+
+# -- 3. concurrent clients --------------------------------------------------------------------------------------
+async def _client(url: str, deadline: float, seed: int, job_share: float, out: dict[str, Any]) -> None:
+    import httpx
+
+    rng = random.Random(seed)
+    refs: list[str] = []
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        while time.perf_counter() < deadline:
+            want_job = rng.random() < job_share and len(refs) >= 2
+            t = time.perf_counter()
+            try:
+                if not want_job:
+                    r = await client.post("/api/search", json={"text": " ".join(rng.sample(WORDS, 2)), "k": K})
+                    out["search_ms"].append((time.perf_counter() - t) * 1000)
+                    if r.status_code != 200:
+                        out["errors"].append(f"search {r.status_code}: {r.text[:200]}")
+                        continue
+                    refs = [h["path"] for h in r.json()["hits"]]
+                    continue
+                body: dict[str, Any] = ({"kind": "run", "prompt": "a walrus on a yacht", "seed": seed}
+                                        if rng.random() < 0.3 else
+                                        {"kind": "generate", "prompt": "a walrus on a yacht",
+                                         "references": rng.sample(refs, 2), "seed": seed})
+                r = await client.post("/api/jobs", json=body)
+                out["submit_ms"].append((time.perf_counter() - t) * 1000)
+                if r.status_code == 429:
+                    out["refused"] += 1
+                    continue
+                if r.status_code != 202:
+                    out["errors"].append(f"job {r.status_code}: {r.text[:200]}")
+                    continue
+                job_id = r.json()["job"]["id"]
+                out["submitted"].append(job_id)
+                async with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+                    last = ""
+                    async for line in stream.aiter_lines():
+                        if line.startswith("event:"):
+                            last = line
+                        elif line.startswith("data:") and last == "event: end":
+                            out["ended"][job_id] = json.loads(line[5:])["status"]
+                out["job_ms"].append((time.perf_counter() - t) * 1000)
+            except httpx.HTTPError as exc:  # a request not answered: counted, the run goes on
+                out["errors"].append(f"{type(exc).__name__}: {exc}")
+
+
+def concurrency(url: str, clients: int, duration: float, job_share: float) -> dict[str, Any]:
+    import httpx
+
+    out: dict[str, Any] = {"search_ms": [], "submit_ms": [], "job_ms": [], "errors": [], "refused": 0,
+                           "submitted": [], "ended": {}}
+
+    async def main() -> None:
+        deadline = time.perf_counter() + duration
+        await asyncio.gather(*(_client(url, deadline, i, job_share, out) for i in range(clients)))
+
+    t = time.perf_counter()
+    asyncio.run(main())
+    wall = time.perf_counter() - t
+    known = {j["id"]: j["status"] for j in httpx.get(url + "/api/jobs", timeout=60).json()["jobs"]}
+    statuses = [known.get(j, "missing") for j in out["submitted"]]
+    done, failed = statuses.count("done"), statuses.count("failed")
+    lost = len(statuses) - done - failed
+    mismatched = sum(1 for j in out["submitted"] if out["ended"].get(j) != known.get(j))
+    print(f"[3] {clients} clients for {duration:g} s (all over at {wall:.1f} s): {len(out['search_ms'])} searches, "
+          f"{len(out['submitted'])} jobs accepted, {out['refused']} refused with 429 (answered, queue full)")
+    print(f"[3] search {summary(out['search_ms'])}; job submit {summary(out['submit_ms'])}; "
+          f"job submit-to-end {summary(out['job_ms'])}")
+    print(f"[3] jobs: {done} done, {failed} failed, {lost} lost; event streams disagreeing with /api/jobs: "
+          f"{mismatched}; requests not answered or errors: {len(out['errors'])}")
+    for err in out["errors"][:5]:
+        print(f"[3]   {err}")
+    return {"clients": clients, "duration_s": duration, "searches": len(out["search_ms"]),
+            "search_p50_ms": pct(out["search_ms"], 50), "search_p99_ms": pct(out["search_ms"], 99),
+            "jobs_accepted": len(out["submitted"]), "jobs_refused_429": out["refused"], "jobs_done": done,
+            "jobs_failed": failed, "jobs_lost": lost, "streams_mismatched": mismatched,
+            "errors": len(out["errors"]), "job_p50_ms": pct(out["job_ms"], 50), "job_p99_ms": pct(out["job_ms"], 99)}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--items", type=int, default=3000, help="corpus size")
+    ap.add_argument("--queries", type=int, default=400, help="[1] queries, each through both paths")
+    ap.add_argument("--rounds", type=int, default=20, help="[2] generation jobs per GIL mode")
+    ap.add_argument("--job-ms", type=float, default=300.0, help="time one generator call computes")
+    ap.add_argument("--gil", choices=["release", "hold", "both"], default="both", help="[2] generator kinds")
+    ap.add_argument("--clients", type=int, default=50, help="[3] concurrent clients")
+    ap.add_argument("--duration", type=float, default=30.0, help="[3] seconds the clients run")
+    ap.add_argument("--job-share", type=float, default=0.05, help="[3] share of a client's requests that submit a job")
+    ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        index_dir, runs_dir, port_file, work_ms, gil, queue_size = args.child
+        serve_child(index_dir, runs_dir, port_file, float(work_ms), gil, int(queue_size))
+        return {}
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        work = Path(tmp)
+        t = time.perf_counter()
+        index_dir = build_corpus(work, args.items)
+        print(f"corpus: {args.items} images indexed in {time.perf_counter() - t:.1f} s; load {os.getloadavg()}")
+        fig: dict[str, Any] = {"items": args.items, "job_ms": args.job_ms, "load_before": os.getloadavg()[0]}
+        with Server(work, index_dir, work_ms=args.job_ms, gil="release") as server:
+            fig.update(server_vs_direct(server.url, index_dir, args.queries))
+            fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
+            if args.gil in ("release", "both"):
+                fig.update(search_during_jobs(server.url, index_dir, "release", args.rounds, args.job_ms))
+        if args.gil in ("hold", "both"):
+            with Server(work, index_dir, work_ms=args.job_ms, gil="hold") as server:
+                fig.update(search_during_jobs(server.url, index_dir, "hold", args.rounds, args.job_ms))
+        fig["load_after"] = os.getloadavg()[0]
+        print(f"load average at the end: {os.getloadavg()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(fig, indent=2))
+    return fig
+
+
+if __name__ == "__main__":
+    main()

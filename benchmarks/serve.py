@@ -376,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--clients", type=int, default=50, help="[3] concurrent clients")
     ap.add_argument("--duration", type=float, default=30.0, help="[3] seconds the clients run")
     ap.add_argument("--job-share", type=float, default=0.05, help="[3] share of a client's requests that submit a job")
+    ap.add_argument("--parts", default="123", help="which measurements to run (default: 123, all)")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -390,11 +391,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"corpus: {args.items} images indexed in {time.perf_counter() - t:.1f} s; load {os.getloadavg()}")
         fig: dict[str, Any] = {"items": args.items, "job_ms": args.job_ms, "load_before": os.getloadavg()[0]}
         with Server(work, index_dir, work_ms=args.job_ms, gil="release") as server:
-            fig.update(server_vs_direct(server.url, index_dir, args.queries))
-            fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
-            if args.gil in ("release", "both"):
+            if "1" in args.parts:
+                fig.update(server_vs_direct(server.url, index_dir, args.queries))
+            if "3" in args.parts:
+                fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
+            if "2" in args.parts and args.gil in ("release", "both"):
                 fig.update(search_during_jobs(server.url, index_dir, "release", args.rounds, args.job_ms))
-        if args.gil in ("hold", "both"):
+        if "2" in args.parts and args.gil in ("hold", "both"):
             with Server(work, index_dir, work_ms=args.job_ms, gil="hold") as server:
                 fig.update(search_during_jobs(server.url, index_dir, "hold", args.rounds, args.job_ms))
         fig["load_after"] = os.getloadavg()[0]

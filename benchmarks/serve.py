@@ -44,7 +44,7 @@ WORDS = ["apple", "boat", "cloud", "desert", "engine", "forest", "guitar", "harb
          "kettle", "lantern", "meadow", "needle", "orchard", "piano", "quarry", "river", "saddle", "tunnel",
          "umbrella", "violin", "walrus", "yacht", "zebra", "bridge", "castle", "dragon", "falcon", "glacier",
          "hammer", "igloo", "jacket", "koala", "lemon", "mirror", "nest", "owl", "pepper", "quilt"]
-Gil = Literal["release", "hold"]
+Gil = Literal["release", "hold", "sleep"]
 K = 12
 
 
@@ -74,16 +74,23 @@ class BusyGenerator(FakeGenerator):
     ``gil="release"``: SHA-256 over 256 KiB blocks, which CPython runs with the GIL released, as
     torch runs its kernels (a generator on the CPU, or waiting for the GPU). ``gil="hold"``: a
     pure-Python loop, which holds the GIL except when the interpreter hands it over (every 5 ms by
-    default), as a model's Python parts do (a diffusers pipeline's step loop, scheduler, hooks)."""
+    default), as a model's Python parts do (a diffusers pipeline's step loop, scheduler, hooks).
+    ``gil="sleep"``: waits without computing (a remote API or a GPU doing the work): the control
+    that separates the GIL's share from the CPU's on a machine with few cores."""
 
     name = "busy"
 
-    def __init__(self, *args: Any, work_ms: float = 300.0, gil: Gil = "release", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, work_ms: float = 300.0, gil: Gil = "release", times: Path | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.work_ms, self.gil = work_ms, gil
+        self.work_ms, self.gil, self.times = work_ms, gil, times
 
     def generate(self, prompt: str, references: Sequence[Reference] = (), *, seed: int | None = None) -> Any:
+        start = time.monotonic()
         busy(self.work_ms / 1000, self.gil)
+        if self.times is not None:  # the call's interval, for the benchmark to place its searches
+            with open(self.times, "a") as f:
+                f.write(f"{start} {time.monotonic()}\n")
         return super().generate(prompt, references, seed=seed)
 
 
@@ -91,6 +98,9 @@ def busy(seconds: float, gil: Gil) -> int:
     """Compute for ``seconds`` of wall time, holding or releasing the GIL; a checksum of the work."""
     end = time.perf_counter() + seconds
     acc = 0
+    if gil == "sleep":
+        time.sleep(seconds)
+        return acc
     if gil == "release":
         block = bytes(256 * 1024)
         while time.perf_counter() < end:
@@ -104,24 +114,35 @@ def busy(seconds: float, gil: Gil) -> int:
     return acc
 
 
-def make_pipeline(index_dir: Path, work_ms: float = 300.0, gil: Gil = "release") -> Any:
+def make_pipeline(index_dir: Path, work_ms: float = 300.0, gil: Gil = "release", times: Path | None = None) -> Any:
     from imagerag_sdk.index import IndexRetriever
     from imagerag_sdk.pipeline import ImageRAG
     from imagerag_sdk.testing.fakes import FakeCritic
 
-    return ImageRAG(BusyGenerator(size=32, max_references=2, work_ms=work_ms, gil=gil), FakeCritic(),
+    return ImageRAG(BusyGenerator(size=32, max_references=2, work_ms=work_ms, gil=gil, times=times), FakeCritic(),
                     IndexRetriever(index_dir=str(index_dir), dedupe=None), profile="bench-serve")
 
 
 # -- the server (child process) -------------------------------------------------------------------------
-def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, gil: Gil, queue_size: int) -> None:
-    """Run the app on a free port of 127.0.0.1 as ``imagerag serve`` does; write the port to ``port_file``."""
+def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, gil: Gil, queue_size: int,
+                times: str) -> None:
+    """Run the app on a free port of 127.0.0.1 as ``imagerag serve`` does; write the port to ``port_file``.
+
+    The benchmark's generator is a class no installed distribution ships, for which the core
+    looks through every installed distribution's files on each run (``plugins.distribution_of``:
+    0.8 s of CPU with the GIL held on this machine); a profile's components come from the plugin
+    registry and skip that. The child caches the lookup so that jobs cost what a profile's would."""
+    import functools
+    import importlib.metadata
+
     import uvicorn
 
     from imagerag_web import create_app
     from imagerag_web.serve import LOOPBACK
 
-    app = create_app(make_pipeline(Path(index_dir), work_ms, gil), runs_dir=runs_dir, queue_size=queue_size,
+    setattr(importlib.metadata, "packages_distributions",  # noqa: B010  (see the docstring)
+            functools.lru_cache(maxsize=1)(importlib.metadata.packages_distributions))
+    app = create_app(make_pipeline(Path(index_dir), work_ms, gil, Path(times)), runs_dir=runs_dir, queue_size=queue_size,
                      allowed_hosts=list(LOOPBACK))
     # proto IPPROTO_TCP as uvicorn's own bind has it: asyncio sets TCP_NODELAY only on such sockets
     # (with proto 0 every answer waits ~40 ms for the client's delayed ACK)
@@ -141,10 +162,12 @@ class Server:
         tag = f"{gil}-{time.monotonic_ns()}"
         port_file = work / f"port-{tag}"
         self.log = work / f"server-{tag}.log"
+        self.times_file = work / f"generator-calls-{tag}.txt"
+        self.times_file.touch()
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, __file__, "--child", str(index_dir), str(work / "runs"), str(port_file),
-                 str(work_ms), gil, str(queue_size)], stdout=log, stderr=subprocess.STDOUT)
+                 str(work_ms), gil, str(queue_size), str(self.times_file)], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while not port_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -195,7 +218,16 @@ def queries(n: int, seed: int = 1) -> list[str]:
 
 
 # -- 1. server against the direct call -----------------------------------------------------------------------
-def server_vs_direct(url: str, index_dir: Path, n: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, float]:
     import httpx
 
     pipeline = make_pipeline(index_dir)
@@ -222,6 +254,7 @@ def server_vs_direct(url: str, index_dir: Path, n: int) -> dict[str, float]:
 
         for q in qs[:20]:  # warm both paths (connection, caches)
             via_http(q), via_python(q)
+        server_cpu, own_cpu = cpu_seconds(pid), time.process_time()
         for i, q in enumerate(qs):
             if i % 2:
                 direct.append(via_python(q))
@@ -229,63 +262,67 @@ def server_vs_direct(url: str, index_dir: Path, n: int) -> dict[str, float]:
             else:
                 http.append(via_http(q))
                 direct.append(via_python(q))
+        server_cpu = (cpu_seconds(pid) - server_cpu) / n * 1000
+        own_cpu = (time.process_time() - own_cpu) / n * 1000
     added = pct(http, 50) - pct(direct, 50)
     paired = float(np.median(np.subtract(http, direct)))
     print(f"[1] direct pipeline.retrieve: {summary(direct)}")
     print(f"[1] POST /api/search over HTTP: {summary(http)}")
     print(f"[1] added by the server at p50: {added:.2f} ms (median of paired differences {paired:.2f} ms; "
           f"target <= 2 ms)")
-    return {"direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50),
+    print(f"[1] CPU per query: server process {server_cpu:.2f} ms; this process (client and direct call) "
+          f"{own_cpu:.2f} ms")
+    return {"server_cpu_per_search_ms": server_cpu, "client_and_direct_cpu_per_query_ms": own_cpu, "direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50),
             "http_p99_ms": pct(http, 99), "added_p50_ms": added, "added_paired_median_ms": paired}
 
 
 # -- 2. search during a generation against idle ---------------------------------------------------------------
-def search_during_jobs(url: str, index_dir: Path, gil: Gil, rounds: int, work_ms: float) -> dict[str, float]:
-    """Alternate: wait until a ``generate`` job is inside the generator, search for 0.7 × ``work_ms``
-    (so every search lies inside the generation), wait for the job's end, search as long idle."""
+def search_during_jobs(server: Server, gil: Gil, rounds: int) -> dict[str, float]:
+    """Alternate: submit a ``generate`` job and search until it has ended, then search as long with
+    no job. A search counts as "during" when it overlaps a generator call (the child logs each
+    call's CLOCK_MONOTONIC interval, the same clock across processes); the searches while the job
+    did its other work (its run folder, its trace written with fsync) are left out."""
     import httpx
 
     qs = queries(4000, seed=2)
     idle: list[float] = []
-    during: list[float] = []
+    timed: list[tuple[float, float]] = []  # (start, end) monotonic of each search while a job existed
     qi = 0
-    with httpx.Client(base_url=url, timeout=60) as client:
-        def search() -> float:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        def search() -> tuple[float, float]:
             nonlocal qi
             q = qs[qi % len(qs)]
             qi += 1
-            t = time.perf_counter()
+            t = time.monotonic()
             r = client.post("/api/search", json={"text": q, "k": K})
             r.raise_for_status()
             r.json()
-            return (time.perf_counter() - t) * 1000
+            return t, time.monotonic()
 
         refs = [h["path"] for h in client.post("/api/search", json={"text": "apple boat", "k": 2}).json()["hits"]]
         for _ in range(20):
             search()
-        window = 0.7 * work_ms / 1000
         for _ in range(rounds):
             r = client.post("/api/jobs", json={"kind": "generate", "prompt": "apple boat", "references": refs})
             r.raise_for_status()
-            job_id = r.json()["job"]["id"]
-            while not any(e["stage"] == "generate" for e in client.get(f"/api/jobs/{job_id}").json()["events"]):
-                time.sleep(0.002)
-            end = time.perf_counter() + window
-            while time.perf_counter() < end:
-                during.append(search())
+            job_id, began = r.json()["job"]["id"], time.monotonic()
             while client.get(f"/api/jobs/{job_id}").json()["status"] not in ("done", "failed", "cancelled"):
-                time.sleep(0.01)
-            end = time.perf_counter() + window
-            while time.perf_counter() < end:
-                idle.append(search())
+                timed.append(search())
+            end = time.monotonic() + (time.monotonic() - began)
+            while time.monotonic() < end:
+                t0, t1 = search()
+                idle.append((t1 - t0) * 1000)
+    calls = [tuple(map(float, line.split())) for line in server.times_file.read_text().split("\n") if line]
+    during = [(t1 - t0) * 1000 for t0, t1 in timed if any(t0 < b and t1 > a for a, b in calls)]
     ratio = pct(during, 99) / pct(idle, 99)
     print(f"[2] gil={gil}: idle search: {summary(idle)}")
-    print(f"[2] gil={gil}: search while a generation runs: {summary(during)}")
+    print(f"[2] gil={gil}: search overlapping a generator call: {summary(during)} ({len(timed) - len(during)} searches "
+          f"while the job ran outside its generator call left out)")
     print(f"[2] gil={gil}: p99 during a generation / idle: {ratio:.2f}x (p50 {pct(during, 50) / pct(idle, 50):.2f}x; "
           f"target <= 1.5x)")
     return {f"{gil}_idle_p50_ms": pct(idle, 50), f"{gil}_idle_p99_ms": pct(idle, 99),
             f"{gil}_during_p50_ms": pct(during, 50), f"{gil}_during_p99_ms": pct(during, 99),
-            f"{gil}_p99_ratio": ratio}
+            f"{gil}_p99_ratio": ratio, f"{gil}_during_n": len(during)}
 
 
 # -- 3. concurrent clients --------------------------------------------------------------------------------------
@@ -370,19 +407,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--items", type=int, default=3000, help="corpus size")
     ap.add_argument("--queries", type=int, default=400, help="[1] queries, each through both paths")
-    ap.add_argument("--rounds", type=int, default=20, help="[2] generation jobs per GIL mode")
+    ap.add_argument("--rounds", type=int, default=20, help="[2] generation jobs per generator kind")
     ap.add_argument("--job-ms", type=float, default=300.0, help="time one generator call computes")
-    ap.add_argument("--gil", choices=["release", "hold", "both"], default="both", help="[2] generator kinds")
+    ap.add_argument("--gil", nargs="+", choices=["release", "hold", "sleep"], default=["release", "hold", "sleep"],
+                    help="[2] generator kinds (default: all three)")
     ap.add_argument("--clients", type=int, default=50, help="[3] concurrent clients")
     ap.add_argument("--duration", type=float, default=30.0, help="[3] seconds the clients run")
     ap.add_argument("--job-share", type=float, default=0.05, help="[3] share of a client's requests that submit a job")
     ap.add_argument("--parts", default="123", help="which measurements to run (default: 123, all)")
     ap.add_argument("--json", help="write the figures here")
-    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        index_dir, runs_dir, port_file, work_ms, gil, queue_size = args.child
-        serve_child(index_dir, runs_dir, port_file, float(work_ms), gil, int(queue_size))
+        index_dir, runs_dir, port_file, work_ms, gil, queue_size, times = args.child
+        serve_child(index_dir, runs_dir, port_file, float(work_ms), gil, int(queue_size), times)
         return {}
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         work = Path(tmp)
@@ -392,14 +430,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fig: dict[str, Any] = {"items": args.items, "job_ms": args.job_ms, "load_before": os.getloadavg()[0]}
         with Server(work, index_dir, work_ms=args.job_ms, gil="release") as server:
             if "1" in args.parts:
-                fig.update(server_vs_direct(server.url, index_dir, args.queries))
+                fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
             if "3" in args.parts:
                 fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
-            if "2" in args.parts and args.gil in ("release", "both"):
-                fig.update(search_during_jobs(server.url, index_dir, "release", args.rounds, args.job_ms))
-        if "2" in args.parts and args.gil in ("hold", "both"):
-            with Server(work, index_dir, work_ms=args.job_ms, gil="hold") as server:
-                fig.update(search_during_jobs(server.url, index_dir, "hold", args.rounds, args.job_ms))
+            if "2" in args.parts and "release" in args.gil:
+                fig.update(search_during_jobs(server, "release", args.rounds))
+        others: tuple[Gil, ...] = ("hold", "sleep")
+        for gil in [g for g in others if g in args.gil and "2" in args.parts]:
+            with Server(work, index_dir, work_ms=args.job_ms, gil=gil) as server:
+                fig.update(search_during_jobs(server, gil, args.rounds))
         fig["load_after"] = os.getloadavg()[0]
         print(f"load average at the end: {os.getloadavg()}")
     if args.json:

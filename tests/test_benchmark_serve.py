@@ -26,7 +26,7 @@ def test_quickest_run_prints_the_ratios_and_loses_nothing(tmp_path):
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert re.search(r"\[1\] added by the server at p50: -?[\d.]+ ms", out), out
-    for gil in ("release", "hold"):  # both generator kinds measured, each with its ratio
+    for gil in ("release", "hold", "sleep"):  # every generator kind measured, each with its ratio
         assert re.search(rf"\[2\] gil={gil}: p99 during a generation / idle: [\d.]+x", out), out
     assert re.search(r"\[3\] jobs: \d+ done, \d+ failed, 0 lost; event streams disagreeing with /api/jobs: 0; "
                      r"requests not answered or errors: 0", out), out

@@ -1,0 +1,271 @@
+"""The web server (``imagerag serve``, issue #15 item 6) against the direct Python call.
+
+    python benchmarks/serve.py [--items 3000] [--queries 400] [--rounds 20] [--job-ms 300]
+                               [--clients 50] [--duration 30] [--json FIG.json]
+
+A real corpus index of ``--items`` captioned images (FakeEmbedder vectors, d = 512: hashed bag of
+words, so a query's hits are real nearest neighbours) is built in a temporary folder. The app
+(``create_app`` on uvicorn, as ``imagerag serve`` runs it, access log included) runs in a child
+process on a free port of 127.0.0.1; the measurements are made from this process over real HTTP
+(httpx, keep-alive; the app side is ``serve_app.py``):
+
+1. ``POST /api/search`` against ``pipeline.retrieve(text, k)`` in this process, the same queries
+   interleaved (the order alternating); the HTTP time includes encoding and decoding the JSON.
+2. search latency while a generator call runs against idle, in alternating blocks, for a
+   generator that releases the GIL, one that holds it and one that sleeps
+   (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches).
+3. ``--clients`` concurrent clients for ``--duration`` s (asyncio + httpx): searches and jobs
+   (``generate`` with two picked hits and the full ``run`` loop), each job followed through its
+   event stream; at the end every submitted job must be done or failed, every request answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from serve_app import WORDS, Gil, Server, build_corpus, cpu_seconds, make_pipeline
+
+K = 12
+
+
+# -- statistics -------------------------------------------------------------------------------------------
+def pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
+
+
+def summary(ms: Sequence[float]) -> str:
+    return f"p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms (n={len(ms)})"
+
+
+def queries(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(n)]
+
+
+# -- 1. server against the direct call -----------------------------------------------------------------------
+def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, float]:
+    import httpx
+
+    pipeline = make_pipeline(index_dir)
+    pipeline.load()
+    qs = queries(n)
+    direct: list[float] = []
+    http: list[float] = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        def via_http(q: str) -> float:
+            t = time.perf_counter()
+            r = client.post("/api/search", json={"text": q, "k": K})
+            r.raise_for_status()
+            hits = r.json()["hits"]
+            dt = (time.perf_counter() - t) * 1000
+            assert len(hits) == K, hits  # the same work as the direct call
+            return dt
+
+        def via_python(q: str) -> float:
+            t = time.perf_counter()
+            hits = pipeline.retrieve(q, k=K)
+            dt = (time.perf_counter() - t) * 1000
+            assert len(hits) == K, hits
+            return dt
+
+        for q in qs[:20]:  # warm both paths (connection, caches)
+            via_http(q), via_python(q)
+        server_cpu, own_cpu = cpu_seconds(pid), time.process_time()
+        for i, q in enumerate(qs):
+            if i % 2:
+                direct.append(via_python(q))
+                http.append(via_http(q))
+            else:
+                http.append(via_http(q))
+                direct.append(via_python(q))
+        server_cpu = (cpu_seconds(pid) - server_cpu) / n * 1000
+        own_cpu = (time.process_time() - own_cpu) / n * 1000
+    added = pct(http, 50) - pct(direct, 50)
+    paired = float(np.median(np.subtract(http, direct)))
+    print(f"[1] direct pipeline.retrieve: {summary(direct)}")
+    print(f"[1] POST /api/search over HTTP: {summary(http)}")
+    print(f"[1] added by the server at p50: {added:.2f} ms (median of paired differences {paired:.2f} ms; "
+          f"target <= 2 ms)")
+    print(f"[1] CPU per query: server process {server_cpu:.2f} ms; this process (client and direct call) "
+          f"{own_cpu:.2f} ms")
+    return {"server_cpu_per_search_ms": server_cpu, "client_and_direct_cpu_per_query_ms": own_cpu, "direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50),
+            "http_p99_ms": pct(http, 99), "added_p50_ms": added, "added_paired_median_ms": paired}
+
+
+# -- 2. search during a generation against idle ---------------------------------------------------------------
+def search_during_jobs(server: Server, gil: Gil, rounds: int) -> dict[str, float]:
+    """Alternate: submit a ``generate`` job and search until it has ended, then search as long with
+    no job. A search counts as "during" when it overlaps a generator call (the child logs each
+    call's CLOCK_MONOTONIC interval, the same clock across processes); the searches while the job
+    did its other work (its run folder, its trace written with fsync) are left out."""
+    import httpx
+
+    qs = queries(4000, seed=2)
+    idle: list[float] = []
+    timed: list[tuple[float, float]] = []  # (start, end) monotonic of each search while a job existed
+    qi = 0
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        def search() -> tuple[float, float]:
+            nonlocal qi
+            q = qs[qi % len(qs)]
+            qi += 1
+            t = time.monotonic()
+            r = client.post("/api/search", json={"text": q, "k": K})
+            r.raise_for_status()
+            r.json()
+            return t, time.monotonic()
+
+        refs = [h["path"] for h in client.post("/api/search", json={"text": "apple boat", "k": 2}).json()["hits"]]
+        for _ in range(20):
+            search()
+        for _ in range(rounds):
+            r = client.post("/api/jobs", json={"kind": "generate", "prompt": "apple boat", "references": refs})
+            r.raise_for_status()
+            job_id, began = r.json()["job"]["id"], time.monotonic()
+            while client.get(f"/api/jobs/{job_id}").json()["status"] not in ("done", "failed", "cancelled"):
+                timed.append(search())
+            end = time.monotonic() + (time.monotonic() - began)
+            while time.monotonic() < end:
+                t0, t1 = search()
+                idle.append((t1 - t0) * 1000)
+    calls = [tuple(map(float, line.split())) for line in server.times_file.read_text().split("\n") if line]
+    during = [(t1 - t0) * 1000 for t0, t1 in timed if any(t0 < b and t1 > a for a, b in calls)]
+    ratio = pct(during, 99) / pct(idle, 99)
+    print(f"[2] gil={gil}: idle search: {summary(idle)}")
+    print(f"[2] gil={gil}: search overlapping a generator call: {summary(during)} ({len(timed) - len(during)} searches "
+          f"while the job ran outside its generator call left out)")
+    print(f"[2] gil={gil}: p99 during a generation / idle: {ratio:.2f}x (p50 {pct(during, 50) / pct(idle, 50):.2f}x; "
+          f"target <= 1.5x)")
+    return {f"{gil}_idle_p50_ms": pct(idle, 50), f"{gil}_idle_p99_ms": pct(idle, 99),
+            f"{gil}_during_p50_ms": pct(during, 50), f"{gil}_during_p99_ms": pct(during, 99),
+            f"{gil}_p99_ratio": ratio, f"{gil}_during_n": len(during)}
+
+
+# -- 3. concurrent clients --------------------------------------------------------------------------------------
+async def _client(url: str, deadline: float, seed: int, job_share: float, out: dict[str, Any]) -> None:
+    import httpx
+
+    rng = random.Random(seed)
+    refs: list[str] = []
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        while time.perf_counter() < deadline:
+            want_job = rng.random() < job_share and len(refs) >= 2
+            t = time.perf_counter()
+            try:
+                if not want_job:
+                    r = await client.post("/api/search", json={"text": " ".join(rng.sample(WORDS, 2)), "k": K})
+                    out["search_ms"].append((time.perf_counter() - t) * 1000)
+                    if r.status_code != 200:
+                        out["errors"].append(f"search {r.status_code}: {r.text[:200]}")
+                        continue
+                    refs = [h["path"] for h in r.json()["hits"]]
+                    continue
+                body: dict[str, Any] = ({"kind": "run", "prompt": "a walrus on a yacht", "seed": seed}
+                                        if rng.random() < 0.3 else
+                                        {"kind": "generate", "prompt": "a walrus on a yacht",
+                                         "references": rng.sample(refs, 2), "seed": seed})
+                r = await client.post("/api/jobs", json=body)
+                out["submit_ms"].append((time.perf_counter() - t) * 1000)
+                if r.status_code == 429:
+                    out["refused"] += 1
+                    continue
+                if r.status_code != 202:
+                    out["errors"].append(f"job {r.status_code}: {r.text[:200]}")
+                    continue
+                job_id = r.json()["job"]["id"]
+                out["submitted"].append(job_id)
+                async with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+                    last = ""
+                    async for line in stream.aiter_lines():
+                        if line.startswith("event:"):
+                            last = line
+                        elif line.startswith("data:") and last == "event: end":
+                            out["ended"][job_id] = json.loads(line[5:])["status"]
+                out["job_ms"].append((time.perf_counter() - t) * 1000)
+            except httpx.HTTPError as exc:  # a request not answered: counted, the run goes on
+                out["errors"].append(f"{type(exc).__name__}: {exc}")
+
+
+def concurrency(url: str, clients: int, duration: float, job_share: float) -> dict[str, Any]:
+    import httpx
+
+    out: dict[str, Any] = {"search_ms": [], "submit_ms": [], "job_ms": [], "errors": [], "refused": 0,
+                           "submitted": [], "ended": {}}
+
+    async def main() -> None:
+        deadline = time.perf_counter() + duration
+        await asyncio.gather(*(_client(url, deadline, i, job_share, out) for i in range(clients)))
+
+    t = time.perf_counter()
+    asyncio.run(main())
+    wall = time.perf_counter() - t
+    known = {j["id"]: j["status"] for j in httpx.get(url + "/api/jobs", timeout=60).json()["jobs"]}
+    statuses = [known.get(j, "missing") for j in out["submitted"]]
+    done, failed = statuses.count("done"), statuses.count("failed")
+    lost = len(statuses) - done - failed
+    mismatched = sum(1 for j in out["submitted"] if out["ended"].get(j) != known.get(j))
+    print(f"[3] {clients} clients for {duration:g} s (all over at {wall:.1f} s): {len(out['search_ms'])} searches, "
+          f"{len(out['submitted'])} jobs accepted, {out['refused']} refused with 429 (answered, queue full)")
+    print(f"[3] search {summary(out['search_ms'])}; job submit {summary(out['submit_ms'])}; "
+          f"job submit-to-end {summary(out['job_ms'])}")
+    print(f"[3] jobs: {done} done, {failed} failed, {lost} lost; event streams disagreeing with /api/jobs: "
+          f"{mismatched}; requests not answered or errors: {len(out['errors'])}")
+    for err in out["errors"][:5]:
+        print(f"[3]   {err}")
+    return {"clients": clients, "duration_s": duration, "searches": len(out["search_ms"]),
+            "search_p50_ms": pct(out["search_ms"], 50), "search_p99_ms": pct(out["search_ms"], 99),
+            "jobs_accepted": len(out["submitted"]), "jobs_refused_429": out["refused"], "jobs_done": done,
+            "jobs_failed": failed, "jobs_lost": lost, "streams_mismatched": mismatched,
+            "errors": len(out["errors"]), "job_p50_ms": pct(out["job_ms"], 50), "job_p99_ms": pct(out["job_ms"], 99)}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--items", type=int, default=3000, help="corpus size")
+    ap.add_argument("--queries", type=int, default=400, help="[1] queries, each through both paths")
+    ap.add_argument("--rounds", type=int, default=20, help="[2] generation jobs per generator kind")
+    ap.add_argument("--job-ms", type=float, default=300.0, help="time one generator call computes")
+    ap.add_argument("--gil", nargs="+", choices=["release", "hold", "sleep"], default=["release", "hold", "sleep"],
+                    help="[2] generator kinds (default: all three)")
+    ap.add_argument("--clients", type=int, default=50, help="[3] concurrent clients")
+    ap.add_argument("--duration", type=float, default=30.0, help="[3] seconds the clients run")
+    ap.add_argument("--job-share", type=float, default=0.05, help="[3] share of a client's requests that submit a job")
+    ap.add_argument("--parts", default="123", help="which measurements to run (default: 123, all)")
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        work = Path(tmp)
+        t = time.perf_counter()
+        index_dir = build_corpus(work, args.items)
+        print(f"corpus: {args.items} images indexed in {time.perf_counter() - t:.1f} s; load {os.getloadavg()}")
+        fig: dict[str, Any] = {"items": args.items, "job_ms": args.job_ms, "load_before": os.getloadavg()[0]}
+        with Server(work, index_dir, work_ms=args.job_ms, gil="release") as server:
+            if "1" in args.parts:
+                fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
+            if "3" in args.parts:
+                fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
+            if "2" in args.parts and "release" in args.gil:
+                fig.update(search_during_jobs(server, "release", args.rounds))
+        others: tuple[Gil, ...] = ("hold", "sleep")
+        for gil in [g for g in others if g in args.gil and "2" in args.parts]:
+            with Server(work, index_dir, work_ms=args.job_ms, gil=gil) as server:
+                fig.update(search_during_jobs(server, gil, args.rounds))
+        fig["load_after"] = os.getloadavg()[0]
+        print(f"load average at the end: {os.getloadavg()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(fig, indent=2))
+    return fig
+
+
+if __name__ == "__main__":
+    main()

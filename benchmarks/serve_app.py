@@ -106,22 +106,12 @@ def make_pipeline(index_dir: Path, work_ms: float = 300.0, gil: Gil = "release",
 # -- the server (child process) -------------------------------------------------------------------------
 def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, gil: Gil, queue_size: int,
                 times: str) -> None:
-    """Run the app on a free port of 127.0.0.1 as ``imagerag serve`` does; write the port to ``port_file``.
-
-    The benchmark's generator is a class no installed distribution ships, for which the core
-    looks through every installed distribution's files on each run (``plugins.distribution_of``:
-    0.8 s of CPU with the GIL held on this machine); a profile's components come from the plugin
-    registry and skip that. The child caches the lookup so that jobs cost what a profile's would."""
-    import functools
-    import importlib.metadata
-
+    """Run the app on a free port of 127.0.0.1 as ``imagerag serve`` does; write the port to ``port_file``."""
     import uvicorn
 
     from imagerag_web import create_app
     from imagerag_web.serve import LOOPBACK
 
-    setattr(importlib.metadata, "packages_distributions",  # noqa: B010  (see the docstring)
-            functools.lru_cache(maxsize=1)(importlib.metadata.packages_distributions))
     app = create_app(make_pipeline(Path(index_dir), work_ms, gil, Path(times)), runs_dir=runs_dir, queue_size=queue_size,
                      allowed_hosts=list(LOOPBACK))
     # proto IPPROTO_TCP as uvicorn's own bind has it: asyncio sets TCP_NODELAY only on such sockets

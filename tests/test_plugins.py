@@ -229,3 +229,27 @@ def test_register_plugin_fixture_adds_for_one_test(register_plugin):
 
 def test_previous_test_plugin_is_gone():
     assert "reverse" not in get_registry().names("reranker")
+
+
+def test_the_installed_distributions_are_scanned_once_per_process(monkeypatch):
+    """``distribution_of`` a class no distribution ships (one per run record) must not rescan
+    every installed distribution each time (about a second with the plugins installed)."""
+    import importlib.metadata as md
+
+    from imagerag_sdk import plugins
+
+    calls = []
+    real = md.packages_distributions
+
+    def counting():
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(md, "packages_distributions", counting)
+    plugins._packages_distributions.cache_clear()
+    try:
+        Local = type("Local", (), {"__module__": "not_a_shipped_module"})
+        assert [plugins.distribution_of(Local) for _ in range(5)] == [None] * 5
+        assert len(calls) == 1
+    finally:
+        plugins._packages_distributions.cache_clear()

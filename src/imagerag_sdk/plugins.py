@@ -13,12 +13,13 @@ The core's test doubles are the ``testing`` entry point of the core distribution
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.metadata as md
 import json
 import os
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,13 @@ def _core_version() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def _packages_distributions() -> Mapping[str, list[str]]:
+    """Top-level module → distributions, read once per process (it scans every installed
+    distribution's file list: about a second with the plugins' dependencies installed)."""
+    return md.packages_distributions()
+
+
 def distribution_of(cls: type) -> str | None:
     """The distribution that ships ``cls`` (editable installs included); ``None`` for a class no
     installed distribution ships (one defined in a test or a script)."""
@@ -143,7 +151,7 @@ def distribution_of(cls: type) -> str | None:
             for reg in regs.values():
                 if reg.cls is cls:
                     return reg.distribution
-    dists = md.packages_distributions().get(top)
+    dists = _packages_distributions().get(top)
     if dists:
         return dists[0]
     try:  # editable installs are missing from that map; plugins follow imagerag_x -> imagerag-x

@@ -2,20 +2,27 @@
 
 ``OUT/cache/gen/<system hash>/<item>-s<seed>-<prompt hash>.json`` records a finished generation
 (its run folder and what the critic did); ``OUT/cache/score/<scorer hash>/<system hash>/<the same
-name>-<concept and real images hash>.json`` the scores of its initial and final images. A file exists only complete (``atomic.write_text``),
-so a process killed at any moment leaves each unit either done or not started; a rerun of the same
-command skips what has a file. Failures are not cached: a rerun tries them again.
+name>-<concept and real images hash>.json`` the scores of its initial and final images. A file exists only
+complete (written to a temporary name, then renamed over the target), so a process killed at any
+moment leaves each unit either done or not started; a rerun of the same command skips what has a
+file. Failures are not cached: a rerun tries them again.
+
+The files are not fsynced (``atomic.write_text`` would be: two disk flushes per file, which cost
+more than a tiny scorer's forward pass; docs/benchmarks.md). A power cut can lose the last ones or
+leave one empty: :meth:`Cache.read` takes a file that is not a JSON object for "not done", so that
+unit is redone, never wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_text
+from ..atomic import temp_path
 
 KEY_CHARS = 16
 """Hex characters of a hash used in folder names."""
@@ -56,5 +63,12 @@ class Cache:
 
     @staticmethod
     def write(path: Path, data: dict[str, Any]) -> None:
+        """Write the unit's record whole or not at all (a temporary file renamed over ``path``)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(data, ensure_ascii=False, indent=1))
+        tmp = temp_path(path)
+        try:
+            tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

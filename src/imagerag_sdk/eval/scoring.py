@@ -3,12 +3,12 @@ batches with one failing unit isolated from the rest of its batch."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ImageRAGError
+from ..outputs import check_scores
 from .systems import ScorerSpec, config_hash, mask_secrets, parse_scorer
 
 
@@ -64,35 +64,26 @@ def check_real_images(scorers: Sequence[Loaded], missing: Sequence[str], set_pat
                                "from the dataset's class folders) or leave that scorer out")
 
 
-def _checked(values: Any, n: int, name: str) -> list[Any]:
-    from ..types import Score
-
-    if not isinstance(values, list) or len(values) != n:
-        got = len(values) if isinstance(values, list) else type(values).__name__
-        raise ValueError(f"scorer '{name}' returned {got} score(s) for {n} image(s)")
-    for v in values:
-        if not isinstance(v, Score) or not isinstance(v.value, (int, float)) or not math.isfinite(v.value):
-            raise ValueError(f"scorer '{name}' returned {v!r}, not a Score with a finite value")
-    return values
-
-
 def score_units(scorer: Loaded, units: Sequence[Any], make_items: Callable[[Any], list[Any]],
                 on_done: Callable[[Any, list[Any]], None], on_error: Callable[[Any, str], None]) -> None:
     """Score ``units`` in one batch (each gives several items through ``make_items``); when the
     batch fails, each unit alone, so one bad unit is reported (``on_error``) and the rest scored
-    (``on_done(unit, scores)``)."""
+    (``on_done(unit, scores)``). What the scorer returns is checked by
+    :func:`~imagerag_sdk.outputs.check_scores` (a failed check fails the unit like an exception)."""
     batches = [list(units)]
     while batches:
         batch = batches.pop(0)
         try:
             per_unit = [make_items(u) for u in batch]
             flat = [item for items in per_unit for item in items]
-            scores = _checked(scorer.component.score_detailed(flat), len(flat), scorer.spec.name)
+            scores = check_scores(scorer.component.score_detailed(flat), scorer.component, len(flat),
+                                  method="score_detailed")
         except Exception as exc:  # a scorer's failure on some image: isolate it, then record it
             if len(batch) > 1:
                 batches[:0] = [[u] for u in batch]
                 continue
-            on_error(batch[0], one_line(f"scorer '{scorer.spec.name}' failed: {type(exc).__name__}: {exc}"))
+            what = str(exc) if isinstance(exc, ImageRAGError) else f"{type(exc).__name__}: {exc}"
+            on_error(batch[0], one_line(f"scorer '{scorer.spec.name}' failed: {what}"))
             continue
         at = 0
         for unit, items in zip(batch, per_unit, strict=True):

@@ -58,6 +58,7 @@ class ColourScorer(Scorer[ColourScorerOptions]):
     def score(self, batch: Sequence[ScoreItem]) -> list[float]:
         import numpy as np
 
+        self.load()  # nothing to load; counted like any scorer's load (the Scorer contract)
         out = []
         for item in batch:
             target = np.asarray(colour_of(item.concept, self.options.colours), dtype=np.float64)

@@ -115,3 +115,20 @@ def test_an_empty_or_torn_score_file_is_scored_again(bench, tmp_path, colour_pro
     after = run()
     assert after == before and all(r["error"] is None for r in after.values())
     assert all(json.loads(f.read_text())["initial"]["value"] >= 0 for f in files[:2])
+
+
+def test_env_references_in_a_scorer_spec_are_resolved(monkeypatch):
+    """A VLM scorer's critic key comes from the environment, as in a profile (docs/evaluation.md's
+    Table 1 command); an unset variable is a one-line error naming it."""
+    from imagerag_sdk.errors import ConfigError
+    from imagerag_sdk.eval.scoring import build_scorers
+
+    spec = "{use: vlm, critic: {use: openai, model: gpt-4o-2024-08-06, api_key: {$env: EVAL_SCORER_KEY}}}"
+    monkeypatch.setenv("EVAL_SCORER_KEY", "sk-eval-test")
+    (loaded,) = build_scorers([spec])
+    assert loaded.component.options.critic.model_extra["api_key"] == "sk-eval-test"
+    assert "sk-eval-test" not in json.dumps(loaded.spec.spec)  # the reference is what is recorded
+    monkeypatch.delenv("EVAL_SCORER_KEY")
+    with pytest.raises(ConfigError, match="EVAL_SCORER_KEY") as err:
+        build_scorers([spec])
+    assert "\n" not in str(err.value)

@@ -27,7 +27,7 @@ def build_scorers(texts: Sequence[str | dict[str, Any]]) -> list[Loaded]:
     from pydantic import ValidationError
 
     from ..plugins import get_registry
-    from ..profiles import format_problem
+    from ..profiles import format_problem, resolve_env
 
     registry = get_registry()
     out: list[Loaded] = []
@@ -35,7 +35,7 @@ def build_scorers(texts: Sequence[str | dict[str, Any]]) -> list[Loaded]:
     for text in texts:
         spec = parse_scorer(text) if isinstance(text, str) else dict(text)
         use = str(spec.get("use", ""))
-        options = {k: v for k, v in spec.items() if k != "use"}
+        options = resolve_env({k: v for k, v in spec.items() if k != "use"}, use, "--scorer", set())
         reg = registry.get("scorer", use)
         try:
             reg.cls.Options.model_validate(options)

@@ -136,13 +136,23 @@ def test_paths_never_escape_the_root(tmp_path, index_make_images, index_write_ca
         assert set(store.items()) == {"img0000.png", "img0001.png", "img0002.png", "link-in.png"}
     finally:
         store.close()
-    # an indexed file later replaced by a link out of the root is not returned
+    # an indexed file later replaced by a link out of the root: confinement is checked when items
+    # are indexed and for every item when the corpus root changes, not per hit per search
     (root / "img0002.png").unlink()
     os.symlink(outside / "img0091.png", root / "img0002.png")
+    query, replaced = ["item2 tag2 item91"], str(root / "img0002.png")
     r = IndexRetriever(corpus="conf", dedupe=None)
-    paths = [h.path for h in r.search(["item2 tag2 item91"], 10)[0]]
-    assert str(root / "img0002.png") not in paths
-    assert all(p.startswith(str(root) + os.sep) for p in paths)
+    assert r.search(query, 10)[0], "hits under the root as it was indexed"
+    shutil.move(str(root), str(tmp_path / "moved"))
+    shutil.copytree(tmp_path / "moved", root, symlinks=True)  # another folder there, links kept
+    paths = [h.path for h in r.search(query, 10)[0]]
+    assert replaced not in paths and str(root / "img0001.png") in paths
+    assert all(p.startswith(str(root) + os.sep) and "-out" not in p for p in paths)
+    # the next index run drops it (the walk skips it): a new reader does not return it either
+    report = ingest(root, corpus="conf", embedder=index_embedder_factory())
+    assert report.removed == 1 and "img0002.png" in {p.path for p in report.skipped}
+    paths = [h.path for h in IndexRetriever(corpus="conf", dedupe=None).search(query, 10)[0]]
+    assert replaced not in paths and len(paths) == 3
 
 
 class RecordingProgress:

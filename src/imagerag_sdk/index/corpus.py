@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
 from .items import Entry, Item, ItemCache
-from .scan import RootGuard
+from .scan import RootGuard, root_identity
 from .store import CorpusStore
 
 if TYPE_CHECKING:
@@ -219,15 +218,6 @@ class View:
         return np.ascontiguousarray(self.vectors[labels], dtype=np.float32)
 
 
-def _identity(root: Path) -> tuple[int, int] | None:
-    """What tells the corpus root was replaced (by another folder, or by a link: ``lstat``)."""
-    try:
-        st = os.lstat(root)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_insert: int, newer_ok: bool,
                lock: threading.RLock) -> tuple[HnswBackend | None, str | None, bool]:
     """A reader's graph for ``state``: the newest saved snapshot of its epoch (whatever its
@@ -294,10 +284,14 @@ class CorpusIndex:
                                    f"--corpus {self.store.name}")
         self.root = root
         self._root_dir = str(root)
+        self._prefix = os.path.join(self._root_dir, "")  # + a relative path: the file's path
         self._root_real = os.path.realpath(root)  # where it led when opened: paths must stay there
-        # the root as its items were checked (when indexed); None (it now resolves elsewhere than
-        # where it was indexed): every item is checked at the first read
-        self._root_id = _identity(root) if self._root_real == self._root_dir else None
+        # the root as its items were checked (when indexed); None (it was replaced since the last
+        # index run, or resolves elsewhere than where it was indexed): checked at the first read
+        self._root_id = root_identity(root)
+        indexed = self.store.meta_value("root_id")
+        if self._root_real != self._root_dir or (indexed is not None and indexed != self._root_id):
+            self._root_id = None
         # (path, size, mtime_ns) of the items found leading out of the root: a file indexed
         # again at that path is a new row, checked by the writer
         self._escaped: frozenset[tuple[str, int, int]] = frozenset()
@@ -410,7 +404,7 @@ class CorpusIndex:
         folder, or a link, there) every item is checked again, once (:meth:`_confine`)."""
         out: dict[int, Entry] = {}
         with self._lock:
-            if _identity(self.root) != self._root_id:
+            if root_identity(self.root) != self._root_id:
                 self._confine()
             if view.confined_at != self._confined:
                 view.entries.clear()
@@ -429,10 +423,10 @@ class CorpusIndex:
                 epoch = self.store.epoch
             if epoch != view.epoch:
                 return None
-            root, escaped = self._root_dir, self._escaped
+            prefix, escaped = self._prefix, self._escaped
             for label, item in found.items():
                 out_of_root = bool(escaped) and (item.path, item.size, item.mtime_ns) in escaped
-                entry = (item, None if out_of_root else os.path.join(root, item.path))
+                entry = (item, None if out_of_root else prefix + item.path)
                 view.entries.put(label, entry)
                 out[label] = entry
         return out
@@ -440,7 +434,7 @@ class CorpusIndex:
     def _confine(self) -> None:
         """Check every item's path against where the root led when the index was opened (the
         root was replaced or moved since the last check); the caller holds the lock."""
-        root_id = _identity(self.root)
+        root_id = root_identity(self.root)
         guard = RootGuard(self.root, real=self._root_real)  # each folder resolved once
         rows = self.store.db.execute("SELECT path, size, mtime_ns FROM items").fetchall()
         self._escaped = frozenset(row for row in rows if guard.path(row[0]) is None)

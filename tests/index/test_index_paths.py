@@ -1,7 +1,7 @@
 """The code around the graph: what a search, an open and a re-run read (not how long they take).
 
-Each search reads only the items of the hits it keeps, once per view, with their paths checked
-once; duplicate collapsing reads the few rows it needs (exact: from the backend's copy) without mapping
+Each search reads only the items of the hits it keeps, once per view, and checks no path per hit
+(only the root's identity; every item again when it changed); duplicate collapsing reads the few rows it needs (exact: from the backend's copy) without mapping
 the vectors file into the process's memory; an open reads
 no row per item; a re-run with nothing to add neither builds an Item per row nor loads the graph.
 """

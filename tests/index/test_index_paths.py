@@ -1,7 +1,7 @@
 """The code around the graph: what a search, an open and a re-run read (not how long they take).
 
-Each search reads only the items of the hits it keeps, once per view, with their paths checked
-once; duplicate collapsing reads the few rows it needs (exact: from the backend's copy) without mapping
+Each search reads only the items of the hits it keeps, once per view, and checks no path per hit
+(only the root's identity; every item again when it changed); duplicate collapsing reads the few rows it needs (exact: from the backend's copy) without mapping
 the vectors file into the process's memory; an open reads
 no row per item; a re-run with nothing to add neither builds an Item per row nor loads the graph.
 """
@@ -82,6 +82,47 @@ def test_a_root_replaced_by_a_link_out_is_checked_again(corpus, tmp_path):
     shutil.move(str(root), str(moved))
     os.symlink(moved, root)  # the root's name now leads out of the folder that was indexed
     assert r.search(query, 3)[0] == []
+
+
+def _lstats(monkeypatch) -> list[str]:
+    seen: list[str] = []
+    real = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda p, *a, **kw: (seen.append(os.fspath(p)), real(p, *a, **kw))[1])
+    return seen
+
+
+def test_a_search_checks_no_path_per_hit(corpus, monkeypatch):
+    """Confinement is checked when an item is indexed and when the root changes: a search looks
+    at the root only (one ``lstat``), whatever items it reads."""
+    root, index_dir, files = corpus
+    r = IndexRetriever(index_dir=str(index_dir), backend="hnsw")
+    r.load()
+    seen = _lstats(monkeypatch)
+    hits = r.search([files["sub1/img0001.png"]], 5)[0]
+    assert len(hits) == 5 and all(h.path == str(root / h.metadata["relpath"]) for h in hits)
+    assert seen == [str(root)], "the root's identity, no file or folder of a hit"
+
+
+def test_after_the_root_changes_every_item_is_checked_once(corpus, monkeypatch, tmp_path):
+    root, index_dir, files = corpus
+    r = IndexRetriever(index_dir=str(index_dir), backend="hnsw", dedupe=None)
+    queries = sorted(files.values())
+    assert len(r.search(queries[:1], 40)[0]) == 40
+    (tmp_path / "outside").mkdir()
+    (root / "sub2/img0005.png").rename(tmp_path / "outside/img0005.png")
+    os.symlink(tmp_path / "outside/img0005.png", root / "sub2/img0005.png")  # after indexing
+    shutil.move(str(root), str(tmp_path / "moved"))
+    shutil.copytree(tmp_path / "moved", root, symlinks=True)  # the root changes: links kept
+    seen = _lstats(monkeypatch)
+    hits = r.search(queries[:1], 40)[0]
+    assert {h.metadata["relpath"] for h in hits} == set(files) - {"sub2/img0005.png"}
+    assert {p for p in seen if p.endswith(".png") and p.startswith(str(root))} == {
+        str(root / rel) for rel in files}, "every item checked"
+    seen.clear()
+    r.index.current().entries.clear()
+    for q in queries[1:4]:
+        assert "sub2/img0005.png" not in {h.metadata["relpath"] for h in r.search([q], 40)[0]}
+    assert seen == [str(root)] * 3, "then no path per hit"
 
 
 class _NoRows:

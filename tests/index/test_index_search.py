@@ -11,7 +11,8 @@ from PIL import Image
 
 from imagerag_sdk.errors import CorpusError
 from imagerag_sdk.index import CorpusIndex, CorpusStore, ExactBackend, HnswBackend, IndexRetriever, ingest
-from imagerag_sdk.index.scan import RootGuard
+from imagerag_sdk.index.scan import RootGuard, root_identity
+from imagerag_sdk.index.store import NewItem
 from imagerag_sdk.testing.contracts import RetrieverContract
 from imagerag_sdk.testing.fakes import fake_corpus
 from imagerag_sdk.types import ImageQuery
@@ -106,6 +107,69 @@ def test_dedupe_min_similarity_and_one_batch(tmp_path, index_write_captioned, in
     assert strict.search(["nothing matches this"], 4) == [[]]
 
 
+@pytest.mark.parametrize("backend", ["exact", "hnsw"])
+def test_picking_equals_reading_every_candidate_first(tmp_path, backend):
+    """Duplicate collapsing, the similarity floor and hits whose file leads out, against a plain
+    greedy pass over every fetched candidate with its item and vector read first."""
+    rng = np.random.default_rng(7)
+    d, n = 16, 400
+    centers = rng.normal(size=(25, d))
+    spread = rng.choice([0.02, 0.1, 0.4], size=25)  # tight clusters: many near-duplicates
+    which = rng.integers(0, 25, n)
+    x = centers[which] + spread[which, None] * rng.normal(size=(n, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    root, index_dir, outside = tmp_path / "imgs", tmp_path / "index", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    rows = []
+    for i in range(n):
+        (root / f"{i}.png").write_bytes(b"x")
+        st = (root / f"{i}.png").stat()
+        rows.append(NewItem(f"{i}.png", f"{i:064x}", st.st_size, st.st_mtime_ns))
+    store = CorpusStore.open(index_dir=index_dir, write=True)
+    try:
+        store.bind(root=root, identity=f"fake-bow/dim={d}", spec={"use": "fake", "dim": d})
+        store.commit(rows, x)
+        store.note_root(root_identity(root))  # as a writer does once it walked the root
+    finally:
+        store.close()
+    for i in rng.choice(n, 60, replace=False).tolist():  # these now lead out of the root
+        (root / f"{i}.png").unlink()
+        os.symlink(outside / f"{i}.png", root / f"{i}.png")
+    shutil.move(str(root), str(tmp_path / "moved"))
+    shutil.copytree(tmp_path / "moved", root, symlinks=True)  # the root changes: all checked
+    q = centers[rng.integers(0, 25, 30)] + 0.1 * rng.normal(size=(30, d))
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    for k, dedupe, floor in ((1, 0.95, None), (5, 0.95, None), (10, 0.9, 0.3), (7, None, 0.5), (10, 0.999, None)):
+        r = IndexRetriever(index_dir=str(index_dir), embedder={"use": "fake", "dim": d}, backend=backend,
+                           exact_below=10, dedupe=dedupe, min_similarity=floor)
+        got = [[(h.metadata["relpath"], h.score) for h in hits] for hits in r.search_vectors(q, ["q"] * 30, k)]
+        index = r.index
+        assert index is not None
+        fetch = k if dedupe is None else 4 * k + 4
+        labels, scores = index.search(q, fetch)
+        items = index.items(labels[labels >= 0])
+        want = []
+        for row, srow in zip(labels.tolist(), scores.tolist(), strict=True):
+            kept: list[tuple[str, float]] = []
+            vecs: list[np.ndarray] = []
+            for label, score in zip(row, srow, strict=True):
+                if len(kept) == k:
+                    break
+                if label < 0 or (floor is not None and score < floor):
+                    continue
+                if os.path.islink(root / items[label].path):
+                    continue
+                v = x[label]
+                if dedupe is not None and any(float(v @ u) >= dedupe for u in vecs):
+                    continue
+                kept.append((items[label].path, score))
+                vecs.append(v)
+            want.append(kept)
+        assert got == want, (k, dedupe, floor)
+        assert any(len(w) == k for w in want)
+
+
 def test_image_to_image(tmp_path, index_make_images, index_embedder_factory):
     root = tmp_path / "imgs"
     files = index_make_images(root, 8)
@@ -136,13 +200,25 @@ def test_paths_never_escape_the_root(tmp_path, index_make_images, index_write_ca
         assert set(store.items()) == {"img0000.png", "img0001.png", "img0002.png", "link-in.png"}
     finally:
         store.close()
-    # an indexed file later replaced by a link out of the root is not returned
+    # an indexed file later replaced by a link out of the root: confinement is checked when items
+    # are indexed and for every item when the corpus root changes, not per hit per search
     (root / "img0002.png").unlink()
     os.symlink(outside / "img0091.png", root / "img0002.png")
+    query, replaced = ["item2 tag2 item91"], str(root / "img0002.png")
     r = IndexRetriever(corpus="conf", dedupe=None)
-    paths = [h.path for h in r.search(["item2 tag2 item91"], 10)[0]]
-    assert str(root / "img0002.png") not in paths
-    assert all(p.startswith(str(root) + os.sep) for p in paths)
+    assert r.search(query, 10)[0], "hits under the root as it was indexed"
+    shutil.move(str(root), str(tmp_path / "moved"))
+    shutil.copytree(tmp_path / "moved", root, symlinks=True)  # another folder there, links kept
+    paths = [h.path for h in r.search(query, 10)[0]]
+    assert replaced not in paths and str(root / "img0001.png") in paths
+    assert all(p.startswith(str(root) + os.sep) and "-out" not in p for p in paths)
+    # a reader opened after the root changed (since the index run) checks every item too
+    assert replaced not in [h.path for h in IndexRetriever(corpus="conf", dedupe=None).search(query, 10)[0]]
+    # the next index run drops it (the walk skips it): a new reader does not return it either
+    report = ingest(root, corpus="conf", embedder=index_embedder_factory())
+    assert report.removed == 1 and "img0002.png" in {p.path for p in report.skipped}
+    paths = [h.path for h in IndexRetriever(corpus="conf", dedupe=None).search(query, 10)[0]]
+    assert replaced not in paths and len(paths) == 3
 
 
 class RecordingProgress:

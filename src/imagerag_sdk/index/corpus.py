@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
 from .items import Entry, Item, ItemCache
-from .scan import RootGuard
+from .scan import RootGuard, root_identity
 from .store import CorpusStore
 
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ the graph) it searches exactly, with a note, until ``imagerag index`` saves the 
 large graph is the writer's job."""
 RETRIES = 3
 ITEM_CACHE = 10_000
-"""Items (with their checked paths) a view keeps for the labels its searches returned."""
+"""Items (with their absolute paths) a view keeps for the labels its searches returned."""
 GRAPH_STEP = 10_000
 """Vectors per hnswlib insert call (a progress tick)."""
 GRAPH_PROGRESS_FROM = 20_000
@@ -162,11 +161,12 @@ class View:
 
     Within an epoch a label never moves (a changed file gets a new label), so the view answers
     with its own labels' paths and vectors until a compaction starts a new epoch. ``entries``
-    caches (bounded) the items of the labels searches returned with their absolute paths, each
-    checked once against the corpus root by ``guard`` (folders resolved once per view)."""
+    caches (bounded) the items of the labels searches returned with their absolute paths;
+    ``confined_at`` is the corpus-root check they were made under (see
+    :meth:`CorpusIndex.entries`)."""
 
     def __init__(self, state: _State, vectors: np.ndarray, backend: ExactBackend | HnswBackend,
-                 note: str | None, guard: RootGuard, *, exact: bool = True) -> None:
+                 note: str | None, *, exact: bool = True) -> None:
         self.version, self.epoch, self.upto, self.seq = state.version, state.epoch, state.upto, state.seq
         self.vectors_file = state.vectors_file
         self.labels = state.labels
@@ -174,14 +174,13 @@ class View:
         self.backend = backend
         self.note = note
         self.entries = ItemCache(ITEM_CACHE)
-        self.guard = guard
+        self.confined_at = 0
         self._exact_at = backend.changes if exact else -1
         filename, self._offset = getattr(vectors, "filename", None), int(getattr(vectors, "offset", 0))
         try:  # kept open: a writer switching files (growth, compaction) removes only the name
             self._rows = open(filename, "rb", buffering=0) if filename else None
         except OSError:
             self._rows = None
-        self.root_id = _identity(Path(guard.root))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -217,15 +216,6 @@ class View:
             if (self.labels[rows] == labels).all():
                 return backend.vectors[rows]
         return np.ascontiguousarray(self.vectors[labels], dtype=np.float32)
-
-
-def _identity(root: Path) -> tuple[int, int] | None:
-    """What tells the corpus root was replaced (by another folder, or by a link: ``lstat``)."""
-    try:
-        st = os.lstat(root)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_insert: int, newer_ok: bool,
@@ -293,7 +283,19 @@ class CorpusIndex:
                               hint="index a folder into it first: imagerag index <folder> "
                                    f"--corpus {self.store.name}")
         self.root = root
+        self._root_dir = str(root)
+        self._prefix = os.path.join(self._root_dir, "")  # + a relative path: the file's path
         self._root_real = os.path.realpath(root)  # where it led when opened: paths must stay there
+        # the root as its items were checked (when indexed); None (it was replaced since the last
+        # index run, or resolves elsewhere than where it was indexed): checked at the first read
+        self._root_id = root_identity(root)
+        indexed = self.store.meta_value("root_id")
+        if self._root_real != self._root_dir or (indexed is not None and indexed != self._root_id):
+            self._root_id = None
+        # (path, size, mtime_ns) of the items found leading out of the root: a file indexed
+        # again at that path is a new row, checked by the writer
+        self._escaped: frozenset[tuple[str, int, int]] = frozenset()
+        self._confined = 0  # how many times every item was checked (a view's entries follow it)
         self._kind = backend
         self._exact_below = exact_below
         self._max_insert = READER_INSERT_MAX if max_insert is None else max_insert
@@ -360,7 +362,7 @@ class CorpusIndex:
                 log.warning(note)
             if backend is None:
                 backend, exact = ExactBackend(vectors[state.labels], state.labels), True
-            return View(state, vectors, backend, note, RootGuard(self.root, real=self._root_real), exact=exact)
+            return View(state, vectors, backend, note, exact=exact)
         raise AssertionError("unreachable")
 
     def _backend(self, state: _State, vectors: np.ndarray, old: View | None,
@@ -394,14 +396,19 @@ class CorpusIndex:
         Labels the view has not cached yet are read in one transaction, which also checks the
         view is still of the current epoch: ``None`` when a compaction renumbered the labels
         since (search again on a fresh view). A label absent from the answer was removed since
-        the view was read. The corpus root replaced since the view's paths were checked (another
-        folder or a link there) makes them be checked again."""
+        the view was read.
+
+        Paths are not checked here, one by one: the writer indexes no file that leads out of the
+        root (and drops one that came to, at its next run). Each call compares the root's identity
+        (one ``lstat``) with the one its items were checked under; when it changed (another
+        folder, or a link, there) every item is checked again, once (:meth:`_confine`)."""
         out: dict[int, Entry] = {}
         with self._lock:
-            root_id = _identity(self.root)
-            if root_id != view.root_id:
+            if root_identity(self.root) != self._root_id:
+                self._confine()
+            if view.confined_at != self._confined:
                 view.entries.clear()
-                view.guard, view.root_id = RootGuard(self.root, real=self._root_real), root_id
+                view.confined_at = self._confined
             missing = []
             for label in labels:
                 entry = view.entries.get(label)
@@ -416,12 +423,26 @@ class CorpusIndex:
                 epoch = self.store.epoch
             if epoch != view.epoch:
                 return None
-            guard = view.guard
+            prefix, escaped = self._prefix, self._escaped
             for label, item in found.items():
-                entry = (item, guard.path(item.path))
+                out_of_root = bool(escaped) and (item.path, item.size, item.mtime_ns) in escaped
+                entry = (item, None if out_of_root else prefix + item.path)
                 view.entries.put(label, entry)
                 out[label] = entry
         return out
+
+    def _confine(self) -> None:
+        """Check every item's path against where the root led when the index was opened (the
+        root was replaced or moved since the last check); the caller holds the lock."""
+        root_id = root_identity(self.root)
+        guard = RootGuard(self.root, real=self._root_real)  # each folder resolved once
+        rows = self.store.db.execute("SELECT path, size, mtime_ns FROM items").fetchall()
+        self._escaped = frozenset(row for row in rows if guard.path(row[0]) is None)
+        self._root_id, self._confined = root_id, self._confined + 1
+        if self._escaped:
+            log.warning("corpus '%s': %d indexed files now lead out of the corpus root %s; they are "
+                        "not returned (re-index it: imagerag index %s)", self.name, len(self._escaped),
+                        self.root, self.root)
 
     def cached_items(self) -> int:
         """How many items the current view keeps (at most :data:`ITEM_CACHE`)."""
@@ -489,5 +510,6 @@ class CorpusIndex:
         return self.current().vectors_of(labels)
 
     def abspath(self, item: Item) -> str | None:
-        """Absolute path of an item, or ``None`` when it now resolves outside the corpus root."""
+        """Absolute path of an item, or ``None`` when it now resolves outside the corpus root
+        (checked now, file and folders: for one item, unlike the hits of a search)."""
         return RootGuard(self.root, cache_folders=False, real=self._root_real).path(item.path)

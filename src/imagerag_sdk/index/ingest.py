@@ -28,7 +28,7 @@ from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
 from .corpus import sync_hnsw
 from .items import Known, NewItem
-from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, scan
+from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, root_identity, scan
 from .store import CorpusStore
 from .threads import ModelThreads
 
@@ -207,6 +207,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         if hnsw_m is not None or ef_construction is not None:
             m, efc = store.graph_params
             store.set_graph_params(hnsw_m or m, ef_construction or efc)
+        walked = root_identity(root_path)  # before the walk: a root replaced during it is checked again
         found = scan(root_path, extensions)
         report.scanned = len(found.files)
         report.skipped = list(found.skipped)
@@ -217,6 +218,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         if gone:
             store.commit([], np.zeros((0, 1), np.float32), deletes=gone)
             report.removed = len(gone)
+        store.note_root(walked)  # every file under it checked: none left that leads out
         todo: list[FileEntry] = []
         meta_updates: list[NewItem] = []
         for entry in found.files:

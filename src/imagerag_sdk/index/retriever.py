@@ -137,13 +137,14 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
             out: list[list[Hit]] = []
             name = index.name
             for qi, query in enumerate(queries):
+                cols = chosen[qi]
                 hits: list[Hit] = []
-                row, srow = picker.rows[qi], scores[qi].tolist()
-                for j in chosen[qi]:
-                    entry = known[row[j]]
-                    assert entry is not None and entry[1] is not None  # only good ones are kept
-                    hits.append(Hit(path=entry[1], score=srow[j], corpus=name, metadata=entry[0].metadata(),
-                                    query=query, rank=len(hits)))
+                for rank, (label, score) in enumerate(zip(labels[qi, cols].tolist(), scores[qi, cols].tolist(),
+                                                          strict=True)):
+                    item, path = known[label]
+                    assert path is not None  # only good ones are kept
+                    hits.append(Hit(path=path, score=score, corpus=name, metadata=item.metadata(),
+                                    query=query, rank=rank))
                 out.append(hits)
             return out
         raise CorpusError(f"corpus '{index.name}' was compacted {RETRIES} times during one search",
@@ -152,77 +153,89 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
 
 class _Picker:
     """The first ``k`` hits of each query's candidates, best first, that pass ``min_similarity``,
-    are still indexed under the corpus root, and are not near-duplicates (image–image cosine ≥
-    ``dedupe``) of a hit kept before them.
+    are still indexed, and are not near-duplicates (image–image cosine ≥ ``dedupe``) of a hit
+    kept before them.
 
     Picking runs on what is known and takes every unread candidate as good; then reads the items
     of the unread ones it kept and picks again, until it kept only known items. A candidate
     found bad is skipped on the next round; a candidate it did not keep was skipped for its score
     or as a duplicate of a good one, or came after the k-th, so the result equals a pass that
-    reads every candidate first, without reading them."""
+    reads every candidate first, without reading them. Each query's candidates are picked with
+    numpy on their rows: only candidates with a near-duplicate before them are looked at one by
+    one (to know whether that one was kept)."""
 
     def __init__(self, view: View, labels: np.ndarray, scores: np.ndarray, k: int,
                  dedupe: float | None, floor: float | None) -> None:
         self.view, self.k, self.dedupe = view, k, dedupe
-        self.rows: list[list[int]] = labels.tolist()  # Python lists: a few dozen per query, where
-        srows: list[list[float]] = scores.tolist()  # each numpy call would cost more than the loop
-        self.cols: list[list[int]] = []  # candidates' columns
-        for row, srow in zip(self.rows, srows, strict=True):
-            self.cols.append([j for j, (label, score) in enumerate(zip(row, srow, strict=True))
-                              if label >= 0 and (floor is None or score >= floor)])
-        self.cands: list[list[int]] = [[row[j] for j in cols] for row, cols in zip(self.rows, self.cols, strict=True)]
-        self.vecs: dict[int, np.ndarray] = {}
-        self.dups: dict[int, list[list[bool]]] = {}
+        ok = labels >= 0
+        if floor is not None:
+            ok &= scores >= floor
+        if ok.all():  # the usual case: every column a candidate
+            every = np.arange(labels.shape[1])
+            self.cols = [every] * len(labels)
+            self.cands = list(labels)
+        else:
+            self.cols = [np.flatnonzero(row) for row in ok]  # candidates' columns, per query
+            self.cands = [labels[qi, cols] for qi, cols in enumerate(self.cols)]
+        self.dups: list[np.ndarray | None] = [None] * len(self.cands)
+        self.vecs: list[np.ndarray | None] = [None] * len(self.cands)
+        self.bad: set[int] = set()  # labels removed since the view, or whose file leads out
 
-    def dup_rows(self, qi: int, upto: int) -> list[list[bool]]:
-        """Which of query ``qi``'s first candidates (at least ``upto``) are near-duplicates of which.
+    def near(self, qi: int, n: int) -> np.ndarray:
+        """Which of query ``qi``'s first (at least ``n``) candidates are near-duplicates of which
+        (symmetric, the diagonal cleared). The vectors are read only as far as asked (``k``
+        first, then ``k / 2`` or twice the hits missing more at a time): with no duplicates among
+        the first ``k``, those are all that is read."""
+        have, dups = self.vecs[qi], self.dups[qi]
+        if have is None or dups is None or len(have) < n:
+            start = 0 if have is None else len(have)
+            more = self.view.vectors_of(self.cands[qi][start:n])
+            have = self.vecs[qi] = more if have is None else np.concatenate([have, more])
+            assert self.dedupe is not None  # only asked for when collapsing duplicates
+            dups = self.dups[qi] = have @ np.ascontiguousarray(have.T) >= self.dedupe  # (faster gemm)
+            np.fill_diagonal(dups, False)
+        return dups
 
-        The vectors are read a few more than needed at a time (``k + 2`` first): with few
-        duplicates, about ``k`` candidates are looked at."""
-        cands = self.cands[qi]
-        have = self.vecs.get(qi)
-        n = min(len(cands), max(upto + self.k // 2, self.k + 2))
-        start = 0 if have is None else len(have)
-        more = self.view.vectors_of(cands[start:n])
-        vecs = self.vecs[qi] = more if have is None else np.concatenate([have, more])
-        assert self.dedupe is not None  # only asked for when collapsing duplicates
-        rows = self.dups[qi] = (vecs @ vecs.T >= self.dedupe).tolist()
-        return rows
-
-    def round(self, known: dict[int, Entry | None]) -> list[list[int]]:
-        chosen = []
-        k, dedupe = self.k, self.dedupe is not None
-        for qi, cands in enumerate(self.cands):
-            kept: list[int] = []  # positions in cands
-            dups = self.dups.get(qi, [])
-            for pos, label in enumerate(cands):
-                if label in known:
-                    entry = known[label]
-                    if entry is None or entry[1] is None:
-                        continue
-                if dedupe and kept:
-                    if pos >= len(dups):
-                        dups = self.dup_rows(qi, pos + 1)
-                    row = dups[pos]
-                    if any(row[m] for m in kept):
-                        continue
-                kept.append(pos)
-                if len(kept) == k:
-                    break
-            chosen.append(kept)
-        return chosen
-
-    def pick(self, index: CorpusIndex, *, last: bool) -> tuple[list[list[int]], dict[int, Entry | None]] | None:
-        """(columns kept per query, entries by label), or ``None``: search again on a fresh view."""
-        known: dict[int, Entry | None] = {}
+    def keep(self, qi: int) -> np.ndarray:
+        """Positions (in ``cands[qi]``) kept for query ``qi``, best first."""
+        cands, k = self.cands[qi], self.k
+        bad = np.isin(cands, list(self.bad)) if self.bad else None
+        if self.dedupe is None:
+            return np.flatnonzero(~bad)[:k] if bad is not None else np.arange(min(k, len(cands)))
+        n = min(len(cands), k)
         while True:
-            chosen = self.round(known)
-            unread = sorted({self.cands[qi][pos] for qi, kept in enumerate(chosen) for pos in kept}
+            dups = self.near(qi, n)
+            m = len(dups)
+            if bad is None and not dups.any():  # no duplicates among them (the usual case)
+                kept = np.ones(m, bool)
+            else:
+                kept = ~bad[:m] if bad is not None else np.ones(m, bool)
+                for j in np.flatnonzero(dups.any(axis=0)).tolist():  # those with a duplicate
+                    if kept[j] and (dups[:j, j] & kept[:j]).any():  # ... kept before them
+                        kept[j] = False
+            out = np.flatnonzero(kept)[:k]
+            if len(out) == k or m == len(cands):
+                return out
+            n = min(len(cands), m + max(k // 2, 2 * (k - len(out))))
+
+    def pick(self, index: CorpusIndex, *, last: bool) -> tuple[list[np.ndarray], dict[int, Entry]] | None:
+        """(columns kept per query, entries by label), or ``None``: search again on a fresh view."""
+        known: dict[int, Entry] = {}
+        while True:
+            kept = [self.keep(qi) for qi in range(len(self.cands))]
+            unread = sorted({label for qi, pos in enumerate(kept) for label in self.cands[qi][pos].tolist()}
                             - known.keys())
             if not unread:
-                return [[self.cols[qi][pos] for pos in kept] for qi, kept in enumerate(chosen)], known
+                return [self.cols[qi][pos] for qi, pos in enumerate(kept)], known
             found = index.entries(self.view, unread)
             if found is None or (len(found) < len(unread) and not last):
                 return None
+            before = len(self.bad)
             for label in unread:
-                known[label] = found.get(label)
+                entry = found.get(label)
+                if entry is None or entry[1] is None:
+                    self.bad.add(label)
+                else:
+                    known[label] = entry
+            if len(self.bad) == before:  # every one kept is good: picking again keeps the same
+                return [self.cols[qi][pos] for qi, pos in enumerate(kept)], known

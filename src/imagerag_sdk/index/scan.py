@@ -68,6 +68,16 @@ def normalize_extensions(exts: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def root_identity(root: str | os.PathLike) -> str | None:
+    """What tells a corpus root was replaced (by another folder, or by a link: ``lstat``), as
+    ``dev:inode``; ``None`` when nothing is there."""
+    try:
+        st = os.lstat(root)
+    except OSError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}"
+
+
 def _inside(real: str, root_real: str) -> bool:
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 

@@ -440,6 +440,13 @@ class CorpusStore:
     def hnsw_path(self, upto: int, seq: int) -> Path:
         return self.path / f"hnsw-e{self.epoch}-n{upto}-t{seq}.bin"
 
+    def note_root(self, identity: str | None) -> None:
+        """Record the identity (:func:`~imagerag_sdk.index.scan.root_identity`) of the root whose
+        files the writer just checked: a reader opening the corpus under another one checks every
+        item's path again."""
+        if identity is not None and self.meta_value("root_id") != identity:
+            self._set_meta({"root_id": identity})
+
     def note_graph(self, name: str, params: tuple[int, int]) -> None:
         """Record the newest snapshot's name and (M, ef_construction) it was built with (its
         commit tells readers to look; a writer with nothing to add need not load it)."""

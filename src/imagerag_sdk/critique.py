@@ -21,7 +21,7 @@ from PIL import Image
 from pydantic import Field, model_validator
 
 from . import parsing
-from .errors import MalformedReplyError
+from .errors import ConfigError, MalformedReplyError
 from .images import fit_within, to_rgb
 from .roles import Critic, Options
 from .types import Critique, Exchange, MissingConcept
@@ -372,3 +372,16 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return repr(value)
+
+
+def load_vlm_critic(spec: Any, purpose: str) -> VLMCritic[Any]:
+    """Build and load the critic a component names in its options (``critic: {use: …}``) to
+    ``purpose`` ("rank images", "score images"); a critic that is not a vision-language model is
+    a :class:`ConfigError`."""
+    critic = spec.build()
+    if not isinstance(critic, VLMCritic):
+        raise ConfigError(f"critic '{spec.use}' cannot {purpose}: it is not a vision-language critic "
+                          "(imagerag_sdk.critique.VLMCritic)",
+                          hint="use a VLM critic such as openai, gemini, anthropic or qwen")
+    critic.load()
+    return critic

@@ -24,9 +24,10 @@ from PIL import Image, ImageDraw
 from pydantic import Field
 
 from . import parsing
-from .critique import VLMAnswer, VLMCritic, VLMRequest
-from .errors import ConfigError, ImageRAGError, MalformedReplyError
+from .critique import VLMAnswer, VLMCritic, VLMRequest, load_vlm_critic
+from .errors import ImageRAGError, MalformedReplyError
 from .images import fit_within, load_rgb
+from .redact import mask_spec
 from .roles import Options, Reranker
 from .specs import CriticSpec
 from .types import Exchange, Hit
@@ -46,7 +47,6 @@ RANKING_SCHEMA: dict[str, Any] = {
     "type": "object", "properties": {"ranking": {"type": "array", "items": {"type": "integer"}}},
     "required": ["ranking"], "additionalProperties": False}
 
-_SECRET_WORDS = ("key", "token", "secret", "password", "credential")
 _NUMBER_AFTER_WORD = re.compile(r"\b(?:image|picture|photo|candidate|number|option)\s*#?\s*(\d+)", re.I)
 _NUMBER = re.compile(r"(?<![\d.])#?(\d+)(?![\d.]*\d)")
 _REFUSAL = re.compile(r"\b(none of|no image|neither|unable to|cannot|can't|i'm sorry|i am sorry)\b", re.I)
@@ -84,18 +84,11 @@ class VLMReranker(Reranker[VLMRerankerOptions]):
         self.critic: VLMCritic[Any] | None = None
 
     def _load(self) -> None:
-        critic = self.options.critic.build()
-        if not isinstance(critic, VLMCritic):
-            raise ConfigError(
-                f"critic '{self.options.critic.use}' cannot rank images: it is not a "
-                "vision-language critic (imagerag_sdk.critique.VLMCritic)",
-                hint="use a VLM critic such as openai, gemini, anthropic or qwen")
-        critic.load()
-        self.critic = critic
+        self.critic = load_vlm_critic(self.options.critic, "rank images")
 
     def describe(self) -> dict[str, Any]:
         data = super().describe()
-        data["options"]["critic"] = _mask(data["options"].get("critic"))
+        data["options"]["critic"] = mask_spec(data["options"].get("critic"))
         return data
 
     # -- reranking -----------------------------------------------------------------------------
@@ -228,13 +221,3 @@ def _label(img: Image.Image, number: int) -> Image.Image:
         font = None
     draw.text((3, 1), str(number), fill=(255, 255, 255), font=font)
     return img
-
-
-def _mask(spec: Any) -> Any:
-    """A nested component spec with secret-looking fields masked for traces."""
-    if isinstance(spec, dict):
-        return {k: ("**********" if any(w in k.lower() for w in _SECRET_WORDS) and v is not None
-                    else _mask(v)) for k, v in spec.items()}
-    if isinstance(spec, list):
-        return [_mask(v) for v in spec]
-    return spec

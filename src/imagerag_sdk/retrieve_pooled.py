@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import Field
 
 from .outputs import check_hits
-from .rerank_vlm import _mask
+from .redact import mask_spec
 from .roles import Options, Retriever
 from .specs import RetrieverSpec
 from .types import Hit, ImageQuery
@@ -85,7 +85,7 @@ class PooledRetriever(Retriever[PooledRetrieverOptions]):
 
     def describe(self) -> dict[str, Any]:
         data = super().describe()
-        data["options"]["retrievers"] = _mask(data["options"].get("retrievers"))
+        data["options"]["retrievers"] = mask_spec(data["options"].get("retrievers"))
         return data
 
     # -- searching -----------------------------------------------------------------------------

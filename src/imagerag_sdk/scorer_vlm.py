@@ -55,10 +55,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from . import parsing
-from .critique import VLMAnswer, VLMCritic, _Run
-from .errors import ConfigError, MalformedReplyError, ProviderError
+from .critique import VLMAnswer, VLMCritic, _Run, load_vlm_critic
+from .errors import MalformedReplyError, ProviderError
 from .images import fit_within, to_rgb
-from .rerank_vlm import _mask
+from .redact import mask_spec
 from .roles import Options, Scorer
 from .specs import CriticSpec
 from .types import Score, ScoreItem
@@ -169,18 +169,11 @@ class VLMScorer(Scorer[VLMScorerOptions]):
         self.critic: VLMCritic[Any] | None = None
 
     def _load(self) -> None:
-        critic = self.options.critic.build()
-        if not isinstance(critic, VLMCritic):
-            raise ConfigError(
-                f"critic '{self.options.critic.use}' cannot score images: it is not a "
-                "vision-language critic (imagerag_sdk.critique.VLMCritic)",
-                hint="use a VLM critic such as openai, gemini, anthropic or qwen")
-        critic.load()
-        self.critic = critic
+        self.critic = load_vlm_critic(self.options.critic, "score images")
 
     def describe(self) -> dict[str, Any]:
         data = super().describe()
-        data["options"]["critic"] = _mask(data["options"].get("critic"))
+        data["options"]["critic"] = mask_spec(data["options"].get("critic"))
         return data
 
     @property

@@ -30,7 +30,7 @@ def test_the_hash_follows_the_configuration_and_never_holds_a_secret(tmp_path, m
     again, _ = resolve_system("other-name", str(profile), [])
     changed, _ = resolve_system("p", str(profile), ["loop.mode=concepts"])
     assert plain.hash == again.hash != changed.hash
-    assert "sk-literal-123" not in json.dumps(plain.data) and plain.data["retriever"]["api_key"] == "<secret>"
+    assert "sk-literal-123" not in json.dumps(plain.data) and plain.data["retriever"]["api_key"] == "**********"
     profile.write_text(profile.read_text().replace("sk-literal-123", "sk-other-456"))
     assert resolve_system("p", str(profile), [])[0].hash == plain.hash  # the key does not change the images
     env = tmp_path / "e.yaml"

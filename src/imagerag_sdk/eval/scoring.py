@@ -9,7 +9,8 @@ from typing import Any
 
 from ..errors import ConfigError, ImageRAGError
 from ..outputs import check_scores
-from .systems import ScorerSpec, config_hash, mask_secrets, parse_scorer
+from ..redact import mask_spec
+from .systems import ScorerSpec, config_hash, parse_scorer
 
 
 @dataclass
@@ -46,7 +47,7 @@ def build_scorers(texts: Sequence[str | dict[str, Any]]) -> list[Loaded]:
         names[use] = names.get(use, 0) + 1
         name = use if names[use] == 1 else f"{use}-{names[use]}"
         described = component.describe()
-        identity = {"spec": mask_secrets(spec), "class": described.get("class"),
+        identity = {"spec": mask_spec(spec), "class": described.get("class"),
                     "version": described.get("version"), "options": described.get("options"),
                     "identity": getattr(component, "identity", None)}
         out.append(Loaded(ScorerSpec(name, spec, config_hash(identity)), component))

@@ -17,26 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..redact import mask_spec
 
-SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.I)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def config_hash(data: Any) -> str:
     """sha256 of the canonical JSON of ``data`` (hex)."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def mask_secrets(value: Any) -> Any:
-    """``value`` with the values of secret-looking keys replaced (``{$env: …}`` references stay)."""
-    if isinstance(value, dict):
-        if set(value) == {"$env"}:
-            return value
-        return {k: ("<secret>" if SECRET_KEY.search(str(k)) and not (isinstance(v, dict) and set(v) == {"$env"})
-                    and v is not None else mask_secrets(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -101,7 +89,7 @@ def resolve_system(name: str, profile: str, overrides: Sequence[str]):
     data = apply_overrides(loaded.model_dump(mode="json", exclude_none=True), overrides)
     where = f"{loaded.source} + overrides" if overrides else loaded.source
     resolved = parse_profile(data, source=where)
-    masked = mask_secrets(resolved.model_dump(mode="json", exclude={"name", "description"}))
+    masked = mask_spec(resolved.model_dump(mode="json", exclude={"name", "description"}))
     return System(name, profile, tuple(overrides), masked, config_hash(masked)), resolved
 
 
@@ -127,7 +115,7 @@ class ScorerSpec:
     hash: str = ""
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "hash": self.hash, "spec": mask_secrets(self.spec)}
+        return {"name": self.name, "hash": self.hash, "spec": mask_spec(self.spec)}
 
 
 def parse_scorer(text: str) -> dict[str, Any]:

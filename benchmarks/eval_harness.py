@@ -3,11 +3,12 @@ harness's own share of an ``imagerag eval``'s wall time.
 
 Not a test. Two measurements, each printed as a ratio measured side by side in one run:
 
-1. **Scorer throughput** (target ≥ 0.90): the harness's scoring path (``eval.runner._score`` →
-   ``eval.scoring.score_units`` over cached units: PNG loading, batching, ``outputs.check_scores``,
-   a cache file per unit) against the scorer's loaded model called directly (``embed_texts`` +
-   ``embed_images`` and the dot product) on the same images, already decoded, in the same batches;
-   repeats interleaved. For the ``clip`` scorer with a full-size ViT-B-32 of random weights
+1. **Scorer throughput** (target ≥ 0.90): the harness's scoring path (``eval.runner.score_all`` →
+   ``eval.scoring.score_units`` over cached units: PNG loading, ahead in threads, batching,
+   ``outputs.check_scores``, a cache file per unit) against two anchors in the same batches: the
+   scorer's loaded model called directly (``embed_texts`` + ``embed_images`` and the dot product)
+   on the same images already decoded, and a plain one-thread loop that reads and decodes the PNG
+   files and calls that model (the least work that scores files); repeats interleaved. For the ``clip`` scorer with a full-size ViT-B-32 of random weights
    (``weights: null``, nothing downloaded) in each ``--dtypes`` and with the tiny random CLIP.
 2. **Harness overhead** (target ≤ 0.10): one whole eval (``runner.plan`` + ``runner.run``) over a
    small set, its wall time split into the components' calls (load, generate, critique, rephrase,

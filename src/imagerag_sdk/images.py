@@ -18,6 +18,11 @@ class BadImageError(ImageRAGError):
 
 def load_rgb(path: str | Path, *, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
     """Decode ``path`` fully, upright, as RGB; raise :class:`BadImageError` saying why not."""
+    return decode_rgb(read_image(path), name=str(Path(path)), max_pixels=max_pixels)
+
+
+def read_image(path: str | Path) -> bytes:
+    """An image file's bytes (not decoded); :class:`BadImageError` when it cannot be read or is empty."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -25,7 +30,7 @@ def load_rgb(path: str | Path, *, max_pixels: int | None = MAX_PIXELS) -> Image.
         raise BadImageError(f"cannot read {p}: {exc.strerror or exc}") from exc
     if not data:
         raise BadImageError(f"{p} is empty (0 bytes)")
-    return decode_rgb(data, name=str(p), max_pixels=max_pixels)
+    return data
 
 
 def check_images(paths, *, what: str = "image", max_pixels: int | None = MAX_PIXELS) -> list[str]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,10 +135,7 @@ def run(p: Plan, *, show_progress: bool = True, max_items: int | None = MAX_ITEM
             if todo:  # a scorer that cannot load stops the eval; what is done stays cached
                 with _stage_errors("load", scorer.component):
                     scorer.component.load()
-            for start in range(0, len(todo), p.batch_size):
-                chunk = todo[start:start + p.batch_size]
-                _score(p, cache, scorer, chunk)
-                bar.advance(len(chunk))
+            score_all(p, cache, scorer, todo, bar.advance)
     summary = write_results(p, cache)
     write_pages(p.out, max_items=max_items)
     return summary
@@ -184,30 +182,44 @@ def _generate(p: Plan, cache: Cache, pipeline: Any, u: Unit) -> None:
     cache.write(cache.generation_path(u.system.hash, u.name), record)
 
 
-def _score(p: Plan, cache: Cache, scorer: Loaded, chunk: list[Unit]) -> None:
-    from ..images import load_rgb
+def score_all(p: Plan, cache: Cache, scorer: Loaded, todo: Sequence[Unit],
+              advance: Callable[[int], None] = lambda n: None) -> None:
+    """Score ``todo`` in batches of ``p.batch_size``, the next batch's images decoded in threads
+    (:mod:`.prefetch`) while this one is scored; ``advance(len(batch))`` after each."""
+    from .prefetch import Prefetch, decode_pair
+
+    def images(u: Unit) -> list[Any]:
+        gen = _generated(cache, u)
+        assert gen is not None  # only generated units are scored
+        return decode_pair(p.out / gen["initial_image"], p.out / gen["final_image"])
+
+    batches = [todo[start:start + p.batch_size] for start in range(0, len(todo), p.batch_size)]
+    with Prefetch(images) as ahead:
+        for batch, decoded in ahead.batches(batches):
+            _score(p, cache, scorer, list(zip(batch, decoded, strict=True)))
+            advance(len(batch))
+
+
+def _score(p: Plan, cache: Cache, scorer: Loaded, chunk: list[tuple[Unit, Future[list[Any]]]]) -> None:
+    """Score one batch: each unit with the future of its decoded images (one image when the initial
+    and final files are the same content, so a scorer that is not deterministic, a VLM, cannot make
+    a difference out of nothing)."""
     from ..runtrace import plain
     from ..types import ScoreItem
 
-    def items(u: Unit) -> list[ScoreItem]:
-        """The initial and the final image; only one when they are the same file content (the critic
-        said the initial image matches), so a scorer that is not deterministic (a VLM) cannot make a
-        difference out of nothing."""
-        gen = _generated(cache, u)
-        assert gen is not None  # only generated units are scored
-        paths = [p.out / gen["initial_image"], p.out / gen["final_image"]]
-        if paths[0].read_bytes() == paths[1].read_bytes():
-            paths = paths[:1]
-        return [ScoreItem(prompt=u.item.prompt, image=load_rgb(path), concept=u.item.concept,
-                          real_images=u.item.real_images) for path in paths]
+    def items(pair: tuple[Unit, Future[list[Any]]]) -> list[ScoreItem]:
+        u, decoded = pair
+        return [ScoreItem(prompt=u.item.prompt, image=image, concept=u.item.concept,
+                          real_images=u.item.real_images) for image in decoded.result()]
 
-    def done(u: Unit, scores: list[Any]) -> None:
-        first, last = scores[0], scores[-1]
+    def done(pair: tuple[Unit, Any], scores: list[Any]) -> None:
+        u, first, last = pair[0], scores[0], scores[-1]
         cache.write(cache.score_path(scorer.spec.hash, u.system.hash, u.score_name),
                     {"initial": {"value": float(first.value), "detail": plain(dict(first.detail))},
                      "final": {"value": float(last.value), "detail": plain(dict(last.detail))}})
 
-    def failed(u: Unit, error: str) -> None:
+    def failed(pair: tuple[Unit, Any], error: str) -> None:
+        u = pair[0]
         p.errors[(u.system.name, f"{u.name}:{scorer.spec.name}")] = error
 
     score_units(scorer, chunk, items, done, failed)

@@ -67,29 +67,39 @@ def check_real_images(scorers: Sequence[Loaded], missing: Sequence[str], set_pat
 
 def score_units(scorer: Loaded, units: Sequence[Any], make_items: Callable[[Any], list[Any]],
                 on_done: Callable[[Any, list[Any]], None], on_error: Callable[[Any, str], None]) -> None:
-    """Score ``units`` in one batch (each gives several items through ``make_items``); when the
-    batch fails, each unit alone, so one bad unit is reported (``on_error``) and the rest scored
+    """Score ``units`` in one batch (each gives several items through ``make_items``; a unit whose
+    items cannot be made, an unreadable image, is reported alone and left out of the batch); when
+    the batch fails, each unit alone, so one bad unit is reported (``on_error``) and the rest scored
     (``on_done(unit, scores)``). What the scorer returns is checked by
     :func:`~imagerag_sdk.outputs.check_scores` (a failed check fails the unit like an exception)."""
-    batches = [list(units)]
+    ready: list[tuple[Any, list[Any]]] = []
+    for unit in units:
+        try:
+            ready.append((unit, make_items(unit)))
+        except Exception as exc:  # this unit's images: record it, score the rest together
+            on_error(unit, _failed(scorer, exc))
+    batches = [ready] if ready else []
     while batches:
         batch = batches.pop(0)
         try:
-            per_unit = [make_items(u) for u in batch]
-            flat = [item for items in per_unit for item in items]
+            flat = [item for _, items in batch for item in items]
             scores = check_scores(scorer.component.score_detailed(flat), scorer.component, len(flat),
                                   method="score_detailed")
         except Exception as exc:  # a scorer's failure on some image: isolate it, then record it
             if len(batch) > 1:
-                batches[:0] = [[u] for u in batch]
+                batches[:0] = [[one] for one in batch]
                 continue
-            what = str(exc) if isinstance(exc, ImageRAGError) else f"{type(exc).__name__}: {exc}"
-            on_error(batch[0], one_line(f"scorer '{scorer.spec.name}' failed: {what}"))
+            on_error(batch[0][0], _failed(scorer, exc))
             continue
         at = 0
-        for unit, items in zip(batch, per_unit, strict=True):
+        for unit, items in batch:
             on_done(unit, scores[at:at + len(items)])
             at += len(items)
+
+
+def _failed(scorer: Loaded, exc: Exception) -> str:
+    what = str(exc) if isinstance(exc, ImageRAGError) else f"{type(exc).__name__}: {exc}"
+    return one_line(f"scorer '{scorer.spec.name}' failed: {what}")
 
 
 def one_line(text: str) -> str:

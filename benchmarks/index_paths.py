@@ -42,7 +42,7 @@ from retrieval_data import make_data
 
 from imagerag_sdk.index import CorpusStore, IndexRetriever, ingest
 from imagerag_sdk.index.backends import query_ef
-from imagerag_sdk.index.corpus import sync_hnsw
+from imagerag_sdk.index.graph_sync import sync_hnsw
 from imagerag_sdk.index.scan import scan
 from imagerag_sdk.index.store import NewItem
 

@@ -237,15 +237,15 @@ class RecordingProgress:
 
 def test_graph_build_reports_progress_when_it_is_long(tmp_path, index_make_images, index_embedder_factory,
                                                        monkeypatch):
-    from imagerag_sdk.index import corpus as corpus_mod
+    from imagerag_sdk.index import graph_sync as graph_mod
 
     root = tmp_path / "imgs"
     index_make_images(root, 25, subdirs=False)
     short = RecordingProgress()
     ingest(root, corpus="gp", embedder=index_embedder_factory(), exact_below=10, graph_progress=short)
     assert short.events == [], "25 vectors take no time: no bar"
-    monkeypatch.setattr(corpus_mod, "GRAPH_PROGRESS_FROM", 5)
-    monkeypatch.setattr(corpus_mod, "GRAPH_STEP", 4)
+    monkeypatch.setattr(graph_mod, "GRAPH_PROGRESS_FROM", 5)
+    monkeypatch.setattr(graph_mod, "GRAPH_STEP", 4)
     index_make_images(root, 10, start=100, subdirs=False)
     files = RecordingProgress()
     graph = RecordingProgress()
@@ -258,12 +258,12 @@ def test_graph_build_reports_progress_when_it_is_long(tmp_path, index_make_image
 
 def test_an_interrupted_graph_build_resumes_from_its_last_checkpoint(tmp_path, index_make_images,
                                                                      index_embedder_factory, monkeypatch):
-    from imagerag_sdk.index import corpus as corpus_mod
+    from imagerag_sdk.index import graph_sync as graph_mod
 
     root = tmp_path / "imgs"
     index_make_images(root, 25, subdirs=False)
-    monkeypatch.setattr(corpus_mod, "GRAPH_STEP", 4)
-    monkeypatch.setattr(corpus_mod, "GRAPH_CHECKPOINT_S", -1.0)  # save after every step
+    monkeypatch.setattr(graph_mod, "GRAPH_STEP", 4)
+    monkeypatch.setattr(graph_mod, "GRAPH_CHECKPOINT_S", -1.0)  # save after every step
     added = []
     real_add = HnswBackend.add
 

@@ -26,7 +26,7 @@ from ..outputs import check_vectors
 from ..roles import Embedder, normalize_rows
 from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
-from .corpus import sync_hnsw
+from .graph_sync import sync_hnsw
 from .items import Known, NewItem
 from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, root_identity, scan
 from .store import CorpusStore

@@ -271,3 +271,29 @@ def test_threshold_applies_to_similarity_before_reranking(retriever, tmp_path):
     assert len(result.references) == 1, "the reranker's own scores are not similarities"
     trace = json.loads((result.run_dir / "trace.json").read_text())
     assert len(trace["rounds"][0]["reranked"]["a sheep standing in a green field"]) < 5
+
+
+class OldCritic(ScriptedCritic):
+    """A third-party critic written before ``user_images`` existed."""
+
+    name = "old"
+
+    def critique(self, prompt, image, max_concepts=3):
+        return super().critique(prompt, image, max_concepts=max_concepts)
+
+
+def test_a_critic_without_user_images_still_runs_without_them(retriever):
+    critic = OldCritic(answers=[fused(("a", "a sheep"))], structured=True)
+    gen = FakeGenerator()
+    result = ImageRAG(gen, critic, retriever, None, {}).run(PROMPT, out=None)
+    assert len(gen.calls) == 2 and result.references
+
+
+def test_user_images_with_a_critic_that_cannot_see_them_is_a_clear_error(retriever, tmp_path):
+    user = tmp_path / "me.png"
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(user)
+    critic = OldCritic(answers=[fused(("a", "a sheep"))], structured=True)
+    gen = FakeGenerator()
+    with pytest.raises(ConfigError, match=r"critic 'old' .* cannot see user images: its critique\(\) takes no"):
+        ImageRAG(gen, critic, retriever, None, {}).run(PROMPT, user_images=[user], out=tmp_path / "runs")
+    assert gen.calls == [] and not (tmp_path / "runs").exists(), "refused before anything is generated or written"

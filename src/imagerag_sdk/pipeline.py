@@ -5,6 +5,7 @@ Model-agnostic: it talks only to the roles. Every stage is timed and recorded in
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,9 @@ class ImageRAG:
         if bad:  # before anything is generated, and before a run folder exists
             raise bad_images_error(bad)
         left, n_concepts = self.budget(len(users))
+        if users and self.critic is not None and self.loop.max_rounds > 0:
+            methods = ["critique", "rephrase"] if self.loop.mode == "rephrase" else ["critique"]
+            _check_takes_user_images(self.critic, methods)
         caps = self.generator.capabilities
         trace = RunTrace(prompt=prompt, seed=seed, mode=self.loop.mode, profile=self.profile,
                          settings=self.loop.model_dump(mode="json"), components=self._describe(),
@@ -202,6 +206,7 @@ class ImageRAG:
                            run_dir=rec.run_dir, trace=rec.trace)
         critic = self._require(self.critic, "critic", "the critique step")
         user_pics = [u.open() for u in users]  # shown to the critic (personalization)
+        shown = {"user_images": user_pics} if user_pics else {}  # a critic written before user images works without
         for round_ in range(1, loop.max_rounds + 1):
             rnd = Round(round=round_)
             rec.trace.rounds.append(rnd)
@@ -209,8 +214,7 @@ class ImageRAG:
             try:
                 with rec.stage("critique", round=round_, component=critic.name):
                     with _stage_errors("critique", critic):
-                        crit = critic.critique(prompt, image, max_concepts=max(n_concepts, 1),
-                                               user_images=user_pics)
+                        crit = critic.critique(prompt, image, max_concepts=max(n_concepts, 1), **shown)
                     check_critique(crit, critic)
             except PipelineError as exc:
                 if not _keeps_image(loop.on_critic_error, exc):
@@ -231,8 +235,7 @@ class ImageRAG:
             if loop.mode == "rephrase":
                 with rec.stage("rephrase", round=round_, component=critic.name) as st:
                     with _stage_errors("rephrase", critic):
-                        new_prompt, exchanges = critic.rephrase(prompt, image=image, critique=crit,
-                                                                user_images=user_pics)
+                        new_prompt, exchanges = critic.rephrase(prompt, image=image, critique=crit, **shown)
                     cuts = []
                     exchanges = loop.limits.apply_exchanges(exchanges, cuts)
                     rnd.truncated.extend(rec.record_cuts(cuts))
@@ -395,6 +398,16 @@ class _stage_errors:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _check_takes_user_images(critic: Critic, methods: list[str]) -> None:
+    """A run with user images needs a critic whose ``methods`` take ``user_images``."""
+    for method in methods:
+        params = inspect.signature(getattr(critic, method)).parameters.values()
+        if not any(p.name == "user_images" or p.kind is p.VAR_KEYWORD for p in params):
+            raise ConfigError(f"{component_label(critic)} cannot see user images: its {method}() takes no "
+                              "'user_images'", hint="run without user images, or update the critic's plugin "
+                              "(roles.Critic.critique(prompt, image, max_concepts, user_images=()))")
 
 
 def _keeps_image(policy: str, exc: PipelineError) -> bool:

@@ -1,6 +1,6 @@
 """``create_app(pipeline, runs_dir=…)``: the FastAPI application over one loaded pipeline.
 
-The JSON API is under ``/api`` (OpenAPI at ``/api/openapi.json``, docs at ``/api/docs``), files
+The JSON API is under ``/api`` (OpenAPI at ``/api/openapi.json``, its reference page at ``/api/docs``: ``imagerag_web.apidocs``), files
 under ``/files`` and ``/thumbs``, the pages at ``/`` (``imagerag_web.pages``), their assets at
 ``/static``. One :class:`WebState` holds the pipeline, the corpora, the job queue and the limits.
 """
@@ -90,7 +90,7 @@ def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | 
         yield
         jobs.close()
 
-    app = FastAPI(title="imagerag", version=imagerag_sdk.__version__, docs_url="/api/docs",
+    app = FastAPI(title="imagerag", version=imagerag_sdk.__version__, docs_url=None,
                   openapi_url="/api/openapi.json", redoc_url=None, default_response_class=response,
                   lifespan=lifespan, description="Search the corpus, generate with picked references, "
                   "run the ImageRAG loop, follow jobs, browse runs.")
@@ -98,9 +98,10 @@ def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | 
                              jobs=jobs, secrets=secrets, upload_max_bytes=upload_max_bytes)
     install_errors(app, response)
 
-    from . import api, files, pages
+    from . import api, apidocs, files, pages
 
     app.include_router(api.router)
+    app.include_router(apidocs.router)
     app.include_router(files.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

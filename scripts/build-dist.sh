@@ -83,10 +83,12 @@ with zipfile.ZipFile(wheels[0]) as zf:
         entry_points.read_string(zf.read(ep_file[0]).decode())
 
 problems = []
-need = {"PKG-INFO", "pyproject.toml", meta.get("readme", "README.md")} | {"src/" + s for s in sources}
+need = {"PKG-INFO", "pyproject.toml", "LICENSE", meta.get("readme", "README.md")} | {"src/" + s for s in sources}
 problems += [f"sdist lacks {f}" for f in sorted(need - in_sdist)]
 problems += [f"sdist holds another project's {f}" for f in sorted(in_sdist) if f.endswith("/pyproject.toml")]
 problems += [f"wheel lacks {f}" for f in sources if f not in in_wheel]
+if not any(n.endswith(".dist-info/licenses/LICENSE") for n in in_wheel):
+    problems.append("wheel lacks the license text (a LICENSE file in the project folder)")
 problems += [f"{kind} holds bytecode {f}" for kind, files in (("sdist", in_sdist), ("wheel", in_wheel))
              for f in sorted(files) if "__pycache__/" in f or f.endswith(".pyc")]
 declared = dict(meta.get("entry-points", {}))

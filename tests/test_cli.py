@@ -111,3 +111,11 @@ def test_plugin_subcommand_hook(plugin_site):
     env = {"PYTHONPATH": os.pathsep.join([str(plugin_site.path), os.environ.get("PYTHONPATH", "")])}
     out = run("hello", env=env)
     assert out.returncode == 0 and "hello from a plugin" in out.stdout
+
+
+def test_plugins_names_options_as_a_profile_writes_them():
+    data = json.loads(run("plugins", "--json").stdout)
+    clip = {o["name"]: o for o in data["components"]["embedder"]["clip"]["options"]}
+    assert "model_config" in clip and "config_file" not in clip, "the alias, not the Python field name"
+    steps = {o["name"]: o for o in data["components"]["generator"]["flux"]["options"]}["steps"]
+    assert steps["also"] == ["num_inference_steps"]

@@ -11,9 +11,13 @@ if TYPE_CHECKING:
 
 
 def options_of(cls: type[Component[Any]]) -> list[dict[str, Any]]:
-    """Each option of a component class: name, type, default, description."""
+    """Each option of a component class: the key a profile writes (``also``: other accepted
+    spellings), type, default, description."""
+    from .option_tables import option_key
+
     out = []
     for name, field in cls.Options.model_fields.items():
+        key, also = option_key(name, field)
         default = field.default
         if default is PydanticUndefined:
             default = "required" if field.default_factory is None else "(computed)"
@@ -23,7 +27,7 @@ def options_of(cls: type[Component[Any]]) -> list[dict[str, Any]]:
             default = default.model_dump(mode="json")
         ann = field.annotation
         type_name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
-        out.append({"name": name, "type": type_name, "default": default,
+        out.append({"name": key, "also": also, "type": type_name, "default": default,
                     "description": field.description or ""})
     return out
 
@@ -51,7 +55,8 @@ def component_table(registry) -> list:
             if not opts:
                 t.add_row(name, "-", "", "", reg.cls.description)
             for i, o in enumerate(opts):
-                t.add_row(name if i == 0 else "", o["name"], o["type"], repr(o["default"]), o["description"])
+                key = o["name"] + (f" (also {', '.join(o['also'])})" if o["also"] else "")
+                t.add_row(name if i == 0 else "", key, o["type"], repr(o["default"]), o["description"])
         for name, clash in sorted(ambiguous.items()):
             t.add_row(name, "-", "", "", "AMBIGUOUS: registered by " + ", ".join(r.distribution for r in clash))
         tables.append(t)

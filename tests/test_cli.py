@@ -1,10 +1,13 @@
 """The ``imagerag`` command, run as a subprocess the way users run it."""
 
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 import textwrap
+
+import imagerag_sdk
 
 HEAVY = ["torch", "diffusers", "transformers", "open_clip", "openai", "anthropic", "google.genai", "bm25s"]
 
@@ -119,3 +122,10 @@ def test_plugins_names_options_as_a_profile_writes_them():
     assert "model_config" in clip and "config_file" not in clip, "the alias, not the Python field name"
     steps = {o["name"]: o for o in data["components"]["generator"]["flux"]["options"]}["steps"]
     assert steps["also"] == ["num_inference_steps"]
+
+
+def test_version_is_the_packages():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.split()[-1] == imagerag_sdk.__version__
+    built = importlib.metadata.version("imagerag-sdk")  # pyproject reads it from __init__ (one place)
+    assert built == imagerag_sdk.__version__

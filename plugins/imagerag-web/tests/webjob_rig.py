@@ -24,13 +24,20 @@ WAIT = 60  # seconds anything here waits before failing (never a timing assertio
 
 class GatedGenerator(FakeGenerator):
     """A FakeGenerator whose calls are logged to ``folder/calls`` and wait for ``folder/gate``;
-    with ``fail_with`` a call raises ``RuntimeError(fail_with)`` once let through."""
+    with ``fail_with`` a call raises ``RuntimeError(fail_with)`` once let through; with
+    ``load_fails`` its ``load()`` raises ``RuntimeError(load_fails)``."""
 
     name = "gated"
 
-    def __init__(self, *args, folder: str, fail_with: str | None = None, **kwargs) -> None:
+    def __init__(self, *args, folder: str, fail_with: str | None = None, load_fails: str | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.folder, self.fail_with = Path(folder), fail_with
+        self.folder, self.fail_with, self.load_fails = Path(folder), fail_with, load_fails
+
+    def _load(self) -> None:
+        if self.load_fails is not None:
+            raise RuntimeError(self.load_fails)
+        super()._load()
 
     def generate(self, prompt: str, references: Sequence[Reference] = (), *, seed: int | None = None):
         with open(self.folder / "calls", "a") as f:
@@ -43,9 +50,10 @@ class GatedGenerator(FakeGenerator):
         return super().generate(prompt, references, seed=seed)
 
 
-def build(index_dir: str, folder: str, fail_with: str | None = None, secrets: tuple[str, ...] = ()) -> ImageRAG:
+def build(index_dir: str, folder: str, fail_with: str | None = None, secrets: tuple[str, ...] = (),
+          load_fails: str | None = None) -> ImageRAG:
     """The tests' pipeline: the gated generator, the fake critic, the corpus index."""
-    gen = GatedGenerator(size=32, max_references=2, folder=folder, fail_with=fail_with)
+    gen = GatedGenerator(size=32, max_references=2, folder=folder, fail_with=fail_with, load_fails=load_fails)
     return ImageRAG(gen, FakeCritic(), IndexRetriever(index_dir=index_dir, dedupe=None), profile="web-test",
                     secrets=secrets)
 

@@ -125,6 +125,8 @@ class WorkerProcess:
         self.proc: Any = None  # multiprocessing's SpawnProcess
         self.conn: Connection | None = None
         self.loaded = False
+        self.load_error: tuple[str, str | None] | None = None
+        """Why the last worker could not load: (message, hint)."""
 
     @property
     def pid(self) -> int | None:
@@ -168,20 +170,20 @@ class WorkerProcess:
         try:
             message = self._recv()
         except WorkerDied as exc:
-            return f"the job worker process could not load the pipeline: {exc}"
+            message = ("load-failed", str(exc), None)
         if message[0] == "ready":
-            self.loaded = True
+            self.loaded, self.load_error = True, None
             return None
         self.proc.join(STOP_WAIT)
-        return (f"the job worker process could not load the pipeline: {message[1]}"
-                + (f" — {message[2]}" if message[2] else ""))
+        self.load_error = (f"the job worker process could not load the pipeline: {message[1]}", message[2])
+        return self.load_error[0] + (f" — {message[2]}" if message[2] else "")
 
     def wait_loaded(self) -> None:
         """:meth:`ready`, raising the reason (at start-up, as loading in the server would)."""
-        problem = self.ready()
-        if problem is not None:
-            raise ImageRAGError(problem, hint="fix the profile or the component it names (the worker's "
-                                              "console output above has the details)")
+        if self.ready() is not None:
+            assert self.load_error is not None
+            message, hint = self.load_error
+            raise ImageRAGError(message, hint=hint or "fix the profile or the component it names")
 
     def run(self, spec: dict[str, Any], progress: Callable[[str, str], None]) -> None:
         """Run one job in the worker; ``progress(stage, message)`` decides each stage boundary

@@ -13,7 +13,11 @@ process on a free port of 127.0.0.1; the measurements are made from this process
    interleaved (the order alternating); the HTTP time includes encoding and decoding the JSON.
 2. search latency while a generator call runs against idle, in alternating blocks, for a
    generator that releases the GIL, one that holds it and one that sleeps
-   (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches).
+   (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches),
+   with jobs on a thread of the server and in a job worker process (``--jobs``), one server per
+   pair, the two modes one after the other for each kind; then the anchor: the direct
+   ``pipeline.retrieve`` here while another process burns one core, against idle (what the
+   cores allow when a generator computes on one of them).
 3. ``--clients`` concurrent clients for ``--duration`` s (asyncio + httpx): searches and jobs
    (``generate`` with two picked hits and the full ``run`` loop), each job followed through its
    event stream; at the end every submitted job must be done or failed, every request answered.
@@ -33,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from serve_app import WORDS, Gil, Server, build_corpus, cpu_seconds, make_pipeline
+from serve_app import WORDS, Gil, Jobs, Server, build_corpus, busy, cpu_seconds, make_pipeline
 
 K = 12
 
@@ -103,7 +107,7 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, f
 
 
 # -- 2. search during a generation against idle ---------------------------------------------------------------
-def search_during_jobs(server: Server, gil: Gil, rounds: int) -> dict[str, float]:
+def search_during_jobs(server: Server, gil: Gil, rounds: int, jobs: Jobs = "thread") -> dict[str, float]:
     """Alternate: submit a ``generate`` job and search until it has ended, then search as long with
     no job. A search counts as "during" when it overlaps a generator call (the child logs each
     call's CLOCK_MONOTONIC interval, the same clock across processes); the searches while the job
@@ -141,14 +145,68 @@ def search_during_jobs(server: Server, gil: Gil, rounds: int) -> dict[str, float
     calls = [tuple(map(float, line.split())) for line in server.times_file.read_text().split("\n") if line]
     during = [(t1 - t0) * 1000 for t0, t1 in timed if any(t0 < b and t1 > a for a, b in calls)]
     ratio = pct(during, 99) / pct(idle, 99)
-    print(f"[2] gil={gil}: idle search: {summary(idle)}")
-    print(f"[2] gil={gil}: search overlapping a generator call: {summary(during)} ({len(timed) - len(during)} searches "
-          f"while the job ran outside its generator call left out)")
+    print(f"[2] gil={gil} jobs={jobs}: idle search: {summary(idle)}")
+    print(f"[2] gil={gil} jobs={jobs}: search overlapping a generator call: {summary(during)} "
+          f"({len(timed) - len(during)} searches while the job ran outside its generator call left out)")
     print(f"[2] gil={gil}: p99 during a generation / idle: {ratio:.2f}x (p50 {pct(during, 50) / pct(idle, 50):.2f}x; "
-          f"target <= 1.5x)")
-    return {f"{gil}_idle_p50_ms": pct(idle, 50), f"{gil}_idle_p99_ms": pct(idle, 99),
-            f"{gil}_during_p50_ms": pct(during, 50), f"{gil}_during_p99_ms": pct(during, 99),
-            f"{gil}_p99_ratio": ratio, f"{gil}_during_n": len(during)}
+          f"target <= 1.5x; jobs={jobs})")
+    key = f"{jobs}_{gil}"
+    return {f"{key}_idle_p50_ms": pct(idle, 50), f"{key}_idle_p99_ms": pct(idle, 99),
+            f"{key}_during_p50_ms": pct(during, 50), f"{key}_during_p99_ms": pct(during, 99),
+            f"{key}_p99_ratio": ratio, f"{key}_during_n": len(during)}
+
+
+def _burner(conn: Any) -> None:
+    """The anchor's other process: burn one core (a pure-Python loop) for each number of seconds sent."""
+    while True:
+        seconds = conn.recv()
+        if seconds is None:
+            return
+        busy(seconds, "hold")
+        conn.send(True)
+
+
+def direct_under_load(index_dir: Path, rounds: int, block_s: float) -> dict[str, float]:
+    """The anchor: ``pipeline.retrieve`` in this process while another process burns one core,
+    against idle, in alternating blocks of ``block_s`` (no server, no HTTP)."""
+    import multiprocessing
+
+    pipeline = make_pipeline(index_dir)
+    pipeline.load()
+    qs = queries(4000, seed=3)
+    loaded: list[float] = []
+    idle: list[float] = []
+    ctx = multiprocessing.get_context("spawn")
+    mine, theirs = ctx.Pipe()
+    burner = ctx.Process(target=_burner, args=(theirs,), daemon=True)
+    burner.start()
+    qi = 0
+
+    def block(out: list[float], until: float) -> None:
+        nonlocal qi
+        while time.monotonic() < until:
+            t = time.perf_counter()
+            pipeline.retrieve(qs[qi % len(qs)], k=K)
+            out.append((time.perf_counter() - t) * 1000)
+            qi += 1
+
+    try:
+        for q in qs[:20]:
+            pipeline.retrieve(q, k=K)
+        for _ in range(rounds):
+            mine.send(block_s)
+            block(loaded, time.monotonic() + block_s * 0.9)  # inside the burn
+            mine.recv()
+            block(idle, time.monotonic() + block_s)
+    finally:
+        mine.send(None)
+        burner.join(10)
+    ratio = pct(loaded, 99) / pct(idle, 99)
+    print(f"[2] anchor: direct pipeline.retrieve idle: {summary(idle)}; while another process burns one core: "
+          f"{summary(loaded)}")
+    print(f"[2] anchor: direct p99 while one core burns / idle: {ratio:.2f}x (p50 {pct(loaded, 50) / pct(idle, 50):.2f}x)")
+    return {"anchor_idle_p99_ms": pct(idle, 99), "anchor_loaded_p99_ms": pct(loaded, 99), "anchor_p99_ratio": ratio,
+            "anchor_p50_ratio": pct(loaded, 50) / pct(idle, 50)}
 
 
 # -- 3. concurrent clients --------------------------------------------------------------------------------------
@@ -237,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--job-ms", type=float, default=300.0, help="time one generator call computes")
     ap.add_argument("--gil", nargs="+", choices=["release", "hold", "sleep"], default=["release", "hold", "sleep"],
                     help="[2] generator kinds (default: all three)")
+    ap.add_argument("--jobs", nargs="+", choices=["thread", "process"], default=["thread", "process"],
+                    help="[2] where the jobs run (default: both, side by side); the first also serves [1] and [3]")
     ap.add_argument("--clients", type=int, default=50, help="[3] concurrent clients")
     ap.add_argument("--duration", type=float, default=30.0, help="[3] seconds the clients run")
     ap.add_argument("--job-share", type=float, default=0.05, help="[3] share of a client's requests that submit a job")
@@ -249,17 +309,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         index_dir = build_corpus(work, args.items)
         print(f"corpus: {args.items} images indexed in {time.perf_counter() - t:.1f} s; load {os.getloadavg()}")
         fig: dict[str, Any] = {"items": args.items, "job_ms": args.job_ms, "load_before": os.getloadavg()[0]}
-        with Server(work, index_dir, work_ms=args.job_ms, gil="release") as server:
+        first: Jobs = args.jobs[0]
+        with Server(work, index_dir, work_ms=args.job_ms, gil="release", jobs=first) as server:
             if "1" in args.parts:
                 fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
             if "3" in args.parts:
                 fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
             if "2" in args.parts and "release" in args.gil:
-                fig.update(search_during_jobs(server, "release", args.rounds))
-        others: tuple[Gil, ...] = ("hold", "sleep")
-        for gil in [g for g in others if g in args.gil and "2" in args.parts]:
-            with Server(work, index_dir, work_ms=args.job_ms, gil=gil) as server:
-                fig.update(search_during_jobs(server, gil, args.rounds))
+                fig.update(search_during_jobs(server, "release", args.rounds, first))
+        kinds: tuple[Gil, ...] = ("release", "hold", "sleep")
+        for gil in [g for g in kinds if g in args.gil and "2" in args.parts]:
+            for jobs in args.jobs:
+                if (gil, jobs) != ("release", first):
+                    with Server(work, index_dir, work_ms=args.job_ms, gil=gil, jobs=jobs) as server:
+                        fig.update(search_during_jobs(server, gil, args.rounds, jobs))
+        if "2" in args.parts:
+            fig.update(direct_under_load(index_dir, args.rounds, args.job_ms / 1000))
         fig["load_after"] = os.getloadavg()[0]
         print(f"load average at the end: {os.getloadavg()}")
     if args.json:

@@ -14,10 +14,10 @@ process on a free port of 127.0.0.1; the measurements are made from this process
 2. search latency while a generator call runs against idle, in alternating blocks, for a
    generator that releases the GIL, one that holds it and one that sleeps
    (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches),
-   with jobs on a thread of the server and in a job worker process (``--jobs``), one server per
-   pair, the two modes one after the other for each kind; then the anchor: the direct
-   ``pipeline.retrieve`` here while another process burns one core, against idle (what the
-   cores allow when a generator computes on one of them).
+   with jobs on a thread of the server and in a job worker process (``--jobs``): per kind one
+   server per mode, their rounds interleaved; with the first kind, interleaved too, the anchor:
+   the direct ``pipeline.retrieve`` here while another process burns one core, against idle
+   (what the cores allow when a generator computes on one of them).
 3. ``--clients`` concurrent clients for ``--duration`` s (asyncio + httpx): searches and jobs
    (``generate`` with two picked hits and the full ``run`` loop), each job followed through its
    event stream; at the end every submitted job must be done or failed, every request answered.
@@ -107,53 +107,62 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, f
 
 
 # -- 2. search during a generation against idle ---------------------------------------------------------------
-def search_during_jobs(server: Server, gil: Gil, rounds: int, jobs: Jobs = "thread") -> dict[str, float]:
-    """Alternate: submit a ``generate`` job and search until it has ended, then search as long with
-    no job. A search counts as "during" when it overlaps a generator call (the child logs each
-    call's CLOCK_MONOTONIC interval, the same clock across processes); the searches while the job
-    did its other work (its run folder, its trace written with fsync) are left out."""
-    import httpx
+class DuringJobs:
+    """One server's arm: each :meth:`round` submits a ``generate`` job and searches until it has
+    ended, then searches as long with no job. A search counts as "during" when it overlaps a
+    generator call (the child logs each call's CLOCK_MONOTONIC interval, the same clock across
+    processes); the searches while the job did its other work (its run folder, its trace written
+    with fsync) are left out."""
 
-    qs = queries(4000, seed=2)
-    idle: list[float] = []
-    timed: list[tuple[float, float]] = []  # (start, end) monotonic of each search while a job existed
-    qi = 0
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        def search() -> tuple[float, float]:
-            nonlocal qi
-            q = qs[qi % len(qs)]
-            qi += 1
-            t = time.monotonic()
-            r = client.post("/api/search", json={"text": q, "k": K})
-            r.raise_for_status()
-            r.json()
-            return t, time.monotonic()
+    def __init__(self, server: Server, gil: Gil, jobs: Jobs) -> None:
+        import httpx
 
-        refs = [h["path"] for h in client.post("/api/search", json={"text": "apple boat", "k": 2}).json()["hits"]]
+        self.server, self.gil, self.jobs = server, gil, jobs
+        self.client = httpx.Client(base_url=server.url, timeout=60)
+        self.qs = queries(4000, seed=2)
+        self.qi = 0
+        self.idle: list[float] = []
+        self.timed: list[tuple[float, float]] = []  # (start, end) monotonic of each search while a job existed
+        self.refs = [h["path"] for h in self.client.post("/api/search", json={"text": "apple boat", "k": 2}
+                                                         ).json()["hits"]]
         for _ in range(20):
-            search()
-        for _ in range(rounds):
-            r = client.post("/api/jobs", json={"kind": "generate", "prompt": "apple boat", "references": refs})
-            r.raise_for_status()
-            job_id, began = r.json()["job"]["id"], time.monotonic()
-            while client.get(f"/api/jobs/{job_id}").json()["status"] not in ("done", "failed", "cancelled"):
-                timed.append(search())
-            end = time.monotonic() + (time.monotonic() - began)
-            while time.monotonic() < end:
-                t0, t1 = search()
-                idle.append((t1 - t0) * 1000)
-    calls = [tuple(map(float, line.split())) for line in server.times_file.read_text().split("\n") if line]
-    during = [(t1 - t0) * 1000 for t0, t1 in timed if any(t0 < b and t1 > a for a, b in calls)]
-    ratio = pct(during, 99) / pct(idle, 99)
-    print(f"[2] gil={gil} jobs={jobs}: idle search: {summary(idle)}")
-    print(f"[2] gil={gil} jobs={jobs}: search overlapping a generator call: {summary(during)} "
-          f"({len(timed) - len(during)} searches while the job ran outside its generator call left out)")
-    print(f"[2] gil={gil}: p99 during a generation / idle: {ratio:.2f}x (p50 {pct(during, 50) / pct(idle, 50):.2f}x; "
-          f"target <= 1.5x; jobs={jobs})")
-    key = f"{jobs}_{gil}"
-    return {f"{key}_idle_p50_ms": pct(idle, 50), f"{key}_idle_p99_ms": pct(idle, 99),
-            f"{key}_during_p50_ms": pct(during, 50), f"{key}_during_p99_ms": pct(during, 99),
-            f"{key}_p99_ratio": ratio, f"{key}_during_n": len(during)}
+            self.search()
+
+    def search(self) -> tuple[float, float]:
+        q = self.qs[self.qi % len(self.qs)]
+        self.qi += 1
+        t = time.monotonic()
+        r = self.client.post("/api/search", json={"text": q, "k": K})
+        r.raise_for_status()
+        r.json()
+        return t, time.monotonic()
+
+    def round(self) -> None:
+        r = self.client.post("/api/jobs", json={"kind": "generate", "prompt": "apple boat", "references": self.refs})
+        r.raise_for_status()
+        job_id, began = r.json()["job"]["id"], time.monotonic()
+        while self.client.get(f"/api/jobs/{job_id}").json()["status"] not in ("done", "failed", "cancelled"):
+            self.timed.append(self.search())
+        end = time.monotonic() + (time.monotonic() - began)
+        while time.monotonic() < end:
+            t0, t1 = self.search()
+            self.idle.append((t1 - t0) * 1000)
+
+    def report(self) -> dict[str, float]:
+        self.client.close()
+        gil, jobs, idle = self.gil, self.jobs, self.idle
+        calls = [tuple(map(float, line.split())) for line in self.server.times_file.read_text().split("\n") if line]
+        during = [(t1 - t0) * 1000 for t0, t1 in self.timed if any(t0 < b and t1 > a for a, b in calls)]
+        ratio = pct(during, 99) / pct(idle, 99)
+        print(f"[2] gil={gil} jobs={jobs}: idle search: {summary(idle)}")
+        print(f"[2] gil={gil} jobs={jobs}: search overlapping a generator call: {summary(during)} "
+              f"({len(self.timed) - len(during)} searches while the job ran outside its generator call left out)")
+        print(f"[2] gil={gil}: p99 during a generation / idle: {ratio:.2f}x (p50 {pct(during, 50) / pct(idle, 50):.2f}x; "
+              f"target <= 1.5x; jobs={jobs})")
+        key = f"{jobs}_{gil}"
+        return {f"{key}_idle_p50_ms": pct(idle, 50), f"{key}_idle_p99_ms": pct(idle, 99),
+                f"{key}_during_p50_ms": pct(during, 50), f"{key}_during_p99_ms": pct(during, 99),
+                f"{key}_p99_ratio": ratio, f"{key}_during_n": len(during)}
 
 
 def _burner(conn: Any) -> None:
@@ -166,47 +175,72 @@ def _burner(conn: Any) -> None:
         conn.send(True)
 
 
-def direct_under_load(index_dir: Path, rounds: int, block_s: float) -> dict[str, float]:
-    """The anchor: ``pipeline.retrieve`` in this process while another process burns one core,
-    against idle, in alternating blocks of ``block_s`` (no server, no HTTP)."""
-    import multiprocessing
+class DirectUnderLoad:
+    """The anchor's arm: ``pipeline.retrieve`` in this process while another process burns one
+    core for ``block_s``, then as long idle (no server, no HTTP): what the cores allow."""
 
-    pipeline = make_pipeline(index_dir)
-    pipeline.load()
-    qs = queries(4000, seed=3)
-    loaded: list[float] = []
-    idle: list[float] = []
-    ctx = multiprocessing.get_context("spawn")
-    mine, theirs = ctx.Pipe()
-    burner = ctx.Process(target=_burner, args=(theirs,), daemon=True)
-    burner.start()
-    qi = 0
+    def __init__(self, index_dir: Path, block_s: float) -> None:
+        import multiprocessing
 
-    def block(out: list[float], until: float) -> None:
-        nonlocal qi
+        self.pipeline = make_pipeline(index_dir)
+        self.pipeline.load()
+        self.block_s = block_s
+        self.qs = queries(4000, seed=3)
+        self.qi = 0
+        self.loaded: list[float] = []
+        self.idle: list[float] = []
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, theirs = ctx.Pipe()
+        self.burner = ctx.Process(target=_burner, args=(theirs,), daemon=True)
+        self.burner.start()
+        self._block([], time.monotonic() + 0.2)  # warm
+
+    def _block(self, out: list[float], until: float) -> None:
         while time.monotonic() < until:
             t = time.perf_counter()
-            pipeline.retrieve(qs[qi % len(qs)], k=K)
+            self.pipeline.retrieve(self.qs[self.qi % len(self.qs)], k=K)
             out.append((time.perf_counter() - t) * 1000)
-            qi += 1
+            self.qi += 1
 
-    try:
-        for q in qs[:20]:
-            pipeline.retrieve(q, k=K)
-        for _ in range(rounds):
-            mine.send(block_s)
-            block(loaded, time.monotonic() + block_s * 0.9)  # inside the burn
-            mine.recv()
-            block(idle, time.monotonic() + block_s)
-    finally:
-        mine.send(None)
-        burner.join(10)
-    ratio = pct(loaded, 99) / pct(idle, 99)
-    print(f"[2] anchor: direct pipeline.retrieve idle: {summary(idle)}; while another process burns one core: "
-          f"{summary(loaded)}")
-    print(f"[2] anchor: direct p99 while one core burns / idle: {ratio:.2f}x (p50 {pct(loaded, 50) / pct(idle, 50):.2f}x)")
-    return {"anchor_idle_p99_ms": pct(idle, 99), "anchor_loaded_p99_ms": pct(loaded, 99), "anchor_p99_ratio": ratio,
-            "anchor_p50_ratio": pct(loaded, 50) / pct(idle, 50)}
+    def round(self) -> None:
+        self.conn.send(self.block_s)
+        self._block(self.loaded, time.monotonic() + self.block_s * 0.9)  # inside the burn
+        self.conn.recv()
+        self._block(self.idle, time.monotonic() + self.block_s)
+
+    def report(self) -> dict[str, float]:
+        self.conn.send(None)
+        self.burner.join(10)
+        loaded, idle = self.loaded, self.idle
+        ratio = pct(loaded, 99) / pct(idle, 99)
+        print(f"[2] anchor: direct pipeline.retrieve idle: {summary(idle)}; while another process burns one core: "
+              f"{summary(loaded)}")
+        print(f"[2] anchor: direct p99 while one core burns / idle: {ratio:.2f}x "
+              f"(p50 {pct(loaded, 50) / pct(idle, 50):.2f}x)")
+        return {"anchor_idle_p99_ms": pct(idle, 99), "anchor_loaded_p99_ms": pct(loaded, 99), "anchor_p99_ratio": ratio,
+                "anchor_p50_ratio": pct(loaded, 50) / pct(idle, 50)}
+
+
+def search_during_jobs(work: Path, index_dir: Path, gils: Sequence[Gil], modes: Sequence[Jobs], rounds: int,
+                       work_ms: float) -> dict[str, Any]:
+    """For each generator kind, one server per jobs mode, their rounds interleaved (the order
+    alternating), and with the first kind the anchor's rounds too."""
+    fig: dict[str, Any] = {}
+    for i, gil in enumerate(gils):
+        servers = [Server(work, index_dir, work_ms=work_ms, gil=gil, jobs=m) for m in modes]
+        try:
+            arms: list[DuringJobs | DirectUnderLoad] = [DuringJobs(s, gil, m) for s, m in zip(servers, modes)]
+            if i == 0:
+                arms.append(DirectUnderLoad(index_dir, work_ms / 1000))
+            for r in range(rounds):
+                for arm in (arms if r % 2 == 0 else arms[::-1]):
+                    arm.round()
+            for arm in arms:
+                fig.update(arm.report())
+        finally:
+            for server in servers:
+                server.stop()
+    return fig
 
 
 # -- 3. concurrent clients --------------------------------------------------------------------------------------
@@ -309,22 +343,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         index_dir = build_corpus(work, args.items)
         print(f"corpus: {args.items} images indexed in {time.perf_counter() - t:.1f} s; load {os.getloadavg()}")
         fig: dict[str, Any] = {"items": args.items, "job_ms": args.job_ms, "load_before": os.getloadavg()[0]}
-        first: Jobs = args.jobs[0]
-        with Server(work, index_dir, work_ms=args.job_ms, gil="release", jobs=first) as server:
-            if "1" in args.parts:
-                fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
-            if "3" in args.parts:
-                fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
-            if "2" in args.parts and "release" in args.gil:
-                fig.update(search_during_jobs(server, "release", args.rounds, first))
-        kinds: tuple[Gil, ...] = ("release", "hold", "sleep")
-        for gil in [g for g in kinds if g in args.gil and "2" in args.parts]:
-            for jobs in args.jobs:
-                if (gil, jobs) != ("release", first):
-                    with Server(work, index_dir, work_ms=args.job_ms, gil=gil, jobs=jobs) as server:
-                        fig.update(search_during_jobs(server, gil, args.rounds, jobs))
+        if "1" in args.parts or "3" in args.parts:
+            with Server(work, index_dir, work_ms=args.job_ms, gil="release", jobs=args.jobs[0]) as server:
+                if "1" in args.parts:
+                    fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
+                if "3" in args.parts:
+                    fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
         if "2" in args.parts:
-            fig.update(direct_under_load(index_dir, args.rounds, args.job_ms / 1000))
+            all_kinds: tuple[Gil, ...] = ("release", "hold", "sleep")
+            kinds = [g for g in all_kinds if g in args.gil]
+            fig.update(search_during_jobs(work, index_dir, kinds, args.jobs, args.rounds, args.job_ms))
         fig["load_after"] = os.getloadavg()[0]
         print(f"load average at the end: {os.getloadavg()}")
     if args.json:

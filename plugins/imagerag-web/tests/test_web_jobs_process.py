@@ -127,12 +127,13 @@ def test_secrets_are_masked_in_events_and_errors(gated_app, tmp_path, wait_job, 
 
 def test_a_worker_that_cannot_load_fails_at_start_in_one_line(corpus, tmp_path):
     gate = webjob_rig.Gate(tmp_path / "gate")
-    recreate = functools.partial(webjob_rig.build, str(corpus[1]), str(gate.folder), load_fails="no CUDA device")
+    recreate = functools.partial(webjob_rig.build, str(corpus[1]), str(gate.folder), secrets=(SECRET,),
+                                 load_fails=f"no CUDA device for key {SECRET}")
     with pytest.raises(ImageRAGError) as err:
         create_app(webjob_rig.build(str(corpus[1]), str(gate.folder)), runs_dir=tmp_path / "runs", jobs="process",
                    recreate=recreate)
     message = str(err.value)
-    assert "job worker process could not load the pipeline" in message and "no CUDA device" in message
+    assert "job worker process could not load the pipeline" in message and "no CUDA device for key ***" in message
     assert "stage 'load' (generator 'gated'" in message and "\n" not in message
 
 

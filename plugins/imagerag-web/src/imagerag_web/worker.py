@@ -61,19 +61,20 @@ def worker_main(recreate: Recreate, conn: Connection) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
     console = _console()
+    secrets = env_secrets()
     with sigterm_as_interrupt():  # the server's last resort before SIGKILL: the trace says interrupted
         try:
             console.print(f"job worker (pid {os.getpid()}): loading the pipeline for the jobs")
             pipeline = recreate()
+            secrets |= pipeline.secrets
             pipeline.load(_progress_printer(console))
         except (Exception, Terminated) as exc:
             hint = exc.hint if isinstance(exc, ImageRAGError) else None
             message = exc.message if isinstance(exc, ImageRAGError) else str(exc) or type(exc).__name__
-            conn.send(("load-failed", _one_line(message), hint))
+            conn.send(("load-failed", scrub(_one_line(message), secrets), scrub(hint, secrets) if hint else None))
             return
         console.print(f"job worker (pid {os.getpid()}): ready")
         conn.send(("ready", os.getpid()))
-        secrets = {*pipeline.secrets, *env_secrets()}
         while True:
             try:
                 message = conn.recv()

@@ -65,6 +65,27 @@ def test_a_killed_worker_fails_its_job_the_trace_says_so_and_a_fresh_worker_runs
     assert fresh != pid and gate.calls()[-1] == (fresh, "again")
 
 
+@pytest.mark.parametrize("jobs_mode", ["process"])
+def test_a_fresh_worker_that_cannot_load_fails_the_next_job_which_never_started(gated_app, wait_job):
+    client, gate = gated_app()
+    jobs = client.app.state.web.jobs
+    job = _submit(client, kind="generate", prompt="first", references=[])
+    assert gate.wait_entered()
+    (gate.folder / "load-fails").write_text("the GPU is gone")  # every worker started from now on
+    [pid] = jobs.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    assert wait_job(client, job["id"])["status"] == "failed"
+    gate.open()
+    second = wait_job(client, _submit(client, kind="generate", prompt="second", references=[])["id"])
+    assert second["status"] == "failed" and second["run"] is None and second["started"] is None
+    assert second["error"].startswith("the job worker process could not load the pipeline: stage 'load'")
+    assert "the GPU is gone" in second["error"] and [e["stage"] for e in second["events"]] == ["end"]
+    (gate.folder / "load-fails").unlink()
+    third = wait_job(client, _submit(client, kind="generate", prompt="third", references=[])["id"])
+    assert third["status"] == "done", third
+    assert [prompt for _, prompt in gate.calls()] == ["first", "third"]
+
+
 def test_the_server_marks_a_trace_the_dead_worker_left_running_or_writes_one(tmp_path):
     caps = Capabilities(max_references=1, conditioning="adapter", uses_captions=False, image_placeholder="")
     left = tmp_path / "left"

@@ -25,7 +25,8 @@ WAIT = 60  # seconds anything here waits before failing (never a timing assertio
 class GatedGenerator(FakeGenerator):
     """A FakeGenerator whose calls are logged to ``folder/calls`` and wait for ``folder/gate``;
     with ``fail_with`` a call raises ``RuntimeError(fail_with)`` once let through; with
-    ``load_fails`` its ``load()`` raises ``RuntimeError(load_fails)``."""
+    ``load_fails`` its ``load()`` raises ``RuntimeError(load_fails)``, as it does while the file
+    ``folder/load-fails`` exists (with its text)."""
 
     name = "gated"
 
@@ -37,6 +38,8 @@ class GatedGenerator(FakeGenerator):
     def _load(self) -> None:
         if self.load_fails is not None:
             raise RuntimeError(self.load_fails)
+        if (self.folder / "load-fails").exists():
+            raise RuntimeError((self.folder / "load-fails").read_text())
         super()._load()
 
     def generate(self, prompt: str, references: Sequence[Reference] = (), *, seed: int | None = None):

@@ -70,8 +70,10 @@ def worker_main(recreate: Recreate, conn: Connection) -> None:
             pipeline.load(_progress_printer(console))
         except (Exception, Terminated) as exc:
             hint = exc.hint if isinstance(exc, ImageRAGError) else None
-            message = exc.message if isinstance(exc, ImageRAGError) else str(exc) or type(exc).__name__
-            conn.send(("load-failed", scrub(_one_line(message), secrets), scrub(hint, secrets) if hint else None))
+            message = scrub(_one_line(exc.message if isinstance(exc, ImageRAGError) else str(exc) or type(exc).__name__),
+                            secrets)
+            console.print(f"job worker (pid {os.getpid()}): could not load the pipeline: {message}")
+            conn.send(("load-failed", message, scrub(hint, secrets) if hint else None))
             return
         console.print(f"job worker (pid {os.getpid()}): ready")
         conn.send(("ready", os.getpid()))
@@ -146,6 +148,10 @@ class WorkerProcess:
 
     def start(self) -> None:
         """Start a fresh worker (it loads the pipeline in the background)."""
+        if self.proc is not None:  # the one before, dead: reaped, its pipe closed
+            self.proc.join()
+        if self.conn is not None:
+            self.conn.close()
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=worker_main, args=(self.recreate, child), name="imagerag-job-worker",

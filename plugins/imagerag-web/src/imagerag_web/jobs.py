@@ -75,7 +75,6 @@ class JobQueue:
                  workers: int = 1, keep_finished: int = 500, secrets: Secrets | None = None,
                  recreate: Recreate | None = None) -> None:
         self.pipeline = pipeline
-        self.mode: Literal["thread", "process"] = "thread" if recreate is None else "process"
         self.workers: tuple[WorkerProcess, ...] = tuple(WorkerProcess(recreate) for _ in range(workers)) \
             if recreate is not None else ()
         self.runs_dir = Path(runs_dir)
@@ -92,7 +91,8 @@ class JobQueue:
 
     def start(self) -> None:
         """Process mode: start the worker processes and wait until each has loaded the pipeline
-        (raising why one could not); then the threads that feed them. Thread mode: nothing."""
+        (raising why one could not); then the threads that feed them (in thread mode the first
+        :meth:`submit` starts the threads)."""
         try:
             for worker in self.workers:
                 worker.start()

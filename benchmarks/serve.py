@@ -13,7 +13,11 @@ process on a free port of 127.0.0.1; the measurements are made from this process
    interleaved (the order alternating); the HTTP time includes encoding and decoding the JSON.
 2. search latency while a generator call runs against idle, in alternating blocks, for a
    generator that releases the GIL, one that holds it and one that sleeps
-   (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches).
+   (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches),
+   with jobs on a thread of the server and in a job worker process (``--jobs``): per kind one
+   server per mode, their rounds interleaved; with the first kind, interleaved too, the anchor:
+   the direct ``pipeline.retrieve`` here while another process burns one core, against idle
+   (what the cores allow when a generator computes on one of them).
 3. ``--clients`` concurrent clients for ``--duration`` s (asyncio + httpx): searches and jobs
    (``generate`` with two picked hits and the full ``run`` loop), each job followed through its
    event stream; at the end every submitted job must be done or failed, every request answered.
@@ -33,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from serve_app import WORDS, Gil, Server, build_corpus, cpu_seconds, make_pipeline
+from serve_app import WORDS, Gil, Jobs, Server, build_corpus, busy, cpu_seconds, make_pipeline
 
 K = 12
 
@@ -103,52 +107,140 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, f
 
 
 # -- 2. search during a generation against idle ---------------------------------------------------------------
-def search_during_jobs(server: Server, gil: Gil, rounds: int) -> dict[str, float]:
-    """Alternate: submit a ``generate`` job and search until it has ended, then search as long with
-    no job. A search counts as "during" when it overlaps a generator call (the child logs each
-    call's CLOCK_MONOTONIC interval, the same clock across processes); the searches while the job
-    did its other work (its run folder, its trace written with fsync) are left out."""
-    import httpx
+class DuringJobs:
+    """One server's arm: each :meth:`round` submits a ``generate`` job and searches until it has
+    ended, then searches as long with no job. A search counts as "during" when it overlaps a
+    generator call (the child logs each call's CLOCK_MONOTONIC interval, the same clock across
+    processes); the searches while the job did its other work (its run folder, its trace written
+    with fsync) are left out."""
 
-    qs = queries(4000, seed=2)
-    idle: list[float] = []
-    timed: list[tuple[float, float]] = []  # (start, end) monotonic of each search while a job existed
-    qi = 0
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        def search() -> tuple[float, float]:
-            nonlocal qi
-            q = qs[qi % len(qs)]
-            qi += 1
-            t = time.monotonic()
-            r = client.post("/api/search", json={"text": q, "k": K})
-            r.raise_for_status()
-            r.json()
-            return t, time.monotonic()
+    def __init__(self, server: Server, gil: Gil, jobs: Jobs) -> None:
+        import httpx
 
-        refs = [h["path"] for h in client.post("/api/search", json={"text": "apple boat", "k": 2}).json()["hits"]]
+        self.server, self.gil, self.jobs = server, gil, jobs
+        self.client = httpx.Client(base_url=server.url, timeout=60)
+        self.qs = queries(4000, seed=2)
+        self.qi = 0
+        self.idle: list[float] = []
+        self.timed: list[tuple[float, float]] = []  # (start, end) monotonic of each search while a job existed
+        self.refs = [h["path"] for h in self.client.post("/api/search", json={"text": "apple boat", "k": 2}
+                                                         ).json()["hits"]]
         for _ in range(20):
-            search()
-        for _ in range(rounds):
-            r = client.post("/api/jobs", json={"kind": "generate", "prompt": "apple boat", "references": refs})
-            r.raise_for_status()
-            job_id, began = r.json()["job"]["id"], time.monotonic()
-            while client.get(f"/api/jobs/{job_id}").json()["status"] not in ("done", "failed", "cancelled"):
-                timed.append(search())
-            end = time.monotonic() + (time.monotonic() - began)
-            while time.monotonic() < end:
-                t0, t1 = search()
-                idle.append((t1 - t0) * 1000)
-    calls = [tuple(map(float, line.split())) for line in server.times_file.read_text().split("\n") if line]
-    during = [(t1 - t0) * 1000 for t0, t1 in timed if any(t0 < b and t1 > a for a, b in calls)]
-    ratio = pct(during, 99) / pct(idle, 99)
-    print(f"[2] gil={gil}: idle search: {summary(idle)}")
-    print(f"[2] gil={gil}: search overlapping a generator call: {summary(during)} ({len(timed) - len(during)} searches "
-          f"while the job ran outside its generator call left out)")
-    print(f"[2] gil={gil}: p99 during a generation / idle: {ratio:.2f}x (p50 {pct(during, 50) / pct(idle, 50):.2f}x; "
-          f"target <= 1.5x)")
-    return {f"{gil}_idle_p50_ms": pct(idle, 50), f"{gil}_idle_p99_ms": pct(idle, 99),
-            f"{gil}_during_p50_ms": pct(during, 50), f"{gil}_during_p99_ms": pct(during, 99),
-            f"{gil}_p99_ratio": ratio, f"{gil}_during_n": len(during)}
+            self.search()
+
+    def search(self) -> tuple[float, float]:
+        q = self.qs[self.qi % len(self.qs)]
+        self.qi += 1
+        t = time.monotonic()
+        r = self.client.post("/api/search", json={"text": q, "k": K})
+        r.raise_for_status()
+        r.json()
+        return t, time.monotonic()
+
+    def round(self) -> None:
+        r = self.client.post("/api/jobs", json={"kind": "generate", "prompt": "apple boat", "references": self.refs})
+        r.raise_for_status()
+        job_id, began = r.json()["job"]["id"], time.monotonic()
+        while self.client.get(f"/api/jobs/{job_id}").json()["status"] not in ("done", "failed", "cancelled"):
+            self.timed.append(self.search())
+        end = time.monotonic() + (time.monotonic() - began)
+        while time.monotonic() < end:
+            t0, t1 = self.search()
+            self.idle.append((t1 - t0) * 1000)
+
+    def report(self) -> dict[str, float]:
+        self.client.close()
+        gil, jobs, idle = self.gil, self.jobs, self.idle
+        calls = [tuple(map(float, line.split())) for line in self.server.times_file.read_text().split("\n") if line]
+        during = [(t1 - t0) * 1000 for t0, t1 in self.timed if any(t0 < b and t1 > a for a, b in calls)]
+        ratio = pct(during, 99) / pct(idle, 99)
+        print(f"[2] gil={gil} jobs={jobs}: idle search: {summary(idle)}")
+        print(f"[2] gil={gil} jobs={jobs}: search overlapping a generator call: {summary(during)} "
+              f"({len(self.timed) - len(during)} searches while the job ran outside its generator call left out)")
+        print(f"[2] gil={gil}: p99 during a generation / idle: {ratio:.2f}x (p50 {pct(during, 50) / pct(idle, 50):.2f}x; "
+              f"target <= 1.5x; jobs={jobs})")
+        key = f"{jobs}_{gil}"
+        return {f"{key}_idle_p50_ms": pct(idle, 50), f"{key}_idle_p99_ms": pct(idle, 99),
+                f"{key}_during_p50_ms": pct(during, 50), f"{key}_during_p99_ms": pct(during, 99),
+                f"{key}_p99_ratio": ratio, f"{key}_during_n": len(during)}
+
+
+def _burner(conn: Any) -> None:
+    """The anchor's other process: burn one core (a pure-Python loop) for each number of seconds sent."""
+    while True:
+        seconds = conn.recv()
+        if seconds is None:
+            return
+        busy(seconds, "hold")
+        conn.send(True)
+
+
+class DirectUnderLoad:
+    """The anchor's arm: ``pipeline.retrieve`` in this process while another process burns one
+    core for ``block_s``, then as long idle (no server, no HTTP): what the cores allow."""
+
+    def __init__(self, index_dir: Path, block_s: float) -> None:
+        import multiprocessing
+
+        self.pipeline = make_pipeline(index_dir)
+        self.pipeline.load()
+        self.block_s = block_s
+        self.qs = queries(4000, seed=3)
+        self.qi = 0
+        self.loaded: list[float] = []
+        self.idle: list[float] = []
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, theirs = ctx.Pipe()
+        self.burner = ctx.Process(target=_burner, args=(theirs,), daemon=True)
+        self.burner.start()
+        self._block([], time.monotonic() + 0.2)  # warm
+
+    def _block(self, out: list[float], until: float) -> None:
+        while time.monotonic() < until:
+            t = time.perf_counter()
+            self.pipeline.retrieve(self.qs[self.qi % len(self.qs)], k=K)
+            out.append((time.perf_counter() - t) * 1000)
+            self.qi += 1
+
+    def round(self) -> None:
+        self.conn.send(self.block_s)
+        self._block(self.loaded, time.monotonic() + self.block_s * 0.9)  # inside the burn
+        self.conn.recv()
+        self._block(self.idle, time.monotonic() + self.block_s)
+
+    def report(self) -> dict[str, float]:
+        self.conn.send(None)
+        self.burner.join(10)
+        loaded, idle = self.loaded, self.idle
+        ratio = pct(loaded, 99) / pct(idle, 99)
+        print(f"[2] anchor: direct pipeline.retrieve idle: {summary(idle)}; while another process burns one core: "
+              f"{summary(loaded)}")
+        print(f"[2] anchor: direct p99 while one core burns / idle: {ratio:.2f}x "
+              f"(p50 {pct(loaded, 50) / pct(idle, 50):.2f}x)")
+        return {"anchor_idle_p99_ms": pct(idle, 99), "anchor_loaded_p99_ms": pct(loaded, 99), "anchor_p99_ratio": ratio,
+                "anchor_p50_ratio": pct(loaded, 50) / pct(idle, 50)}
+
+
+def search_during_jobs(work: Path, index_dir: Path, gils: Sequence[Gil], modes: Sequence[Jobs], rounds: int,
+                       work_ms: float) -> dict[str, Any]:
+    """For each generator kind, one server per jobs mode, their rounds interleaved (the order
+    alternating), and with the first kind the anchor's rounds too."""
+    fig: dict[str, Any] = {}
+    for i, gil in enumerate(gils):
+        servers = [Server(work, index_dir, work_ms=work_ms, gil=gil, jobs=m) for m in modes]
+        try:
+            arms: list[DuringJobs | DirectUnderLoad] = [DuringJobs(s, gil, m) for s, m in zip(servers, modes)]
+            if i == 0:
+                arms.append(DirectUnderLoad(index_dir, work_ms / 1000))
+            for r in range(rounds):
+                for arm in (arms if r % 2 == 0 else arms[::-1]):
+                    arm.round()
+            for arm in arms:
+                fig.update(arm.report())
+        finally:
+            for server in servers:
+                server.stop()
+    return fig
 
 
 # -- 3. concurrent clients --------------------------------------------------------------------------------------
@@ -237,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--job-ms", type=float, default=300.0, help="time one generator call computes")
     ap.add_argument("--gil", nargs="+", choices=["release", "hold", "sleep"], default=["release", "hold", "sleep"],
                     help="[2] generator kinds (default: all three)")
+    ap.add_argument("--jobs", nargs="+", choices=["thread", "process"], default=["thread", "process"],
+                    help="[2] where the jobs run (default: both, side by side); the first also serves [1] and [3]")
     ap.add_argument("--clients", type=int, default=50, help="[3] concurrent clients")
     ap.add_argument("--duration", type=float, default=30.0, help="[3] seconds the clients run")
     ap.add_argument("--job-share", type=float, default=0.05, help="[3] share of a client's requests that submit a job")
@@ -249,17 +343,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         index_dir = build_corpus(work, args.items)
         print(f"corpus: {args.items} images indexed in {time.perf_counter() - t:.1f} s; load {os.getloadavg()}")
         fig: dict[str, Any] = {"items": args.items, "job_ms": args.job_ms, "load_before": os.getloadavg()[0]}
-        with Server(work, index_dir, work_ms=args.job_ms, gil="release") as server:
-            if "1" in args.parts:
-                fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
-            if "3" in args.parts:
-                fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
-            if "2" in args.parts and "release" in args.gil:
-                fig.update(search_during_jobs(server, "release", args.rounds))
-        others: tuple[Gil, ...] = ("hold", "sleep")
-        for gil in [g for g in others if g in args.gil and "2" in args.parts]:
-            with Server(work, index_dir, work_ms=args.job_ms, gil=gil) as server:
-                fig.update(search_during_jobs(server, gil, args.rounds))
+        if "1" in args.parts or "3" in args.parts:
+            with Server(work, index_dir, work_ms=args.job_ms, gil="release", jobs=args.jobs[0]) as server:
+                if "1" in args.parts:
+                    fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
+                if "3" in args.parts:
+                    fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
+        if "2" in args.parts:
+            all_kinds: tuple[Gil, ...] = ("release", "hold", "sleep")
+            kinds = [g for g in all_kinds if g in args.gil]
+            fig.update(search_during_jobs(work, index_dir, kinds, args.jobs, args.rounds, args.job_ms))
         fig["load_after"] = os.getloadavg()[0]
         print(f"load average at the end: {os.getloadavg()}")
     if args.json:

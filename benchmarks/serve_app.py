@@ -1,6 +1,6 @@
 """The app side of ``benchmarks/serve.py``: the corpus, a generator that computes, the server.
 
-    python benchmarks/serve_app.py INDEX RUNS PORT_FILE WORK_MS GIL QUEUE_SIZE TIMES_FILE
+    python benchmarks/serve_app.py INDEX RUNS PORT_FILE WORK_MS GIL QUEUE_SIZE TIMES_FILE [JOBS]
 
 runs the app (the child process ``Server`` starts) on a free port of 127.0.0.1.
 """
@@ -26,6 +26,7 @@ WORDS = ["apple", "boat", "cloud", "desert", "engine", "forest", "guitar", "harb
          "umbrella", "violin", "walrus", "yacht", "zebra", "bridge", "castle", "dragon", "falcon", "glacier",
          "hammer", "igloo", "jacket", "koala", "lemon", "mirror", "nest", "owl", "pepper", "quilt"]
 Gil = Literal["release", "hold", "sleep"]
+Jobs = Literal["thread", "process"]
 
 
 # -- the corpus, the pipeline, the generator ------------------------------------------------------------
@@ -105,15 +106,19 @@ def make_pipeline(index_dir: Path, work_ms: float = 300.0, gil: Gil = "release",
 
 # -- the server (child process) -------------------------------------------------------------------------
 def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, gil: Gil, queue_size: int,
-                times: str) -> None:
-    """Run the app on a free port of 127.0.0.1 as ``imagerag serve`` does; write the port to ``port_file``."""
+                times: str, jobs: Jobs = "thread") -> None:
+    """Run the app on a free port of 127.0.0.1 as ``imagerag serve`` does; write the port to ``port_file``.
+    ``jobs="process"``: the generations run in a job worker process that builds the same pipeline."""
+    import functools
+
     import uvicorn
 
     from imagerag_web import create_app
     from imagerag_web.serve import LOOPBACK
 
-    app = create_app(make_pipeline(Path(index_dir), work_ms, gil, Path(times)), runs_dir=runs_dir, queue_size=queue_size,
-                     allowed_hosts=list(LOOPBACK))
+    recreate = functools.partial(make_pipeline, Path(index_dir), work_ms, gil, Path(times))
+    app = create_app(recreate(), runs_dir=runs_dir, queue_size=queue_size, allowed_hosts=list(LOOPBACK),
+                     jobs=jobs, recreate=recreate if jobs == "process" else None)
     # proto IPPROTO_TCP as uvicorn's own bind has it: asyncio sets TCP_NODELAY only on such sockets
     # (with proto 0 every answer waits ~40 ms for the client's delayed ACK)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -128,8 +133,9 @@ def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, g
 class Server:
     """The app in a child process; ``url`` once it answers."""
 
-    def __init__(self, work: Path, index_dir: Path, *, work_ms: float, gil: Gil, queue_size: int = 16) -> None:
-        tag = f"{gil}-{time.monotonic_ns()}"
+    def __init__(self, work: Path, index_dir: Path, *, work_ms: float, gil: Gil, queue_size: int = 16,
+                 jobs: Jobs = "thread") -> None:
+        tag = f"{gil}-{jobs}-{time.monotonic_ns()}"
         port_file = work / f"port-{tag}"
         self.log = work / f"server-{tag}.log"
         self.times_file = work / f"generator-calls-{tag}.txt"
@@ -137,7 +143,7 @@ class Server:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, __file__, str(index_dir), str(work / "runs"), str(port_file),
-                 str(work_ms), gil, str(queue_size), str(self.times_file)], stdout=log, stderr=subprocess.STDOUT)
+                 str(work_ms), gil, str(queue_size), str(self.times_file), jobs], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while not port_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -184,6 +190,10 @@ def cpu_seconds(pid: int) -> float:
 
 if __name__ == "__main__":
     index_dir, runs_dir, port_file, work_ms, kind, queue_size, times = sys.argv[1:8]
+    jobs = sys.argv[8] if len(sys.argv) > 8 else "thread"
     if kind not in get_args(Gil):
         raise SystemExit(f"GIL must be one of {', '.join(get_args(Gil))}, not {kind!r}")
-    serve_child(index_dir, runs_dir, port_file, float(work_ms), cast(Gil, kind), int(queue_size), times)
+    if jobs not in get_args(Jobs):
+        raise SystemExit(f"JOBS must be one of {', '.join(get_args(Jobs))}, not {jobs!r}")
+    serve_child(index_dir, runs_dir, port_file, float(work_ms), cast(Gil, kind), int(queue_size), times,
+                cast(Jobs, jobs))

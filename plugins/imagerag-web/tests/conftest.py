@@ -1,8 +1,12 @@
 """Fixtures for the web API tests: pipelines from the core's fakes over a real corpus index built in
-tmp, a generator that blocks until the test lets it go, and clients of the app."""
+tmp, a generator that blocks until the test lets it go (in the server or in a job worker process),
+and clients of the app."""
 
 from __future__ import annotations
 
+import functools
+import itertools
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +21,9 @@ from imagerag_sdk.pipeline import ImageRAG
 from imagerag_sdk.testing.fakes import FakeCritic, FakeGenerator
 from imagerag_sdk.types import Reference
 from imagerag_web import create_app
+
+sys.path.insert(0, str(Path(__file__).parent))  # webjob_rig by its top-level name, here and in spawned workers
+import webjob_rig  # noqa: E402
 
 CAPTIONS = ["a red apple on a table", "a blue boat on a lake", "a white cloud over a hill",
             "a golden desert at noon", "a green forest in fog", "a wooden guitar on a chair"]
@@ -147,3 +154,29 @@ def captions():
 def pipeline_of():
     """``pipeline_of(index_dir, generator=None, **ImageRAG_options)``."""
     return make_pipeline
+
+
+@pytest.fixture(params=["thread", "process"])
+def jobs_mode(request) -> str:
+    """Each job test runs with jobs on the server's thread and in a worker process."""
+    return request.param
+
+
+@pytest.fixture
+def gated_app(make_client, corpus, tmp_path, jobs_mode):
+    """``make(fail_with=None, secrets=(), **create_app_options)`` → (client, Gate): an app in
+    ``jobs_mode`` whose generator (:class:`webjob_rig.GatedGenerator`) waits for the gate."""
+    gates: list[webjob_rig.Gate] = []
+    count = itertools.count()
+
+    def make(*, fail_with: str | None = None, secrets: tuple[str, ...] = (), **options):
+        gate = webjob_rig.Gate(tmp_path / f"gate-{next(count)}")
+        recreate = functools.partial(webjob_rig.build, str(corpus[1]), str(gate.folder), fail_with, tuple(secrets))
+        client = make_client(recreate(), jobs=jobs_mode, recreate=recreate if jobs_mode == "process" else None,
+                             **options)
+        gates.append(gate)
+        return client, gate
+
+    yield make
+    for gate in gates:  # before the clients close: no job waits for a gate at shutdown
+        gate.open()

@@ -101,14 +101,18 @@ def _serve(app: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real app over the fake components and a real corpus index; its base URL."""
+    """The real app over the fake components and a real corpus index, its jobs in a worker process
+    built from the same profile (as ``imagerag serve`` runs them by default); its base URL."""
+    import functools
+
     from imagerag_sdk.profiles import build_pipeline
     from imagerag_web.app import create_app
 
     tmp = tmp_path_factory.mktemp("web")
-    pipeline = build_pipeline(_profile(tmp))
-    pipeline.load()
-    with _serve(create_app(pipeline, runs_dir=str(tmp / "runs"))) as base:
+    profile = _profile(tmp)
+    app = create_app(build_pipeline(profile), runs_dir=str(tmp / "runs"), jobs="process",
+                     recreate=functools.partial(build_pipeline, profile))
+    with _serve(app) as base:
         yield base
 
 

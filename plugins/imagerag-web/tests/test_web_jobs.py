@@ -1,6 +1,8 @@
 """/api/jobs: generate with picked references and the full loop, the bounded queue (429), cancel
 (queued and running), failures, server-sent events (replayed, then live), and a search answered
-while a generation runs. Threads are waited for with events, never timed."""
+while a generation runs; each with jobs on the server's thread and in a worker process (the
+``jobs_mode`` fixture), which must answer the same. Jobs are waited for with files and event
+streams, never timed."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import json
 
 from imagerag_sdk.runtrace import RunTrace
 
-WAIT = 60
 
 
 def _events(lines) -> list[tuple[str | None, dict]]:
@@ -28,7 +29,9 @@ def _submit(client, **body):
     return out.json()["job"]
 
 
-def test_generate_with_picked_references(client, tmp_path, search_paths, wait_job):
+def test_generate_with_picked_references(gated_app, tmp_path, search_paths, wait_job):
+    client, gate = gated_app()
+    gate.open()
     refs = search_paths(client, "a red apple", 2)
     job = _submit(client, kind="generate", prompt="an apple on a boat", references=refs, seed=7)
     assert job["status"] in ("queued", "running", "done") and job["kind"] == "generate" and job["seed"] == 7
@@ -57,7 +60,9 @@ def test_generate_with_picked_references(client, tmp_path, search_paths, wait_jo
         assert client.get(url).status_code == 200, url
 
 
-def test_the_full_loop_as_a_job_and_runs_newest_first(client, tmp_path, wait_job):
+def test_the_full_loop_as_a_job_and_runs_newest_first(gated_app, tmp_path, wait_job):
+    client, gate = gated_app()
+    gate.open()
     first = wait_job(client, _submit(client, kind="run", prompt="a blue boat on a lake")["id"])
     second = wait_job(client, _submit(client, kind="run", prompt="a green forest", seed=3)["id"])
     assert first["status"] == second["status"] == "done"
@@ -86,65 +91,58 @@ def test_bad_jobs_get_one_line_4xx(client, tmp_path, search_paths):
     assert client.get("/api/jobs").json() == {"jobs": []}, "no bad request was queued"
 
 
-def test_a_search_is_answered_while_a_generation_runs(make_client, blocking, search_paths):
-    pipeline, gen = blocking
-    client = make_client(pipeline)
+def test_a_search_is_answered_while_a_generation_runs(gated_app, search_paths):
+    client, gate = gated_app()
     job = _submit(client, kind="generate", prompt="x", references=[])
-    assert gen.entered.wait(WAIT)
+    assert gate.wait_entered()
     assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "running"
     assert len(search_paths(client, "a blue boat", 2)) == 2  # the generator is still held at its gate
     assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "running"
-    gen.gate.set()
+    gate.open()
 
 
-def test_the_queue_is_bounded_429_and_a_cancelled_queued_job_never_runs(make_client, blocking, tmp_path,
-                                                                         wait_job):
-    pipeline, gen = blocking
-    client = make_client(pipeline, queue_size=1)
+def test_the_queue_is_bounded_429_and_a_cancelled_queued_job_never_runs(gated_app, tmp_path, wait_job):
+    client, gate = gated_app(queue_size=1)
     running = _submit(client, kind="generate", prompt="first", references=[])
-    assert gen.entered.wait(WAIT)
+    assert gate.wait_entered()
     queued = _submit(client, kind="generate", prompt="second", references=[])
     full = client.post("/api/jobs", json={"kind": "generate", "prompt": "third", "references": []})
     assert full.status_code == 429 and "queue is full" in full.json()["error"]
     cancelled = client.post(f"/api/jobs/{queued['id']}/cancel").json()
     assert cancelled["status"] == "cancelled" and cancelled["finished"] and cancelled["started"] is None
     assert _submit(client, kind="generate", prompt="third", references=[])["status"] == "queued"  # room again
-    gen.gate.set()
+    gate.open()
     assert wait_job(client, running["id"])["status"] == "done"
     jobs = {j["prompt"]: j for j in client.get("/api/jobs").json()["jobs"]}
     assert wait_job(client, jobs["third"]["id"])["status"] == "done"
     assert jobs["second"]["status"] == "cancelled" and jobs["second"]["run"] is None
-    assert [c["prompt"] for c in gen.calls] == ["first", "third"], "the cancelled job never ran"
+    assert [prompt for _, prompt in gate.calls()] == ["first", "third"], "the cancelled job never ran"
     assert len(list((tmp_path / "runs").iterdir())) == 2
 
 
-def test_cancel_a_running_loop_stops_at_the_next_stage_and_the_trace_says_so(make_client, blocking, tmp_path,
-                                                                             wait_job):
-    pipeline, gen = blocking
-    client = make_client(pipeline)
+def test_cancel_a_running_loop_stops_at_the_next_stage_and_the_trace_says_so(gated_app, tmp_path, wait_job):
+    client, gate = gated_app()
     job = _submit(client, kind="run", prompt="a red apple")
-    assert gen.entered.wait(WAIT)
+    assert gate.wait_entered()
     assert client.get("/api/runs").json()["runs"][0]["status"] == "running"
     assert client.get(f"/api/jobs/{job['id']}").json()["run"] is not None, "the run folder is known while it runs"
     asked = client.post(f"/api/jobs/{job['id']}/cancel").json()
     assert asked["status"] == "running" and asked["events"][-1]["stage"] == "cancel"
-    gen.gate.set()
+    gate.open()
     done = wait_job(client, job["id"])
     assert done["status"] == "cancelled" and "cancelled" in done["error"]
     assert "critique" not in [e["stage"] for e in done["events"]], "stopped before the critique stage ran"
     trace = RunTrace.load(tmp_path / "runs" / done["run"])
     assert trace.status == "interrupted" and "cancelled from the web app" in (trace.error or "")
     assert client.get("/api/runs").json()["runs"][0]["status"] == "interrupted"
-    assert len(gen.calls) == 1 and all(r.critique is None for r in trace.rounds)
+    assert len(gate.calls()) == 1 and all(r.critique is None for r in trace.rounds)
     assert "before stage 'critique'" in done["error"]
     assert client.post(f"/api/jobs/{job['id']}/cancel").json()["status"] == "cancelled"  # idempotent
 
 
-def test_a_failed_job_keeps_its_run_folder_whose_trace_says_failed(make_client, blocking, tmp_path, wait_job):
-    pipeline, gen = blocking
-    gen.fail_with = RuntimeError("the GPU caught fire")
-    gen.gate.set()
-    client = make_client(pipeline)
+def test_a_failed_job_keeps_its_run_folder_whose_trace_says_failed(gated_app, tmp_path, wait_job):
+    client, gate = gated_app(fail_with="the GPU caught fire")
+    gate.open()
     done = wait_job(client, _submit(client, kind="run", prompt="a red apple")["id"])
     assert done["status"] == "failed" and "the GPU caught fire" in done["error"] and "\n" not in done["error"]
     trace = RunTrace.load(tmp_path / "runs" / done["run"])
@@ -152,11 +150,10 @@ def test_a_failed_job_keeps_its_run_folder_whose_trace_says_failed(make_client, 
     assert client.get("/api/runs").json()["runs"][0]["status"] == "failed"
 
 
-def test_events_are_replayed_then_live_then_end(make_client, blocking):
-    pipeline, gen = blocking
-    client = make_client(pipeline)
+def test_events_are_replayed_then_live_then_end(gated_app):
+    client, gate = gated_app()
     job = _submit(client, kind="generate", prompt="x", references=[])
-    assert gen.entered.wait(WAIT)
+    assert gate.wait_entered()
     with client.stream("GET", f"/api/jobs/{job['id']}/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.iter_lines()
@@ -165,7 +162,7 @@ def test_events_are_replayed_then_live_then_end(make_client, blocking):
             seen.append(line)
             if '"stage": "generate"' in line:
                 break
-        gen.gate.set()  # now the job finishes while the stream is open
+        gate.open()  # now the job finishes while the stream is open
         seen += list(lines)
     events = _events(seen)
     assert [k for k, _ in events] == ["stage", "stage", "stage", "end"]

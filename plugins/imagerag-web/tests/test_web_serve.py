@@ -3,6 +3,7 @@ and nothing of the web stack imported by ``import imagerag_web`` or ``imagerag -
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -28,6 +29,13 @@ def _env(tmp_path, **extra):
 
 def _imagerag(*args) -> list[str]:
     return [sys.executable, "-c", "from imagerag_sdk.cli import main; main()", *args]
+
+
+def events_end(url: str, job_id: str, auth: dict[str, str]) -> str:
+    """The ``data:`` line of a finished job's ``end`` event (the JOB, as /api/jobs/{id} has it)."""
+    job = httpx.get(url + f"/api/jobs/{job_id}", headers=auth).json()
+    assert job["status"] == "done", job
+    return "data: " + json.dumps(job, ensure_ascii=False)
 
 
 def test_register_commands_adds_serve():
@@ -64,10 +72,13 @@ def test_a_non_loopback_host_needs_a_token(tmp_path, host):
     assert out.stderr.count("\n") == 1 and f"--host {host}" in out.stderr and "--token" in out.stderr
 
 
-@pytest.mark.parametrize("token", ["tok-serve-test-1", None])
-def test_serve_loads_once_and_answers_on_uvicorn(tmp_path, token):
+@pytest.mark.parametrize(("token", "jobs"), [("tok-serve-test-1", None), (None, "thread")])
+def test_serve_loads_once_and_answers_on_uvicorn(tmp_path, token, jobs):
+    """Jobs in a worker process (the default) and on a thread: each runs a job; the worker loads the
+    pipeline (its progress on the console) and stops with the server."""
     extra = {"IMAGERAG_SERVE_TOKEN": token} if token else {}
-    proc = subprocess.Popen(_imagerag("serve", "--profile", "fake", "--port", "0", "--runs", str(tmp_path / "runs")),
+    mode = ["--jobs", jobs] if jobs else []
+    proc = subprocess.Popen(_imagerag("serve", "--profile", "fake", "--port", "0", "--runs", str(tmp_path / "runs"), *mode),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(tmp_path, **extra))
     lines: queue.Queue[str] = queue.Queue()
 
@@ -93,10 +104,18 @@ def test_serve_loads_once_and_answers_on_uvicorn(tmp_path, token):
             assert httpx.get(url + "/api/info", headers={"Host": "rebound.example"}).status_code == 400
         info = httpx.get(url + "/api/info", headers=auth)
         assert info.status_code == 200 and info.json()["profile"] == "fake"
+        job = httpx.post(url + "/api/jobs", json={"kind": "run", "prompt": "a cat"}, headers=auth).json()["job"]
+        with httpx.stream("GET", url + f"/api/jobs/{job['id']}/events", headers=auth, timeout=WAIT) as events:
+            assert [x for x in events.iter_lines() if x][-2:] == ["event: end", events_end(url, job["id"], auth)]
     finally:
         proc.terminate()
         proc.wait(WAIT)
     text = "".join(seen)
     assert [role for role in ("generator", "critic", "retriever") if f"load      {role} fake" in text] == \
         ["generator", "critic", "retriever"]
+    worker = re.search(r"job worker \(pid (\d+)\): ready", text)
+    assert bool(worker) == (jobs is None) and (f"jobs {'in a worker process' if worker else 'on a thread'}" in text)
+    if worker:  # the server stopped it on shutdown
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(worker.group(1)), 0)
     assert ("a token is required" in text) == bool(token) and "tok-serve-test-1" not in text

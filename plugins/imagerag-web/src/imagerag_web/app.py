@@ -13,18 +13,20 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 import imagerag_sdk
+from imagerag_sdk.errors import ConfigError
 from imagerag_sdk.pipeline import ImageRAG
 from imagerag_sdk.types import Hit
 
 from .corpora import Corpora, find_corpora
-from .jobs import JobQueue
+from .jobs import JobQueue, load_search
 from .security import BodyLimit, HostCheck, Secrets, TokenGate, install_errors, json_class
+from .worker import Recreate
 
 QUEUE_SIZE = 16
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024
@@ -70,32 +72,45 @@ def state(request: Request) -> WebState:
 
 def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | None = None,
                queue_size: int = QUEUE_SIZE, upload_max_bytes: int = UPLOAD_MAX_BYTES,
-               workers: int = 1, allowed_hosts: list[str] | None = None) -> FastAPI:
+               workers: int = 1, allowed_hosts: list[str] | None = None,
+               jobs: Literal["thread", "process"] = "thread", recreate: Recreate | None = None) -> FastAPI:
     """The app serving ``pipeline`` (its components are loaded now unless they already are).
 
     ``token``: every request needs it (see :class:`~imagerag_web.security.TokenGate`);
     ``queue_size``: jobs that may wait (more get 429); ``upload_max_bytes``: largest upload (413
     beyond); ``workers``: generations run at once (default one per loaded generator);
     ``allowed_hosts``: the only ``Host`` names answered (``imagerag serve`` on loopback without a
-    token passes the loopback names)."""
-    pipeline.load()
+    token passes the loopback names); ``jobs="process"``: generations run in worker processes,
+    each building its pipeline with ``recreate()`` (picklable, e.g. ``functools.partial(
+    build_pipeline, "profile")``), so a generator holding the GIL cannot slow the searches; this
+    process then loads only the retriever and reranker, and returns once the workers have loaded."""
+    if jobs == "process" and recreate is None:
+        raise ConfigError("jobs='process' needs recreate, the callable that builds this pipeline in the worker process",
+                          hint="pass recreate=functools.partial(build_pipeline, 'PROFILE') (or any picklable "
+                               "module-level function), or use jobs='thread'")
     runs = Path(runs_dir).expanduser().resolve()
     runs.mkdir(parents=True, exist_ok=True)
     secrets = Secrets([*pipeline.secrets, *([token] if token else [])])
-    jobs = JobQueue(pipeline, runs, max_queued=queue_size, workers=workers, secrets=secrets)
+    queue = JobQueue(pipeline, runs, max_queued=queue_size, workers=workers, secrets=secrets,
+                     recreate=recreate if jobs == "process" else None)
+    if jobs == "process":
+        load_search(pipeline)
+        queue.start()
+    else:
+        pipeline.load()
     response = json_class(secrets)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         yield
-        jobs.close()
+        queue.close()
 
     app = FastAPI(title="imagerag", version=imagerag_sdk.__version__, docs_url=None,
                   openapi_url="/api/openapi.json", redoc_url=None, default_response_class=response,
                   lifespan=lifespan, description="Search the corpus, generate with picked references, "
                   "run the ImageRAG loop, follow jobs, browse runs.")
     app.state.web = WebState(pipeline=pipeline, runs_dir=runs, corpora=Corpora(find_corpora(pipeline.retriever)),
-                             jobs=jobs, secrets=secrets, upload_max_bytes=upload_max_bytes)
+                             jobs=queue, secrets=secrets, upload_max_bytes=upload_max_bytes)
     install_errors(app, response)
 
     from . import api, apidocs, files, pages

@@ -2,10 +2,13 @@
 events for server-sent events, and cancel.
 
 By default one worker thread per loaded generator runs one job at a time; searches never go
-through here, so a running generation never blocks them. A job cancelled while queued never
-runs; one cancelled while running stops at the next stage boundary: the pipeline's progress
-callback raises :class:`Cancelled` (a ``KeyboardInterrupt``), so the run folder's trace ends
-``interrupted`` with the error ``cancelled …``. A failed job keeps its run folder (trace ``failed``).
+through here. With ``recreate`` (``imagerag serve --jobs process``) each worker thread drives a
+job worker process (:mod:`imagerag_web.worker`) that runs the generation, so a generator holding
+the GIL cannot slow the searches either; everything below behaves the same in both modes. A job
+cancelled while queued never runs; one cancelled while running stops at the next stage boundary:
+the pipeline's progress callback raises :class:`Cancelled` (a ``KeyboardInterrupt``), so the run
+folder's trace ends ``interrupted`` with the error ``cancelled …``. A failed job keeps its run
+folder (trace ``failed``), as does one whose worker process died.
 """
 
 from __future__ import annotations
@@ -21,20 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from imagerag_sdk.pipeline import ImageRAG
-from imagerag_sdk.runtrace import now
+from imagerag_sdk.pipeline import ImageRAG, Progress, _stage_errors  # the loop's wrapping of a load failure
+from imagerag_sdk.runtrace import Capabilities, RunTrace, now
 from imagerag_sdk.types import Hit
 
 from .security import Secrets, one_line
+from .worker import STOP_WAIT, Cancelled, Recreate, WorkerDied, WorkerProcess, mark_trace_failed
 
 log = logging.getLogger("imagerag_web")
 Kind = Literal["generate", "run"]
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL = ("done", "failed", "cancelled")
-
-
-class Cancelled(KeyboardInterrupt):
-    """Raised at a stage boundary of a job cancelled while running."""
 
 
 class QueueFull(Exception):
@@ -67,11 +67,16 @@ class Job:
 
 class JobQueue:
     """Jobs for one pipeline. ``workers`` threads (default 1: one generation at a time) take queued
-    jobs in order; at most ``max_queued`` wait, :meth:`submit` raises :class:`QueueFull` beyond."""
+    jobs in order; at most ``max_queued`` wait, :meth:`submit` raises :class:`QueueFull` beyond.
+    With ``recreate`` (a picklable callable building the same pipeline) each thread runs its jobs
+    in a worker process instead (:meth:`start` starts them and waits until they have loaded)."""
 
     def __init__(self, pipeline: ImageRAG, runs_dir: str | os.PathLike, *, max_queued: int = 16,
-                 workers: int = 1, keep_finished: int = 500, secrets: Secrets | None = None) -> None:
+                 workers: int = 1, keep_finished: int = 500, secrets: Secrets | None = None,
+                 recreate: Recreate | None = None) -> None:
         self.pipeline = pipeline
+        self.workers: tuple[WorkerProcess, ...] = tuple(WorkerProcess(recreate) for _ in range(workers)) \
+            if recreate is not None else ()
         self.runs_dir = Path(runs_dir)
         self.max_queued = max_queued
         self.n_workers = workers
@@ -83,6 +88,26 @@ class JobQueue:
         self._listeners: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._threads: list[threading.Thread] = []
         self._closed = False
+
+    def start(self) -> None:
+        """Process mode: start the worker processes and wait until each has loaded the pipeline
+        (raising why one could not); then the threads that feed them (in thread mode the first
+        :meth:`submit` starts the threads)."""
+        try:
+            for worker in self.workers:
+                worker.start()
+            for worker in self.workers:
+                worker.wait_loaded()
+        except BaseException:
+            for worker in self.workers:
+                worker.stop()
+            raise
+        with self._lock:
+            self._start_workers()
+
+    def worker_pids(self) -> list[int]:
+        """Process mode: the worker processes' ids (those started)."""
+        return [w.pid for w in self.workers if w.pid is not None]
 
     # -- the API's side ------------------------------------------------------------------------
     def submit(self, kind: Kind, prompt: str, seed: int = 0, references: list[str] | None = None,
@@ -132,7 +157,8 @@ class JobQueue:
             return job.to_dict()
 
     def close(self, timeout: float | None = 10.0) -> None:
-        """Cancel what waits, ask what runs to stop, and join the workers."""
+        """Cancel what waits, ask what runs to stop, and join the workers. A worker process still
+        running a job after ``timeout`` gets SIGTERM (its trace: interrupted), then SIGKILL."""
         with self._lock:
             self._closed = True
             for job in list(self._waiting):
@@ -141,8 +167,18 @@ class JobQueue:
                 if job.status == "running":
                     job.cancel_requested = True
             self._lock.notify_all()
+        for worker in self.workers:
+            if worker.loading:  # a worker reloading after a death: nothing to wait for
+                worker.terminate()
         for thread in self._threads:
             thread.join(timeout)
+        for stop in (WorkerProcess.terminate, WorkerProcess.kill):
+            for worker, thread in zip(self.workers, self._threads):
+                if thread.is_alive():
+                    stop(worker)
+                    thread.join(STOP_WAIT)
+        for worker in self.workers:  # those whose thread never started
+            worker.stop()
 
     # -- events (replayed, then live) -------------------------------------------------------------
     def events_since(self, job_id: str, start: int, loop: asyncio.AbstractEventLoop,
@@ -178,23 +214,42 @@ class JobQueue:
     # -- the workers -------------------------------------------------------------------------------
     def _start_workers(self) -> None:  # under self._lock
         while len(self._threads) < self.n_workers:
-            thread = threading.Thread(target=self._work, name=f"imagerag-job-{len(self._threads)}", daemon=True)
+            worker = self.workers[len(self._threads)] if self.workers else None
+            thread = threading.Thread(target=self._work, args=(worker,), name=f"imagerag-job-{len(self._threads)}",
+                                      daemon=True)
             self._threads.append(thread)
             thread.start()
 
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                while not self._waiting and not self._closed:
-                    self._lock.wait()
-                if self._closed and not self._waiting:
-                    return
-                job = self._waiting.popleft()
-                job.status, job.started = "running", now()
-                self._event(job, "start", f"{job.kind} started")
-            self._execute(job)
+    def _work(self, worker: WorkerProcess | None) -> None:
+        try:
+            while self._next(worker):
+                pass
+        finally:
+            if worker is not None:
+                worker.stop()
 
-    def _execute(self, job: Job) -> None:
+    def _next(self, worker: WorkerProcess | None) -> bool:
+        """Run the next job; False once the queue is closed and empty."""
+        with self._lock:
+            while not self._waiting and not self._closed:
+                self._lock.wait()
+            if self._closed and not self._waiting:
+                return False
+        # a worker process reloading (after a death) does so while the job still waits (cancellable)
+        problem = worker.ready() if worker is not None else None
+        with self._lock:
+            if not self._waiting:  # cancelled meanwhile
+                return not self._closed
+            job = self._waiting.popleft()
+            if problem is not None:  # it never started: no run folder
+                self._finish(job, "failed", self.secrets.clean(one_line(problem)))
+                return True
+            job.status, job.started = "running", now()
+            self._event(job, "start", f"{job.kind} started")
+        self._execute(job, worker)
+        return True
+
+    def _execute(self, job: Job, worker: WorkerProcess | None = None) -> None:
         with self._lock:  # the run folder is named after the job: the job knows it from the start
             job.run = run_name(job)
 
@@ -207,7 +262,10 @@ class JobQueue:
         status: Status = "done"
         error: str | None = None
         try:
-            self._call(job, progress)
+            if worker is None:
+                self._call(job, progress)
+            else:
+                self._call_worker(worker, job, progress)
         except Cancelled as exc:
             status, error = "cancelled", str(exc)
         except Exception as exc:  # the pipeline recorded it in the run folder; the job reports it
@@ -224,6 +282,42 @@ class JobQueue:
                                         progress=progress, run_name=job.run)
         else:
             self.pipeline.run(job.prompt, seed=job.seed, out=self.runs_dir, progress=progress, run_name=job.run)
+
+    def _call_worker(self, worker: WorkerProcess, job: Job, progress: Callable[[str, str], None]) -> None:
+        """The job in the worker process; a death fails it, marks its trace, and starts a new worker."""
+        assert job.run is not None
+        spec = {"kind": job.kind, "prompt": job.prompt, "seed": job.seed, "run": job.run,
+                "runs_dir": str(self.runs_dir), "picked": [p.to_dict() if isinstance(p, Hit) else p for p in job.picked]}
+        try:
+            worker.run(spec, progress)  # raises Cancelled or JobFailed as the thread's call would
+        except WorkerDied as exc:
+            reason = self.secrets.clean(one_line(str(exc)))
+            log.warning("job %s: %s", job.id, reason)
+            mark_trace_failed(self.runs_dir / job.run, reason, secrets=self.secrets.all(),
+                              fallback=lambda: self._fallback_trace(job))
+            if not self._closed:
+                worker.start()  # loads in the background: ready for the next job
+            raise WorkerDied(reason) from None
+
+    def _fallback_trace(self, job: Job) -> RunTrace:
+        """The trace of a job whose worker died before writing one."""
+        caps = self.pipeline.generator.capabilities
+        return RunTrace(prompt=job.prompt, seed=job.seed, mode="picked" if job.kind == "generate" else self.pipeline.loop.mode,
+                        profile=self.pipeline.profile, started_at=job.started or now(),
+                        capabilities=Capabilities(max_references=caps.max_references, conditioning=caps.conditioning,
+                                                  uses_captions=caps.uses_captions,
+                                                  image_placeholder=caps.image_placeholder))
+
+
+def load_search(pipeline: ImageRAG, progress: Progress | None = None) -> None:
+    """Process mode: load what the server's searches need (the retriever and the reranker); the
+    worker process loads the whole pipeline, so the generator's weights are not loaded twice."""
+    for role, comp in pipeline.components().items():
+        if role in ("retriever", "reranker"):
+            if progress is not None:
+                progress("load", f"{role} {comp.name}")
+            with _stage_errors("load", comp):
+                comp.load()
 
 
 def run_name(job: Job) -> str:

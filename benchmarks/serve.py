@@ -229,7 +229,7 @@ def search_during_jobs(work: Path, index_dir: Path, gils: Sequence[Gil], modes: 
     for i, gil in enumerate(gils):
         servers = [Server(work, index_dir, work_ms=work_ms, gil=gil, jobs=m) for m in modes]
         try:
-            arms: list[DuringJobs | DirectUnderLoad] = [DuringJobs(s, gil, m) for s, m in zip(servers, modes)]
+            arms: list[DuringJobs | DirectUnderLoad] = [DuringJobs(s, gil, m) for s, m in zip(servers, modes, strict=True)]
             if i == 0:
                 arms.append(DirectUnderLoad(index_dir, work_ms / 1000))
             for r in range(rounds):

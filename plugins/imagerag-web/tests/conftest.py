@@ -23,7 +23,7 @@ from imagerag_sdk.types import Reference
 from imagerag_web import create_app
 
 sys.path.insert(0, str(Path(__file__).parent))  # webjob_rig by its top-level name, here and in spawned workers
-import webjob_rig  # noqa: E402
+import webjob_rig
 
 CAPTIONS = ["a red apple on a table", "a blue boat on a lake", "a white cloud over a hill",
             "a golden desert at noon", "a green forest in fog", "a wooden guitar on a chair"]

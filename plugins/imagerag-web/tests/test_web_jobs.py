@@ -11,7 +11,6 @@ import json
 from imagerag_sdk.runtrace import RunTrace
 
 
-
 def _events(lines) -> list[tuple[str | None, dict]]:
     out: list[tuple[str | None, dict]] = []
     kind = None

@@ -11,9 +11,9 @@ import os
 import signal
 
 import pytest
+import webjob_rig
 from fastapi.testclient import TestClient
 
-import webjob_rig
 from imagerag_sdk.errors import ConfigError, ImageRAGError
 from imagerag_sdk.runtrace import Capabilities, RunTrace
 from imagerag_web import create_app

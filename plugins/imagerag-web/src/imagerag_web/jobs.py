@@ -173,7 +173,7 @@ class JobQueue:
         for thread in self._threads:
             thread.join(timeout)
         for stop in (WorkerProcess.terminate, WorkerProcess.kill):
-            for worker, thread in zip(self.workers, self._threads):
+            for worker, thread in zip(self.workers, self._threads, strict=False):  # () in thread mode
                 if thread.is_alive():
                     stop(worker)
                     thread.join(STOP_WAIT)

@@ -66,6 +66,19 @@ def test_one_thread_batches_replace_the_probed_cost():
     assert choice.kept == 2 and choice.wait == 2 * RECHECK
 
 
+def test_start_on_one_thread_then_try_torch_setting():
+    # the cores were taken when the run started; they are free now: torch's setting wins its trial
+    choice = ThreadChoice(2, ONE_CPU, start=1)
+    used = _run(choice, {2: 0.55 * ONE_CPU, 1: 1.0 * ONE_CPU}, RECHECK + 6)
+    assert used == [1] * RECHECK + [2] * 6 and choice.kept == 2
+
+
+@pytest.mark.parametrize("load, cpus, taken", [(None, 2, False), (1.5, 2, False), (2.0, 2, True),
+                                               (5.3, 2, True), (5.3, 16, False)])
+def test_cores_taken(load, cpus, taken):
+    assert threads.cores_taken(load, cpus) is taken
+
+
 def test_recheck_interval_is_capped():
     choice = ThreadChoice(2, ONE_CPU, recheck=1, max_recheck=4)
     _run(choice, {2: 1.5 * ONE_CPU, 1: 1.0 * ONE_CPU}, 40)
@@ -78,6 +91,7 @@ class _Clock:
     def __init__(self) -> None:
         self.wall = 0.0
         self.cpu = 0.0
+        self.load = 0.0
 
 
 class _Shared(FakeEmbedder):
@@ -110,6 +124,7 @@ class _Shared(FakeEmbedder):
 def index_fake_clock(monkeypatch):
     torch = pytest.importorskip("torch")
     clock = _Clock()
+    monkeypatch.setattr(threads, "load_average", lambda: clock.load)
     monkeypatch.setattr(threads, "wall_clock", lambda: clock.wall)
     monkeypatch.setattr(threads, "cpu_clock", lambda: clock.cpu)
     before = torch.get_num_threads()
@@ -118,13 +133,15 @@ def index_fake_clock(monkeypatch):
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("wall, batches", [
-    ({2: 0.55 * ONE_CPU, 1: ONE_CPU}, [2, 2, 2, 2]),        # idle cores: torch's setting throughout
-    ({2: 1.4 * ONE_CPU, 1: 1.05 * ONE_CPU}, [2, 1, 1, 1]),  # shared cores: one thread, after one batch
+@pytest.mark.parametrize("load, wall, batches", [
+    (0.5, {2: 0.55 * ONE_CPU, 1: ONE_CPU}, [2, 2, 2, 2]),        # idle cores: torch's setting throughout
+    (0.5, {2: 1.4 * ONE_CPU, 1: 1.05 * ONE_CPU}, [2, 1, 1, 1]),  # cores shared: one thread, after one batch
+    (1e3, {2: 1.4 * ONE_CPU, 1: 1.05 * ONE_CPU}, [1, 1, 1, 1]),  # and the load average said so at the start
 ])
-def test_ingest_picks_the_faster_count(tmp_path, index_make_images, index_fake_clock, wall, batches):
+def test_ingest_picks_the_faster_count(tmp_path, index_make_images, index_fake_clock, load, wall, batches):
     import torch
 
+    index_fake_clock.load = load
     root = tmp_path / "imgs"
     index_make_images(root, 16)
     emb = type("Shared", (_Shared,), {"wall": wall})(index_fake_clock)

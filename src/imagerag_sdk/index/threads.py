@@ -15,9 +15,11 @@ Otherwise the model is the bottleneck, and which thread count is faster depends 
 load, not on the model: on idle cores torch's setting wins, on cores other processes share one
 thread can beat it (every op of a batch ends in a barrier that waits for the slowest, often
 descheduled, thread). :class:`ThreadChoice` decides that from the wall time of the run's own
-batches: torch's setting first; one thread is tried on a batch only when torch's setting took
-longer per row than one thread's CPU time (the least one thread's wall time can be: on a quiet
-machine it is never tried), and the faster is kept. The other count is tried again now and then
+batches. It starts on torch's setting, or on one thread when the load average already reaches the
+number of CPUs (other processes hold the cores: :func:`cores_taken`). On torch's setting, one
+thread is tried on a batch only when torch's setting took longer per row than one thread's CPU
+time (the least one thread's wall time can be: on a quiet machine it is never tried); the faster
+is kept. The other count is tried again now and then
 (after :data:`RECHECK` batches, doubling up to :data:`MAX_RECHECK` each time the kept one stays
 faster), so the run follows a load that changes. What torch was set to is restored when the run
 ends. Only for embedders that declare :attr:`~imagerag_sdk.roles.Embedder.uses_torch_threads`,
@@ -26,6 +28,7 @@ and when torch is set to more than one thread.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -45,6 +48,20 @@ CPU time per row (below 1: the probe's per-row extrapolation can overstate a ful
 wall_clock: Callable[[], float] = time.perf_counter
 cpu_clock: Callable[[], float] = time.thread_time
 """The clocks the batches are timed with (module attributes, so tests can inject the timings)."""
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def cores_taken(load: float | None, cpus: int) -> bool:
+    """Whether runnable processes already fill the ``cpus`` cores: torch's extra threads would
+    queue behind them (the run's first batches then start on one thread)."""
+    return load is not None and load >= cpus
 
 T = TypeVar("T")
 
@@ -74,12 +91,12 @@ class ThreadChoice:
     Pure bookkeeping, no clock: :meth:`next` says the thread count of the coming batch,
     :meth:`record` takes what that batch cost (wall and calling-thread CPU seconds, rows).
     ``one_thread_cpu_row``: one thread's CPU seconds per row, as probed (replaced by what a batch on
-    one thread measures)."""
+    one thread measures); ``start``: the count of the first batches (``many`` unless given)."""
 
-    def __init__(self, many: int, one_thread_cpu_row: float, *, recheck: int = RECHECK,
-                 max_recheck: int = MAX_RECHECK) -> None:
+    def __init__(self, many: int, one_thread_cpu_row: float, *, start: int | None = None,
+                 recheck: int = RECHECK, max_recheck: int = MAX_RECHECK) -> None:
         self.many = many
-        self.kept = many
+        self.kept = start or many
         """The count batches use between trials."""
         self.one_thread_cpu_row = one_thread_cpu_row
         self.per_row: dict[int, float] = {}
@@ -154,7 +171,8 @@ class ModelThreads:
             self.threads = 1 if light else self.before
             if not light:
                 batch = one_thread_batch_cpu(*self.probe_seconds, rows, self.batch_size)
-                self.choice = ThreadChoice(self.before, batch / self.batch_size)
+                start = 1 if cores_taken(load_average(), os.cpu_count() or 1) else self.before
+                self.choice = ThreadChoice(self.before, batch / self.batch_size, start=start)
         finally:
             devices.set_torch_threads(self.threads if self.threads is not None else self.before)
 

@@ -10,7 +10,9 @@ are real), then prints, each against its anchor measured in the same process:
   clock and the thread's CPU time: on a loaded machine the wall clock counts preemptions);
 * open: ``CorpusIndex(...)`` / raw ``hnswlib.Index.load_index`` of the same file, each in a fresh
   process (the best of ``--repeats``); ``imagerag
-  search`` (a fresh process) / a fresh process that loads the graph and runs one query;
+  search`` (a fresh process) / a fresh process that loads the graph and runs one query (best and
+  median; with ``--cli-base OLD/src`` the same command on an older ``src`` too, interleaved, and
+  whether it printed the same);
 * memory: peak RSS of a process serving ``--memory-queries`` queries through ``IndexRetriever`` /
   one doing the same with raw hnswlib;
 * incremental: an unchanged ``ingest`` re-run / the file walk alone; deleting 1 % (SQLite and the
@@ -159,7 +161,8 @@ print(time.perf_counter() - t0)
 """
 
 
-def measure_open(index: Path, path: Path, d: int, q: np.ndarray, say, repeats: int) -> None:
+def measure_open(index: Path, path: Path, d: int, q: np.ndarray, say, repeats: int,
+                 base_src: str | None = None) -> None:
     """Each open in a fresh process (imports done before the clock starts), the two kinds
     alternating: in one process the second open reuses the heap the first one freed."""
     extra = os.pathsep.join(sys.path[:2])
@@ -181,15 +184,28 @@ def measure_open(index: Path, path: Path, d: int, q: np.ndarray, say, repeats: i
                str(index.parent / "query.npy")]
     cli_cmd = [sys.executable, "-c", "from imagerag_sdk.cli import main; main()", "search", "item 1",
                "--index-dir", str(index), "-k", "10", "--json"]
-    t_raw, t_cli = [], []
+    runs = [("raw_process", raw_cmd, env), ("imagerag_search", cli_cmd, env)]
+    if base_src:  # the same command on an older src/, interleaved: before and after in one run
+        runs.append(("imagerag_search_base", cli_cmd, {**env, "PYTHONPATH": base_src}))
+    t: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    outs: dict[str, set[bytes]] = {name: set() for name, _, _ in runs[1:]}
     for _ in range(repeats):
-        for cmd, out in ((raw_cmd, t_raw), (cli_cmd, t_cli)):
+        for name, cmd, run_env in runs:
             t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, env=env, capture_output=True)
-            out.append(time.perf_counter() - t0)
-    say("cli_s_raw_process", min(t_raw))
-    say("cli_s_imagerag_search", min(t_cli))
-    say("cli_ratio", min(t_cli) / min(t_raw), "{:.2f}x")
+            out = subprocess.run(cmd, check=True, env=run_env, capture_output=True).stdout
+            t[name].append(time.perf_counter() - t0)
+            if name in outs:
+                outs[name].add(out)
+    for name, times in t.items():
+        say(f"cli_s_{name}", min(times))
+        say(f"cli_s_{name}_median", float(np.median(times)))
+    for name in t:
+        if name != "raw_process":
+            say(f"cli_ratio{name[len('imagerag_search'):]}", min(t[name]) / min(t["raw_process"]), "{:.2f}x")
+            say(f"cli_ratio{name[len('imagerag_search'):]}_median",
+                float(np.median(t[name]) / np.median(t["raw_process"])), "{:.2f}x")
+    if base_src:
+        say("cli_same_output_as_base", outs["imagerag_search"] == outs["imagerag_search_base"], "{}")
 
 
 MEMORY_CHILD = """
@@ -277,6 +293,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3, help="opens timed (the best is kept)")
+    ap.add_argument("--cli-base", help="also time `imagerag search` on this older src/ folder, interleaved")
     ap.add_argument("--skip", nargs="*", default=[], choices=["search", "open", "memory", "incremental"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
@@ -295,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if "search" not in args.skip:
         measure_search(index, path, args.d, q, args.k, say)
     if "open" not in args.skip:
-        measure_open(index, path, args.d, q, say, args.repeats)
+        measure_open(index, path, args.d, q, say, args.repeats, args.cli_base)
     if "memory" not in args.skip:
         measure_memory(index, path, q, say)
     if "incremental" not in args.skip:  # last: it changes the corpus (the next run rebuilds it)

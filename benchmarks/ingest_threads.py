@@ -10,15 +10,19 @@ interleaved rounds (so the machine's load hits every variant alike):
   sidecars + read + hash + reduced-scale decode + preprocess, and per batch the model and the
   corpus commit (vectors, then the SQLite transaction) — once with one torch thread, once with
   torch's setting; the best of the two (over all rounds) is the anchor;
-* the pipeline: :func:`imagerag_sdk.index.ingest` on the folder (worker threads, the model's
-  thread count chosen by the run itself — printed as the threads seen inside the model calls).
+* the pipeline: :func:`imagerag_sdk.index.ingest` on the folder (worker threads), three ways: the
+  model's thread count chosen by the run itself (``pipe_run``; the threads seen inside each model
+  call are printed, probe calls included), torch set to one thread (``pipe_fixed1``), and torch's
+  setting throughout (``pipe_fixed``: the embedder's ``uses_torch_threads`` turned off).
 
-Prints images/s (best round) for each, the ratios pipeline / best plain loop (target ≥ 0.95 for
-the tiny model) and pipeline / model alone (target ≥ 0.90 for ViT-B/32), the median of the
-per-round ratios, the largest difference between the pipeline's and the plain loop's stored vectors,
-and the load average. Needs the CLIP plugin (``pip install -e plugins/imagerag-clip``).
+Every round runs each variant once, starting at a different one each round. Prints images/s (the
+median round) for each, then for each pipeline the per-round ratios to the best plain loop of the
+same round (target ≥ 0.95 for the tiny model) and to the model alone at torch's setting (target
+≥ 0.90 for ViT-B/32) as median (min-max), the largest difference between the pipeline's and the
+plain loop's stored vectors, and the load average at each round's start. Needs the CLIP plugin
+(``pip install -e plugins/imagerag-clip``).
 
-    python benchmarks/ingest_threads.py --rounds 3 --tiny-images 512 --vit-images 128
+    python benchmarks/ingest_threads.py --rounds 5 --tiny-images 512 --vit-images 128
 """
 
 from __future__ import annotations
@@ -101,6 +105,34 @@ def stored(index_dir: Path) -> dict[str, np.ndarray]:
         store.close()
 
 
+def pipeline(emb: Any, folder: Path, index_dir: Path, batch_size: int, policy: str, default: int) -> float:
+    """Seconds for :func:`ingest` on the folder, the model's threads chosen by ``policy``: ``run``
+    (the run's own choice), ``fixed1`` (torch set to one thread, so the run has nothing to choose)
+    or ``fixed`` (torch's setting throughout: the embedder's ``uses_torch_threads`` turned off)."""
+    import torch
+
+    if policy == "fixed1":
+        torch.set_num_threads(1)
+    elif policy == "fixed":
+        emb.uses_torch_threads = False
+    try:
+        t0 = time.perf_counter()
+        report = ingest(folder, index_dir=index_dir, embedder=emb, batch_size=batch_size)
+        seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(default)
+        vars(emb).pop("uses_torch_threads", None)
+    assert report.embedded == len(list(folder.glob("*.jpg"))), report.summary()
+    return seconds
+
+
+POLICIES = ("run", "fixed1", "fixed")
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def run_case(name: str, emb: Any, images: int, rounds: int, batch_size: int, tmp: Path) -> dict[str, Any]:
     import torch
 
@@ -120,40 +152,42 @@ def run_case(name: str, emb: Any, images: int, rounds: int, batch_size: int, tmp
 
     embed_batch(emb, list(pre[:batch_size]), True)  # warm-up
     plain_threads = sorted({1, default})
-    secs: dict[str, list[float]] = {"model": [], "pipeline": [], **{f"plain_t{t}": [] for t in plain_threads}}
+    variants: dict[str, Any] = {"model": lambda r: model_alone(emb, pre, batch_size, default)}
     if default != 1:
-        secs["model_t1"] = []
+        variants["model_t1"] = lambda r: model_alone(emb, pre, batch_size, 1)
+    for t in plain_threads:
+        variants[f"plain_t{t}"] = lambda r, t=t: plain_loop(emb, folder, tmp / f"{name}-plain{t}-{r}", batch_size, t)
+    for policy in POLICIES:
+        variants[f"pipe_{policy}"] = lambda r, p=policy: pipeline(emb, folder, tmp / f"{name}-{p}-{r}", batch_size,
+                                                                   p, default)
+    secs: dict[str, list[float]] = {k: [] for k in variants}
+    used: list[list[int]] = []
+    loads: list[float] = []
+    names = list(variants)
     for r in range(rounds):
-        secs["model"].append(model_alone(emb, pre, batch_size, default))
-        if default != 1:
-            secs["model_t1"].append(model_alone(emb, pre, batch_size, 1))
-        for t in plain_threads:
-            secs[f"plain_t{t}"].append(plain_loop(emb, folder, tmp / f"{name}-plain{t}-{r}", batch_size, t))
-        seen.clear()
-        emb.embed_preprocessed = spy
-        try:
-            t0 = time.perf_counter()
-            report = ingest(folder, index_dir=tmp / f"{name}-pipe-{r}", embedder=emb, batch_size=batch_size)
-            secs["pipeline"].append(time.perf_counter() - t0)
-        finally:
-            del emb.embed_preprocessed
-        assert report.embedded == len(files), report.summary()
-        assert torch.get_num_threads() == default, "the run must restore torch's thread setting"
+        loads.append(os.getloadavg()[0])
+        for key in names[r % len(names):] + names[:r % len(names)]:  # each round starts elsewhere
+            seen.clear()
+            emb.embed_preprocessed = spy
+            try:
+                secs[key].append(variants[key](r))
+            finally:
+                del emb.embed_preprocessed
+            if key == "pipe_run":
+                used.append(list(seen))
+            assert torch.get_num_threads() == default, "the run must restore torch's thread setting"
     plain_keys = [k for k in secs if k.startswith("plain")]
-    best = {k: min(v) for k, v in secs.items()}
-    best_plain = min(best[k] for k in plain_keys)
     per_round_plain = [min(secs[k][r] for k in plain_keys) for r in range(rounds)]
-    a, b = stored(tmp / f"{name}-pipe-0"), stored(tmp / f"{name}-plain{plain_threads[0]}-0")
+    a, b = stored(tmp / f"{name}-run-0"), stored(tmp / f"{name}-plain{plain_threads[0]}-0")
     assert set(a) == set(b), "the pipeline and the plain loop must index the same files"
     fig: dict[str, Any] = {"images": images, "torch_threads": default,
-                           "pipeline_model_threads": sorted(set(seen))}
-    fig.update({f"{k}_img_s": images / v for k, v in best.items()})
-    fig["pipeline_over_best_plain"] = best_plain / best["pipeline"]
-    fig["pipeline_over_model"] = best["model"] / best["pipeline"]
-    fig["median_round_pipeline_over_plain"] = statistics.median(
-        p / s for p, s in zip(per_round_plain, secs["pipeline"], strict=True))
-    fig["median_round_pipeline_over_model"] = statistics.median(
-        m / s for m, s in zip(secs["model"], secs["pipeline"], strict=True))
+                           "load_at_round_starts": " ".join(f"{x:.1f}" for x in loads),
+                           "pipe_run_threads_per_call": " | ".join("".join(map(str, u)) for u in used)}
+    fig.update({f"{k}_img_s_median": images / statistics.median(v) for k, v in secs.items()})
+    for policy in POLICIES:
+        pipe = secs[f"pipe_{policy}"]
+        fig[f"pipe_{policy}_over_model"] = spread([m / s for m, s in zip(secs["model"], pipe, strict=True)])
+        fig[f"pipe_{policy}_over_best_plain"] = spread([p / s for p, s in zip(per_round_plain, pipe, strict=True)])
     fig["max_abs_vector_diff_pipeline_vs_plain"] = float(max(np.abs(a[p] - b[p]).max() for p in a))
     return fig
 

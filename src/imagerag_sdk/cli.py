@@ -26,17 +26,34 @@ class _Root(click.Group):
     """The ``imagerag`` group. Adding the plugins' commands imports every plugin, so it is done only
     when needed: for a command name the core does not have (``imagerag serve``), for shell
     completion, and by ``imagerag plugins``, which lists them. ``--help`` and ``--version`` list the
-    core's commands and import no plugin."""
+    core's commands and import no plugin. A core command added with :meth:`add_lazy` (``eval``) is
+    imported only when it runs or the commands are listed: ``imagerag search`` does not import it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plugin_commands: dict[str, str] | None = None  # command -> plugin, once added
         self._registry: object = None  # the registry they were added from
+        self.lazy: dict[str, str] = {}
+        """Core commands not imported yet: name -> the module whose ``add_commands`` adds it."""
+
+    def add_lazy(self, name: str, module: str) -> None:
+        """Add core command ``name`` from ``module`` only when it is asked for or listed."""
+        if name not in self.commands:
+            self.lazy[name] = module
+
+    def load_lazy(self, *names: str) -> None:
+        import importlib
+
+        for name in names or list(self.lazy):
+            module = self.lazy.pop(name, None)
+            if module is not None:
+                importlib.import_module(module).add_commands(self)
 
     def load_plugin_commands(self) -> dict[str, str]:
         """Add the working plugins' commands (again, if the process registry was replaced)."""
         from .plugins import get_registry
 
+        self.load_lazy()  # the core's names first: a plugin's command never replaces one
         registry = get_registry()
         if self.plugin_commands is None or self._registry is not registry:
             for name in self.plugin_commands or ():
@@ -46,6 +63,7 @@ class _Root(click.Group):
         return self.plugin_commands
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self.load_lazy(cmd_name)
         if cmd_name not in self.commands or cmd_name in (self.plugin_commands or {}):
             self.load_plugin_commands()
         return super().get_command(ctx, cmd_name)
@@ -55,7 +73,7 @@ class _Root(click.Group):
         if ctx.resilient_parsing:
             self.load_plugin_commands()
             return sorted(self.commands)
-        return sorted(set(self.commands) - set(self.plugin_commands or ()))
+        return sorted((set(self.commands) | set(self.lazy)) - set(self.plugin_commands or ()))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_commands(ctx, formatter)
@@ -342,10 +360,10 @@ def _add_plugin_commands(group: click.Group) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from . import cli_corpus, cli_eval
+    from . import cli_corpus
 
     cli_corpus.add_commands(cli)
-    cli_eval.add_commands(cli)
+    cli.add_lazy("eval", "imagerag_sdk.cli_eval")  # imported for `imagerag eval` and the command list
     raise_errors = _raise_errors()
     args = sys.argv[1:] if argv is None else list(argv)
     try:  # plugin commands are added only when a name the core lacks is asked for (_Root)

@@ -284,11 +284,11 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registr
 
 
 def _shipped_profile(item: Any, info: PluginInfo) -> ShippedProfile:
-    from .profiles import Profile
-
-    if isinstance(item, Profile):
-        return ShippedProfile(item.name, info.name, info.distribution, profile=item)
     if not isinstance(item, (str, os.PathLike)) and not hasattr(item, "read_text"):
+        from .profiles import Profile  # only for a Profile object: a path needs no YAML parser yet
+
+        if isinstance(item, Profile):
+            return ShippedProfile(item.name, info.name, info.distribution, profile=item)
         raise TypeError(f"register_profiles expects a YAML file path or a Profile, got {item!r}")
     path = Path(str(item))  # an importlib.resources file of an installed (unzipped) package is a path
     if path.suffix not in (".yaml", ".yml") or not path.is_file():

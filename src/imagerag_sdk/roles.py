@@ -219,8 +219,9 @@ class Embedder(Component[O]):
     optional_methods = {"supports_fast_path": ("preprocess", "embed_preprocessed")}
     uses_torch_threads: ClassVar[bool] = False
     """Whether the model computes with torch's intra-op CPU threads: the corpus indexer then picks
-    how many its batches get (one, when that keeps up with its decode threads; see
-    :mod:`imagerag_sdk.index.threads`) and restores torch's setting afterwards."""
+    how many its batches get (one, when that keeps up with its decode threads, else the count its
+    batches measure faster; see :mod:`imagerag_sdk.index.threads`) and restores torch's setting
+    afterwards."""
 
     @property
     @abstractmethod

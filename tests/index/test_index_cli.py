@@ -83,3 +83,37 @@ def test_errors_are_one_line(tmp_path):
     assert missing.returncode == 1 and "imagerag index" in missing.stderr and "Traceback" not in missing.stderr
     nothing = _run(["search", "--corpus", "nothing-here"], home, check=False)
     assert nothing.returncode != 0 and "TEXT" in nothing.stderr
+
+
+SEARCH_IMPORTS = """
+import json, sys
+from imagerag_sdk.cli import main
+try:
+    main(sys.argv[1:])
+finally:
+    print(json.dumps(sorted(m for m in NEEDLESS if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def test_search_imports_only_what_it_uses(tmp_path):
+    """`imagerag search` on a corpus: no YAML parser and no profile code (it names no profile; the
+    plugins' shipped profiles are paths until one is loaded), no `eval` command code. Each of these
+    was imported by every search before."""
+    home = tmp_path / "home"
+    root = fake_corpus(tmp_path / "imgs")
+    _run(["index", root, "--corpus", "demo", "--embedder", "fake", "-q"], home)
+    needless = ["yaml", "imagerag_sdk.profiles", "imagerag_sdk.settings", "imagerag_sdk.cli_eval"]
+    env = {**os.environ, "IMAGERAG_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", f"NEEDLESS = {needless!r}" + SEARCH_IMPORTS, "search",
+                           "a red sports car", "--corpus", "demo", "-k", "2", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "red-sports-car" in json.loads(proc.stdout)[0]["path"], "the search itself still works"
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+
+
+def test_eval_command_is_still_there(tmp_path):
+    out = _run(["--help"], tmp_path / "home")
+    assert "eval" in out.stdout and "search" in out.stdout
+    helped = _run(["eval", "--help"], tmp_path / "home")
+    assert "build-set" in helped.stdout

@@ -249,16 +249,6 @@ def test_light_model_runs_on_one_torch_thread(tmp_path, index_make_images, index
     _assert_aligned("light", root)
 
 
-def test_heavy_model_keeps_torch_threads(tmp_path, index_make_images, index_two_torch_threads):
-    root = tmp_path / "imgs"
-    index_make_images(root, 9)
-    emb = type("Heavy", (_TorchModel,), {"row_cpu": 0.01})()  # the model costs far more than decoding
-    ingest(root, corpus="heavy", embedder=emb, batch_size=4, workers=2)
-    assert emb.calls == [(1, 1), (4, 1), (4, 2), (4, 2), (1, 2)]
-    assert index_two_torch_threads.get_num_threads() == 2
-    _assert_aligned("heavy", root)
-
-
 def test_torch_threads_restored_when_the_run_fails(tmp_path, index_make_images, index_two_torch_threads):
     root = tmp_path / "imgs"
     index_make_images(root, 9)

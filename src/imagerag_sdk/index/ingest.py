@@ -2,7 +2,8 @@
 
 Decoding, hashing and (when the embedder declares ``supports_fast_path``) preprocessing run in
 worker threads, a bounded window ahead of the model, which runs on the calling thread (a torch
-model on one intra-op thread when that keeps up with the decoders, see :mod:`.threads`). Each model
+model on one intra-op thread when that keeps up with the decoders, else on the thread count its
+batches measure faster, see :mod:`.threads`). Each model
 batch is committed on its own (vectors first, then the SQLite transaction), so an interrupted run
 loses at most one batch and the next run picks up where it stopped.
 """
@@ -373,13 +374,15 @@ def _embed_isolating(model: Embedder, works: list[_Work], fast: bool, report: In
                      threads: ModelThreads | None = None) -> tuple[list[_Work], np.ndarray]:
     """Embed a batch; if the model fails on it, retry one by one so only the culprits are dropped.
 
-    ``threads``: the run's first batch probes the model there first (a failing probe is a failing batch)."""
+    ``threads``: the run's first batch probes the model there first (a failing probe is a failing
+    batch); every batch runs on the torch thread count it picks, timed for its choice."""
     payloads = [w.payload for w in works]
     try:
-        if threads is not None:
-            threads.probe(lambda some: embed_batch(model, list(some), fast), payloads,
-                          float(np.mean([w.cpu for w in works])))
-        return works, embed_batch(model, payloads, fast)
+        if threads is None:
+            return works, embed_batch(model, payloads, fast)
+        threads.probe(lambda some: embed_batch(model, list(some), fast), payloads,
+                      float(np.mean([w.cpu for w in works])))
+        return works, threads.run(lambda: embed_batch(model, payloads, fast), len(payloads))
     except ImageRAGError:
         raise
     except Exception as first:

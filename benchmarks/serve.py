@@ -10,7 +10,9 @@ process on a free port of 127.0.0.1; the measurements are made from this process
 (httpx, keep-alive; the app side is ``serve_app.py``):
 
 1. ``POST /api/search`` against ``pipeline.retrieve(text, k)`` in this process, the same queries
-   interleaved (the order alternating); the HTTP time includes encoding and decoding the JSON.
+   interleaved (the order rotating); the HTTP time includes encoding and decoding the JSON. An
+   anchor in the same rotation gives the stack's floor: a minimal FastAPI app on uvicorn answering a
+   constant body of the same size (``serve_anchor.py``).
 2. search latency while a generator call runs against idle, in alternating blocks, for a
    generator that releases the GIL, one that holds it and one that sleeps
    (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches).
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from serve_anchor import Anchor
 from serve_app import WORDS, Gil, Server, build_corpus, cpu_seconds, make_pipeline
 
 K = 12
@@ -53,15 +56,19 @@ def queries(n: int, seed: int = 1) -> list[str]:
 
 
 # -- 1. server against the direct call -----------------------------------------------------------------------
-def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, float]:
+def server_vs_direct(url: str, pid: int, index_dir: Path, n: int, work: Path) -> dict[str, float]:
+    """The same queries through ``pipeline.retrieve`` here, ``POST /api/search`` and the anchor (the
+    web stack's floor: ``serve_anchor.py`` answering a real answer's bytes, no middleware, no
+    search), interleaved, the order rotating."""
     import httpx
 
     pipeline = make_pipeline(index_dir)
     pipeline.load()
     qs = queries(n)
-    direct: list[float] = []
-    http: list[float] = []
-    with httpx.Client(base_url=url, timeout=60) as client:
+    body = httpx.post(url + "/api/search", json={"text": qs[0], "k": K}, timeout=60).content
+    times: dict[str, list[float]] = {"direct": [], "http": [], "anchor": []}
+    with Anchor(work, body) as anchor, httpx.Client(base_url=url, timeout=60) as client, \
+            httpx.Client(base_url=anchor.url, timeout=60) as floor:
         def via_http(q: str) -> float:
             t = time.perf_counter()
             r = client.post("/api/search", json={"text": q, "k": K})
@@ -71,6 +78,15 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, f
             assert len(hits) == K, hits  # the same work as the direct call
             return dt
 
+        def via_anchor(q: str) -> float:
+            t = time.perf_counter()
+            r = floor.post("/api/search", json={"text": q, "k": K})
+            r.raise_for_status()
+            hits = r.json()["hits"]
+            dt = (time.perf_counter() - t) * 1000
+            assert len(hits) == K, hits  # an answer of the same size, decoded alike
+            return dt
+
         def via_python(q: str) -> float:
             t = time.perf_counter()
             hits = pipeline.retrieve(q, k=K)
@@ -78,28 +94,34 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, f
             assert len(hits) == K, hits
             return dt
 
-        for q in qs[:20]:  # warm both paths (connection, caches)
-            via_http(q), via_python(q)
-        server_cpu, own_cpu = cpu_seconds(pid), time.process_time()
+        paths = {"direct": via_python, "http": via_http, "anchor": via_anchor}
+        for q in qs[:20]:  # warm every path (connection, caches, the server's choice of thread)
+            for f in paths.values():
+                f(q)
+        server_cpu, anchor_cpu, own_cpu = cpu_seconds(pid), cpu_seconds(anchor.proc.pid), time.process_time()
+        order = list(paths)
         for i, q in enumerate(qs):
-            if i % 2:
-                direct.append(via_python(q))
-                http.append(via_http(q))
-            else:
-                http.append(via_http(q))
-                direct.append(via_python(q))
+            for name in order[i % 3:] + order[:i % 3]:
+                times[name].append(paths[name](q))
         server_cpu = (cpu_seconds(pid) - server_cpu) / n * 1000
+        anchor_cpu = (cpu_seconds(anchor.proc.pid) - anchor_cpu) / n * 1000
         own_cpu = (time.process_time() - own_cpu) / n * 1000
+    direct, http, floor_ms = times["direct"], times["http"], times["anchor"]
     added = pct(http, 50) - pct(direct, 50)
     paired = float(np.median(np.subtract(http, direct)))
+    floor_added = pct(floor_ms, 50)
     print(f"[1] direct pipeline.retrieve: {summary(direct)}")
     print(f"[1] POST /api/search over HTTP: {summary(http)}")
+    print(f"[1] anchor (constant answer of {len(body):,} bytes, same stack, no search): {summary(floor_ms)}")
     print(f"[1] added by the server at p50: {added:.2f} ms (median of paired differences {paired:.2f} ms; "
-          f"target <= 2 ms)")
-    print(f"[1] CPU per query: server process {server_cpu:.2f} ms; this process (client and direct call) "
-          f"{own_cpu:.2f} ms")
-    return {"server_cpu_per_search_ms": server_cpu, "client_and_direct_cpu_per_query_ms": own_cpu, "direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50),
-            "http_p99_ms": pct(http, 99), "added_p50_ms": added, "added_paired_median_ms": paired}
+          f"target <= 2 ms); of it the stack's floor (the anchor's p50): {floor_added:.2f} ms")
+    print(f"[1] CPU per query: server process {server_cpu:.2f} ms, anchor process {anchor_cpu:.2f} ms; this "
+          f"process (clients and direct call) {own_cpu:.2f} ms")
+    return {"server_cpu_per_search_ms": server_cpu, "anchor_cpu_per_request_ms": anchor_cpu,
+            "client_and_direct_cpu_per_query_ms": own_cpu, "direct_p50_ms": pct(direct, 50),
+            "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50), "http_p99_ms": pct(http, 99),
+            "anchor_p50_ms": pct(floor_ms, 50), "anchor_p99_ms": pct(floor_ms, 99), "added_p50_ms": added,
+            "added_paired_median_ms": paired}
 
 
 # -- 2. search during a generation against idle ---------------------------------------------------------------
@@ -251,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fig: dict[str, Any] = {"items": args.items, "job_ms": args.job_ms, "load_before": os.getloadavg()[0]}
         with Server(work, index_dir, work_ms=args.job_ms, gil="release") as server:
             if "1" in args.parts:
-                fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
+                fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries, work))
             if "3" in args.parts:
                 fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
             if "2" in args.parts and "release" in args.gil:

@@ -66,6 +66,19 @@ def test_a_search_answer_is_masked_against_secrets_set_after_start(client, monke
     assert "blue boat" not in out.text and out.json()["hits"][0]["caption"] == f"a {MASK} on a lake"
 
 
+def test_secrets_follow_every_change_of_the_environment(monkeypatch):
+    secrets = Secrets(["fixed-secret-1"])
+    assert secrets.all() >= {"fixed-secret-1"} and "env-secret-aaaa" not in secrets.all()
+    monkeypatch.setenv("FAST_PATH_TEST_PASSWORD", "env-secret-aaaa")
+    assert "env-secret-aaaa" in secrets.all()
+    assert secrets.dumps({"s": "x env-secret-aaaa"}) == b'{"s":"x ***"}'
+    monkeypatch.setenv("FAST_PATH_TEST_PASSWORD", "env-secret-bbbb")
+    assert "env-secret-bbbb" in secrets.all() and "env-secret-aaaa" not in secrets.all()
+    monkeypatch.delenv("FAST_PATH_TEST_PASSWORD")
+    assert "env-secret-bbbb" not in secrets.all()
+    assert secrets.dumps({"s": "x env-secret-bbbb"}) == b'{"s":"x env-secret-bbbb"}'
+
+
 def test_a_hit_whose_file_is_now_a_link_out_of_the_root_is_not_served(client, corpus, tmp_path):
     """The index confines its items when it indexes them and when the root changes, not per search
     (docs/corpus-index.md); the answer names the hit's URL without a file-system call, and /files

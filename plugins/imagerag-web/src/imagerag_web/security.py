@@ -45,9 +45,24 @@ class Secrets:
 
     def __init__(self, values: Iterable[str]) -> None:
         self.fixed = {v for v in values if v}
+        self._env: tuple[dict[Any, Any] | None, frozenset[str]] = (None, frozenset())
 
     def all(self) -> set[str]:
-        return self.fixed | env_secrets()
+        return self.fixed | self._from_env()
+
+    def _from_env(self) -> frozenset[str]:
+        """:func:`env_secrets`, read again whenever the environment changed: ``os.environ``'s own
+        mapping (CPython's ``_data``, names and values as the OS has them) is compared with a copy
+        of it as it was when last read, a C-speed comparison; read every time without one."""
+        data = getattr(os.environ, "_data", None)
+        if not isinstance(data, dict):
+            return frozenset(env_secrets())
+        seen, found = self._env  # one tuple: another thread sees the copy with its secrets
+        if data != seen:
+            copy = dict(data)  # taken first: a change while reading makes the next answer read again
+            found = frozenset(env_secrets())
+            self._env = (copy, found)
+        return found
 
     def clean(self, value: Any) -> Any:
         """``value`` (plain JSON data) with every secret in every string masked."""

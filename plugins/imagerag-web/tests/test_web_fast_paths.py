@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from imagerag_sdk.redact import MASK
-from imagerag_web.offload import BLOCK_MAX_MS, INLINE_MS, WINDOW, Offload
+from imagerag_web.offload import BLOCK_MAX_MS, INLINE_CPU_MS, INLINE_WALL_MS, WINDOW, Offload
 from imagerag_web.security import Secrets, _clean, _dumps, inside_lexically
 
 WAIT = 60  # seconds a test waits for a thread (never a timing assertion)
@@ -119,23 +119,28 @@ def _where() -> str:
     return "loop"
 
 
-def test_offload_runs_on_the_pool_until_calls_are_known_to_be_fast():
+def test_offload_runs_on_the_pool_until_calls_are_known_to_be_cheap():
     off = Offload()
     seen: list[str] = []
+    cheap = (INLINE_CPU_MS / 4, INLINE_CPU_MS / 2)  # (CPU ms, wall ms) as fast runs leave them
 
     async def main() -> None:
         for _ in range(WINDOW):
             seen.append(await off.run(_where))
-        assert len(off.recent) == WINDOW, "each run's time is kept"
-        off.recent.extend([INLINE_MS / 4] * WINDOW)  # as fast runs leave it (no timing in this test)
+        assert len(off.recent) == WINDOW, "each run's cost is kept"
+        off.recent.extend([cheap] * WINDOW)  # no timing in this test: the costs are set
         seen.append(await off.run(_where))
-        off.recent.append(BLOCK_MAX_MS * 2)  # one run that held the loop too long
+        off.recent.append((0.1, BLOCK_MAX_MS * 2))  # one run that held the loop too long
         seen.append(await off.run(_where))
-        off.recent.extend([INLINE_MS * 2] * (WINDOW // 2 + 1))  # typically slow: the median is over
+        off.recent.extend([cheap] * WINDOW + [(INLINE_CPU_MS * 2, INLINE_CPU_MS * 2)] * (WINDOW // 2 + 1))
+        seen.append(await off.run(_where))  # typically costly: the median CPU is over
+        off.recent.extend([cheap] * WINDOW + [(0.1, INLINE_WALL_MS * 2)] * (WINDOW // 2 + 1))
+        seen.append(await off.run(_where))  # typically waiting (a remote service, a GPU): the median wall is over
+        off.recent.extend([cheap] * WINDOW)
         seen.append(await off.run(_where))
 
     asyncio.run(main())
-    assert seen == ["pool"] * WINDOW + ["loop", "pool", "pool"]
+    assert seen == ["pool"] * WINDOW + ["loop", "pool", "pool", "pool", "loop"]
 
 
 def test_offload_passes_errors_on_from_either_path():
@@ -147,7 +152,7 @@ def test_offload_passes_errors_on_from_either_path():
     async def main() -> None:
         with pytest.raises(ValueError, match="from the call"):
             await off.run(fail)
-        off.recent.extend([0.0] * WINDOW)
+        off.recent.extend([(0.0, 0.0)] * WINDOW)
         with pytest.raises(ValueError, match="from the call"):
             await off.run(fail)
 
@@ -166,13 +171,13 @@ def test_a_fast_search_runs_on_the_event_loop_and_a_generation_does_not_hold_it_
 
     pipeline.retrieve = recording  # the test watches where it runs
     web = client.app.state.web
-    web.offload.recent.extend([0.0] * WINDOW)  # as fast searches leave it (no timing in this test)
+    web.offload.recent.extend([(0.0, 0.0)] * WINDOW)  # as cheap searches leave it (no timing in this test)
     job = client.post("/api/jobs", json={"kind": "generate", "prompt": "x", "references": []}).json()["job"]
     assert gen.entered.wait(WAIT)
     hits = client.post("/api/search", json={"text": "a blue boat", "k": 2}).json()["hits"]
     assert len(hits) == 2 and where == ["loop"]
     assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "running", "answered while it generates"
-    web.offload.recent.extend([BLOCK_MAX_MS * 2] * WINDOW)
+    web.offload.recent.extend([(0.0, BLOCK_MAX_MS * 2)] * WINDOW)
     assert len(client.post("/api/search", json={"text": "a blue boat", "k": 2}).json()["hits"]) == 2
     assert where == ["loop", "pool"]
     gen.gate.set()

@@ -143,6 +143,19 @@ def test_offload_runs_on_the_pool_until_calls_are_known_to_be_cheap():
     assert seen == ["pool"] * WINDOW + ["loop", "pool", "pool", "pool", "loop"]
 
 
+def test_offload_sends_calls_that_come_together_to_the_pool():
+    """Many clients at once: the calls' GIL-free parts overlap on the pool and the loop stays free."""
+    off = Offload()
+    off.recent.extend([(0.1, 0.2)] * WINDOW)  # cheap, as fast runs leave it (no timing in this test)
+
+    async def main() -> tuple[list[str], str]:
+        together = await asyncio.gather(*(off.run(_where) for _ in range(3)))
+        return list(together), await off.run(_where)
+
+    together, alone = asyncio.run(main())
+    assert together == ["pool"] * 3 and alone == "loop" and off.in_flight == 0
+
+
 def test_offload_passes_errors_on_from_either_path():
     off = Offload()
 

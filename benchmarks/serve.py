@@ -10,7 +10,9 @@ process on a free port of 127.0.0.1; the measurements are made from this process
 (httpx, keep-alive; the app side is ``serve_app.py``):
 
 1. ``POST /api/search`` against ``pipeline.retrieve(text, k)`` in this process, the same queries
-   interleaved (the order alternating); the HTTP time includes encoding and decoding the JSON.
+   interleaved (the order rotating); the HTTP time includes encoding and decoding the JSON. An
+   anchor in the same rotation gives the stack's floor: a minimal FastAPI app on uvicorn answering a
+   constant body of the same size (``serve_anchor.py``).
 2. search latency while a generator call runs against idle, in alternating blocks, for a
    generator that releases the GIL, one that holds it and one that sleeps
    (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches),
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from serve_anchor import Anchor
 from serve_app import WORDS, Gil, Jobs, Server, build_corpus, busy, cpu_seconds, make_pipeline
 
 K = 12
@@ -57,22 +60,40 @@ def queries(n: int, seed: int = 1) -> list[str]:
 
 
 # -- 1. server against the direct call -----------------------------------------------------------------------
-def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, float]:
+def server_vs_direct(url: str, pid: int, index_dir: Path, n: int, work: Path,
+                     baseline: Server | None = None, baseline_name: str = "") -> dict[str, float]:
+    """The same queries through ``pipeline.retrieve`` here, ``POST /api/search`` and the anchor (the
+    web stack's floor: ``serve_anchor.py`` answering a real answer's bytes, no middleware, no
+    search), and ``baseline`` (another version of the app) when given, interleaved, the order
+    rotating."""
     import httpx
 
     pipeline = make_pipeline(index_dir)
     pipeline.load()
     qs = queries(n)
-    direct: list[float] = []
-    http: list[float] = []
-    with httpx.Client(base_url=url, timeout=60) as client:
-        def via_http(q: str) -> float:
+    body = httpx.post(url + "/api/search", json={"text": qs[0], "k": K}, timeout=60).content
+    times: dict[str, list[float]] = {"direct": [], "http": [], "anchor": [], "baseline": []}
+    with Anchor(work, body) as anchor, httpx.Client(base_url=url, timeout=60) as client, \
+            httpx.Client(base_url=anchor.url, timeout=60) as floor, \
+            httpx.Client(base_url=baseline.url if baseline else url, timeout=60) as other:
+        def searching(c: httpx.Client) -> Any:
+            def via(q: str) -> float:
+                t = time.perf_counter()
+                r = c.post("/api/search", json={"text": q, "k": K})
+                r.raise_for_status()
+                hits = r.json()["hits"]
+                dt = (time.perf_counter() - t) * 1000
+                assert len(hits) == K, hits  # the same work as the direct call
+                return dt
+            return via
+
+        def via_anchor(q: str) -> float:
             t = time.perf_counter()
-            r = client.post("/api/search", json={"text": q, "k": K})
+            r = floor.post("/api/search", json={"text": q, "k": K})
             r.raise_for_status()
             hits = r.json()["hits"]
             dt = (time.perf_counter() - t) * 1000
-            assert len(hits) == K, hits  # the same work as the direct call
+            assert len(hits) == K, hits  # an answer of the same size, decoded alike
             return dt
 
         def via_python(q: str) -> float:
@@ -82,28 +103,45 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int) -> dict[str, f
             assert len(hits) == K, hits
             return dt
 
-        for q in qs[:20]:  # warm both paths (connection, caches)
-            via_http(q), via_python(q)
-        server_cpu, own_cpu = cpu_seconds(pid), time.process_time()
+        paths = {"direct": via_python, "http": searching(client), "anchor": via_anchor}
+        if baseline:
+            paths["baseline"] = searching(other)
+        for q in qs[:20]:  # warm every path (connection, caches, the server's choice of thread)
+            for f in paths.values():
+                f(q)
+        pids = {"http": pid, "anchor": anchor.proc.pid, **({"baseline": baseline.proc.pid} if baseline else {})}
+        cpu = {name: cpu_seconds(p) for name, p in pids.items()}
+        own_cpu = time.process_time()
+        order = list(paths)
         for i, q in enumerate(qs):
-            if i % 2:
-                direct.append(via_python(q))
-                http.append(via_http(q))
-            else:
-                http.append(via_http(q))
-                direct.append(via_python(q))
-        server_cpu = (cpu_seconds(pid) - server_cpu) / n * 1000
+            for name in order[i % len(order):] + order[:i % len(order)]:
+                times[name].append(paths[name](q))
+        cpu = {name: (cpu_seconds(p) - cpu[name]) / n * 1000 for name, p in pids.items()}
+        server_cpu, anchor_cpu = cpu["http"], cpu["anchor"]
         own_cpu = (time.process_time() - own_cpu) / n * 1000
+    direct, http, floor_ms = times["direct"], times["http"], times["anchor"]
     added = pct(http, 50) - pct(direct, 50)
     paired = float(np.median(np.subtract(http, direct)))
+    floor_added = pct(floor_ms, 50)
     print(f"[1] direct pipeline.retrieve: {summary(direct)}")
     print(f"[1] POST /api/search over HTTP: {summary(http)}")
+    print(f"[1] anchor (constant answer of {len(body):,} bytes, same stack, no search): {summary(floor_ms)}")
     print(f"[1] added by the server at p50: {added:.2f} ms (median of paired differences {paired:.2f} ms; "
-          f"target <= 2 ms)")
-    print(f"[1] CPU per query: server process {server_cpu:.2f} ms; this process (client and direct call) "
-          f"{own_cpu:.2f} ms")
-    return {"server_cpu_per_search_ms": server_cpu, "client_and_direct_cpu_per_query_ms": own_cpu, "direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50),
-            "http_p99_ms": pct(http, 99), "added_p50_ms": added, "added_paired_median_ms": paired}
+          f"target <= 2 ms); of it the stack's floor (the anchor's p50): {floor_added:.2f} ms")
+    print(f"[1] CPU per query: server process {server_cpu:.2f} ms, anchor process {anchor_cpu:.2f} ms; this "
+          f"process (clients and direct call) {own_cpu:.2f} ms")
+    more: dict[str, float] = {}
+    if baseline:
+        old = times["baseline"]
+        more = {"baseline_p50_ms": pct(old, 50), "baseline_added_p50_ms": pct(old, 50) - pct(direct, 50),
+                "baseline_cpu_per_search_ms": cpu["baseline"]}
+        print(f"[1] baseline app ({baseline_name}): {summary(old)}; added at p50 {more['baseline_added_p50_ms']:.2f} ms; "
+              f"server CPU per query {cpu['baseline']:.2f} ms")
+    return {**more, "server_cpu_per_search_ms": server_cpu, "anchor_cpu_per_request_ms": anchor_cpu,
+            "client_and_direct_cpu_per_query_ms": own_cpu, "direct_p50_ms": pct(direct, 50),
+            "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50), "http_p99_ms": pct(http, 99),
+            "anchor_p50_ms": pct(floor_ms, 50), "anchor_p99_ms": pct(floor_ms, 99), "added_p50_ms": added,
+            "added_paired_median_ms": paired}
 
 
 # -- 2. search during a generation against idle ---------------------------------------------------------------
@@ -321,6 +359,20 @@ def concurrency(url: str, clients: int, duration: float, job_share: float) -> di
             "errors": len(out["errors"]), "job_p50_ms": pct(out["job_ms"], 50), "job_p99_ms": pct(out["job_ms"], 99)}
 
 
+def baseline_server(work: Path, index_dir: Path, src: str) -> Server:
+    """The app (same child, same corpus) with ``src`` first on its ``PYTHONPATH``."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([os.path.abspath(src), *([saved] if saved else [])])
+    try:
+        server = Server(work, index_dir, work_ms=300.0, gil="release")
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return server
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--items", type=int, default=3000, help="corpus size")
@@ -335,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--duration", type=float, default=30.0, help="[3] seconds the clients run")
     ap.add_argument("--job-share", type=float, default=0.05, help="[3] share of a client's requests that submit a job")
     ap.add_argument("--parts", default="123", help="which measurements to run (default: 123, all)")
+    ap.add_argument("--baseline", metavar="SRC", help="[1] another imagerag_web source folder (e.g. an older "
+                    "commit's plugins/imagerag-web/src): its server joins part 1's rotation")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
@@ -346,7 +400,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if "1" in args.parts or "3" in args.parts:
             with Server(work, index_dir, work_ms=args.job_ms, gil="release", jobs=args.jobs[0]) as server:
                 if "1" in args.parts:
-                    fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries))
+                    baseline = baseline_server(work, index_dir, args.baseline) if args.baseline else None
+                    try:
+                        fig.update(server_vs_direct(server.url, server.proc.pid, index_dir, args.queries, work,
+                                                    baseline, args.baseline or ""))
+                    finally:
+                        if baseline:
+                            baseline.stop()
                 if "3" in args.parts:
                     fig.update(concurrency(server.url, args.clients, args.duration, args.job_share))
         if "2" in args.parts:

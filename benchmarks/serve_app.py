@@ -118,7 +118,7 @@ def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, g
 
     recreate = functools.partial(make_pipeline, Path(index_dir), work_ms, gil, Path(times))
     app = create_app(recreate(), runs_dir=runs_dir, queue_size=queue_size, allowed_hosts=list(LOOPBACK),
-                     jobs=jobs, recreate=recreate if jobs == "process" else None)
+                     **({"jobs": jobs, "recreate": recreate} if jobs == "process" else {}))  # an older src (--baseline) has no jobs=
     # proto IPPROTO_TCP as uvicorn's own bind has it: asyncio sets TCP_NODELAY only on such sockets
     # (with proto 0 every answer waits ~40 ms for the client's delayed ACK)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -86,6 +86,20 @@ def pipeline(corpus) -> ImageRAG:
 
 
 @pytest.fixture
+def captioned_pipeline(tmp_path):
+    """``make(name, {file name: caption})`` → a pipeline over a new corpus index of those images."""
+
+    def make(name: str, captions: dict[str, str]) -> ImageRAG:
+        root, index_dir = tmp_path / name, tmp_path / f"{name}-index"
+        for file, caption in captions.items():
+            write_captioned(root / file, caption)
+        ingest(root, index_dir=index_dir, embedder={"use": "fake", "dim": 64})
+        return make_pipeline(index_dir)
+
+    return make
+
+
+@pytest.fixture
 def blocking(corpus) -> tuple[ImageRAG, BlockingGenerator]:
     gen = BlockingGenerator(size=32, max_references=2)
     return make_pipeline(corpus[1], gen), gen

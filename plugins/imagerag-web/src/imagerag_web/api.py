@@ -1,7 +1,8 @@
 """The JSON API under ``/api`` (docs/web-api.md): info, corpus, search, jobs, runs.
 
-Plain ``def`` endpoints run in the server's thread pool, so a search never waits for a running
-generation (generations run on the job queue's own threads)."""
+Plain ``def`` endpoints run in the server's thread pool; the text search runs where
+:class:`~imagerag_web.offload.Offload` puts it (the event loop while searches are fast). Neither
+waits for a running generation: generations run on the job queue's own threads."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 import imagerag_sdk
@@ -21,9 +22,10 @@ from imagerag_sdk.pipeline import _stage_errors  # the loop's own wrapping of a 
 from imagerag_sdk.types import Hit, ImageQuery
 
 from .app import WebState, state
+from .corpora import Corpus
 from .files import file_url, run_detail, run_summary
 from .jobs import QueueFull
-from .security import WebError
+from .security import WebError, inside_lexically
 
 router = APIRouter(prefix="/api")
 MAX_K = 200
@@ -78,12 +80,25 @@ def corpus(request: Request) -> dict[str, Any]:
 
 # -- search ------------------------------------------------------------------------------------------
 def hit_json(web: WebState, hit: Hit) -> dict[str, Any]:
-    found = web.corpora.locate(hit.path)
+    found = _hit_file(web, hit.path)
     if found:
         web.hits.add(hit)
     urls = file_url("corpus", found[0].name, found[1]) if found else None
     return {"path": hit.path, "score": hit.score, "rank": hit.rank, "corpus": hit.corpus, "caption": hit.caption,
             "metadata": dict(hit.metadata), "file": urls[0] if urls else None, "thumb": urls[1] if urls else None}
+
+
+def _hit_file(web: WebState, path: str) -> tuple[Corpus, str] | None:
+    """The corpus holding a hit's file and its path there, for the hit's URLs. A path written
+    under a corpus's resolved root with plain parts needs no file-system call: the index keeps its
+    hits inside the root (docs/corpus-index.md), and ``/files`` resolves the file again when it is
+    asked for. Any other path is resolved (:meth:`Corpora.locate`)."""
+    for corpus in web.corpora.all:
+        if corpus.root is not None:
+            rel = inside_lexically(corpus.root, path)
+            if rel is not None:
+                return corpus, rel
+    return web.corpora.locate(path)
 
 
 def _image_retriever(web: WebState) -> Any:
@@ -95,11 +110,15 @@ def _image_retriever(web: WebState) -> Any:
     return r
 
 
-@router.post("/search")
-def search(body: SearchBody, request: Request) -> dict[str, Any]:
+@router.post("/search", response_model=dict[str, Any])
+async def search(body: SearchBody, request: Request) -> Response:
     """Text → image search (reranked when the profile has a reranker)."""
     web = state(request)
-    return {"hits": [hit_json(web, h) for h in web.pipeline.retrieve(body.text, k=body.k)]}
+
+    def answer() -> bytes:
+        return web.secrets.dumps({"hits": [hit_json(web, h) for h in web.pipeline.retrieve(body.text, k=body.k)]})
+
+    return Response(await web.offload.run(answer), media_type="application/json")
 
 
 @router.post("/search/image")

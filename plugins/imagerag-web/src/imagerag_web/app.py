@@ -25,6 +25,7 @@ from imagerag_sdk.types import Hit
 
 from .corpora import Corpora, find_corpora
 from .jobs import JobQueue, load_search
+from .offload import Offload
 from .security import BodyLimit, HostCheck, Secrets, TokenGate, install_errors, json_class
 from .worker import Recreate
 
@@ -43,6 +44,8 @@ class WebState:
     secrets: Secrets
     upload_max_bytes: int
     hits: RecentHits = field(default_factory=lambda: RecentHits())
+    offload: Offload = field(default_factory=Offload)
+    """Where the text search runs (the event loop while searches are fast)."""
 
 
 class RecentHits:

@@ -28,8 +28,10 @@ THUMB_SIZE = 256
 NOSNIFF = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=60"}
 
 
+@functools.lru_cache(maxsize=8192)
 def file_url(kind: str, folder: str, relpath: str, size: int = THUMB_SIZE) -> tuple[str, str]:
-    """(file URL, thumbnail URL) of ``relpath`` in corpus or run ``folder``."""
+    """(file URL, thumbnail URL) of ``relpath`` in corpus or run ``folder`` (cached: every search
+    answer names a dozen)."""
     tail = f"{quote(folder, safe='')}/{quote(relpath)}"
     return f"/files/{kind}/{tail}", f"/thumbs/{kind}/{tail}?size={size}"
 

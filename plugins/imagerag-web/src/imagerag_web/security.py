@@ -3,6 +3,7 @@ errors (never a traceback), and file paths confined to the corpora roots and the
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -44,14 +45,51 @@ class Secrets:
 
     def __init__(self, values: Iterable[str]) -> None:
         self.fixed = {v for v in values if v}
+        self._env: tuple[dict[Any, Any] | None, frozenset[str]] = (None, frozenset())
 
     def all(self) -> set[str]:
-        return self.fixed | env_secrets()
+        return self.fixed | self._from_env()
+
+    def _from_env(self) -> frozenset[str]:
+        """:func:`env_secrets`, read again whenever the environment changed: ``os.environ``'s own
+        mapping (CPython's ``_data``, names and values as the OS has them) is compared with a copy
+        of it as it was when last read, a C-speed comparison; read every time without one."""
+        data = getattr(os.environ, "_data", None)
+        if not isinstance(data, dict):
+            return frozenset(env_secrets())
+        seen, found = self._env  # one tuple: another thread sees the copy with its secrets
+        if data != seen:
+            copy = dict(data)  # taken first: a change while reading makes the next answer read again
+            found = frozenset(env_secrets())
+            self._env = (copy, found)
+        return found
 
     def clean(self, value: Any) -> Any:
         """``value`` (plain JSON data) with every secret in every string masked."""
         secrets = self.all()
         return _clean(value, secrets) if secrets else value
+
+    def dumps(self, value: Any) -> bytes:
+        """``value`` (plain JSON data) as compact UTF-8 JSON, every secret in every string masked.
+
+        Serialized once and scanned: JSON escapes a string character by character, so a string
+        holding a secret leaves the secret's escaped form in the text. Only when one is there
+        (or looks so, e.g. inside a number) are the values masked one by one and serialized again."""
+        text = _dumps(value)
+        secrets = self.all()
+        if any(_escaped(s) in text for s in secrets):
+            text = _dumps(_clean(value, secrets))
+        return text.encode("utf-8")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _escaped(secret: str) -> str:
+    """``secret`` as it reads inside a JSON string written by :func:`_dumps`."""
+    return json.dumps(secret, ensure_ascii=False)[1:-1]
 
 
 def _clean(value: Any, secrets: set[str]) -> Any:
@@ -70,9 +108,9 @@ class SafeJSON(JSONResponse):
     secrets: Secrets | None = None  # set per app by install_errors(); a class attribute of a subclass
 
     def render(self, content: Any) -> bytes:
-        if self.secrets is not None:
-            content = self.secrets.clean(content)
-        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        if self.secrets is None:
+            return _dumps(content).encode("utf-8")
+        return self.secrets.dumps(content)
 
 
 def json_class(secrets: Secrets) -> type[SafeJSON]:
@@ -170,6 +208,15 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+def _header(scope: Scope, name: bytes) -> str:
+    """The (last) value of header ``name`` (lower case), as :func:`_headers` has it; "" without one."""
+    found = b""
+    for k, v in scope.get("headers", []):
+        if k.lower() == name:
+            found = v
+    return found.decode("latin-1")
+
+
 async def _send_error(send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
@@ -189,7 +236,7 @@ class HostCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = _headers(scope).get("host", "").lower()
+            host = _header(scope, b"host").lower()
             name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0] if ":" in host else host
             if name not in self.hosts:
                 await _send_error(send, 400, f"unexpected Host header '{host}': open the app as "
@@ -213,7 +260,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = _headers(scope).get("content-length", "")
+        length = _header(scope, b"content-length")
         if length.isdigit() and int(length) > self.max_bytes:
             await _send_error(send, 413, self._message())
             return
@@ -268,3 +315,16 @@ def inside(root: str | os.PathLike, path: str | os.PathLike) -> str | None:
     if os.path.commonpath([real_root, target]) != real_root or target == real_root:
         return None
     return os.path.relpath(target, real_root).replace(os.sep, "/")
+
+
+def inside_lexically(root: str | os.PathLike, path: str) -> str | None:
+    """``path`` relative to ``root`` when it is written under ``root`` with plain parts (no ``..``,
+    ``.``, empty part, backslash or NUL), without touching the file system; ``None`` otherwise."""
+    prefix = os.path.join(os.fspath(root), "")
+    if not path.startswith(prefix) or "\x00" in path or "\\" in path:
+        return None
+    rel = path[len(prefix):]
+    framed = f"/{rel}/"
+    if not rel or "//" in framed or "/./" in framed or "/../" in framed:
+        return None
+    return rel

@@ -5,17 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
-from .graph_pair import GraphPair, recent_graphs
-from .graph_sync import GRAPH_STEP
+from .graph_pair import Graph, GraphPair, open_graph
 from .items import Entry, Item, ItemCache
 from .scan import RootGuard, root_identity
 from .store import CorpusStore
@@ -23,8 +21,6 @@ from .store import CorpusStore
 log = logging.getLogger(__name__)
 
 BackendKind = Literal["auto", "exact", "hnsw"]
-Graph = HnswBackend | GraphPair
-"""A reader's graph: the main snapshot alone, or with its recent-adds graph."""
 READER_INSERT_MAX = 5_000
 """A reader inserts at most this many vectors a saved graph lacks (about a second on 2 cores).
 With more missing (no graph saved yet: an index run still adding, or one killed while it built
@@ -123,75 +119,6 @@ class View:
             if (self.labels[rows] == labels).all():
                 return backend.vectors[rows]
         return np.ascontiguousarray(self.vectors[labels], dtype=np.float32)
-
-
-def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_insert: int, newer_ok: bool,
-               lock: threading.RLock) -> tuple[Graph | None, str | None, bool]:
-    """A reader's graph for ``state``: the newest saved snapshot of its epoch (whatever its
-    parameters) and the recent-adds graph saved for it (a :class:`GraphPair`; see
-    :mod:`.graph_pair`), with at most ``max_insert`` missing vectors inserted and later deletions
-    marked in the graph holding each.
-
-    ``(None, note)`` when more are missing (no snapshot saved yet, or an old one): the reader
-    searches exactly. ``(None, None)`` when a graph file is newer than ``state`` (a writer saved
-    it meanwhile), or was removed between listing and loading, and not ``newer_ok``: read the
-    state again. ``lock`` guards the SQLite reads. The third value says whether the graph holds
-    exactly ``state``'s labels (not so for a newer file: searches then drop the labels the view
-    lacks)."""
-    labels = state.labels
-    found = _load_newest(store.hnsw_snapshots(state.epoch), state, newer_ok, lambda n: max(state.upto, n, 16))
-    if found is None:
-        return None, None, False
-    main, covered, seq, newer = found
-    recent, upto, recent_seq = None, covered, seq
-    if main is not None:
-        found = _load_newest(recent_graphs(store.path, state.epoch, covered, seq), state, newer_ok,
-                             lambda n: max(state.upto, n) - covered + 16)
-        if found is None:
-            return None, None, False
-        if found[0] is not None:
-            recent, upto, recent_seq, newer_recent = found
-            newer = newer or newer_recent
-    start = int(np.searchsorted(labels, upto))
-    if len(labels) - start > max_insert:
-        what = (f"has no saved search graph for its {len(labels)} images" if main is None else
-                f"has a saved search graph covering {start} of its {len(labels)} images")
-        return None, (f"corpus '{store.name}' {what}: searches are exact (slower) until "
-                      "'imagerag index' finishes"), True
-    with lock:
-        m, ef_construction = store.graph_params
-        dead, _ = store.tombstones_after(seq, until=state.seq)
-        dead_recent = store.tombstones_after(recent_seq, until=state.seq)[0] if recent is not None else []
-    if main is None:
-        main = HnswBackend(state.dim, capacity=max(16, len(labels)), m=m, ef_construction=ef_construction)
-    main.mark_deleted([d for d in dead if d < covered])
-    backend: Graph = main
-    if recent is not None:
-        recent.mark_deleted([d for d in dead_recent if covered <= d < upto])
-        backend = GraphPair(main, recent, covered)
-    new = labels[start:]
-    for i in range(0, len(new), GRAPH_STEP):
-        backend.add(vectors[new[i:i + GRAPH_STEP]], new[i:i + GRAPH_STEP])
-    backend.count_deleted(labels)
-    return backend, None, not newer
-
-
-def _load_newest(files: list[tuple[int, int, Path]], state: _State, newer_ok: bool,
-                 capacity: Callable[[int], int]) -> tuple[HnswBackend | None, int, int, bool] | None:
-    """The newest of the graph ``files`` (covered, seq, path) that loads, as (graph, covered,
-    seq, whether newer than ``state``); ``(None, 0, 0, False)`` when none does. ``None`` when one
-    is newer than ``state`` or was removed since the listing (a writer saved another), and not
-    ``newer_ok``: read the state again. ``capacity(covered)``: the room to load it with."""
-    for covered, seq, path in files:
-        newer = covered > state.upto or seq > state.seq
-        if newer and not newer_ok:
-            return None
-        try:
-            return HnswBackend.load(path, state.dim, capacity=capacity(covered)), covered, seq, newer
-        except (RuntimeError, OSError, ValueError):  # damaged (an older one), or removed meanwhile
-            if not newer_ok and not path.exists():
-                return None
-    return None, 0, 0, False
 
 
 class CorpusIndex:

@@ -280,6 +280,32 @@ def test_a_recent_graph_of_another_main_snapshot_is_never_paired(tmp_path):
     assert _graphs(index_dir) == ["hnsw-e0-n450-t0-recent-n452-t0.bin", "hnsw-e0-n450-t0.bin"]
 
 
+def test_a_fold_between_a_readers_two_loads_makes_it_read_again(tmp_path, monkeypatch):
+    """The writer folds after the reader loaded the main snapshot and before it lists the
+    recent-adds graphs: the reader opens the folded graph instead of searching exactly."""
+    from imagerag_sdk.index import graph_pair
+
+    index_dir = tmp_path / "index"
+    _commit(index_dir, 0, MAIN)
+    _sync(index_dir)
+    _commit(index_dir, MAIN, 10)
+    _sync(index_dir)
+    _commit(index_dir, MAIN + 10, 41)  # past the threshold: the next writer folds
+    real, listed = graph_pair.recent_graphs, []
+
+    def listing(folder, epoch, upto, seq):
+        listed.append(upto)
+        if len(listed) == 2:  # the first listing sizes the main graph, the second pairs it
+            _sync(index_dir)
+        return real(folder, epoch, upto, seq)
+
+    monkeypatch.setattr(graph_pair, "recent_graphs", listing)
+    index = CorpusIndex(index_dir=index_dir, backend="hnsw", max_insert=5)
+    assert _graphs(index_dir) == ["hnsw-e0-n451-t0.bin"]
+    assert index.note is None and isinstance(index.backend, HnswBackend)
+    _self_found(index, range(MAIN + 51))
+
+
 # -- kill -9 at each writer step -------------------------------------------------------------------
 KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys

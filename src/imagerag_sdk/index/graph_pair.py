@@ -135,7 +135,7 @@ def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_inser
     found = _load_newest(store.hnsw_snapshots(state.epoch), state, newer_ok, room)
     if found is None:
         return None, None, False
-    main, covered, seq, newer = found
+    main, covered, seq, newer, main_path = found
     recent, upto, recent_seq = None, covered, seq
     if main is not None:
         found = _load_newest(recent_graphs(store.path, state.epoch, covered, seq), state, newer_ok,
@@ -143,8 +143,10 @@ def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_inser
         if found is None:
             return None, None, False
         if found[0] is not None:
-            recent, upto, recent_seq, newer_recent = found
+            recent, upto, recent_seq, newer_recent, _ = found
             newer = newer or newer_recent
+        elif not newer_ok and not main_path.exists():
+            return None, None, False  # folded since the listing: its recent-adds graph is gone too
     start = int(np.searchsorted(labels, upto))
     if len(labels) - start > max_insert:
         what = (f"has no saved search graph for its {len(labels)} images" if main is None else
@@ -169,18 +171,18 @@ def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_inser
 
 
 def _load_newest(files: list[tuple[int, int, Path]], state: _State, newer_ok: bool,
-                 capacity: Callable[[int, int], int]) -> tuple[HnswBackend | None, int, int, bool] | None:
+                 capacity: Callable[[int, int], int]) -> tuple[HnswBackend | None, int, int, bool, Path] | None:
     """The newest of the graph ``files`` (covered, seq, path) that loads, as (graph, covered,
-    seq, whether newer than ``state``); ``(None, 0, 0, False)`` when none does. ``None`` when one
-    is newer than ``state`` or was removed since the listing (a writer saved another), and not
-    ``newer_ok``: read the state again. ``capacity(covered, seq)``: the room to load it with."""
+    seq, whether newer than ``state``, path), with graph ``None`` when none does; ``None`` when
+    one is newer than ``state`` or was removed since the listing (a writer saved another), and
+    not ``newer_ok``: read the state again. ``capacity(covered, seq)``: the room to load it with."""
     for covered, seq, path in files:
         newer = covered > state.upto or seq > state.seq
         if newer and not newer_ok:
             return None
         try:
-            return HnswBackend.load(path, state.dim, capacity=capacity(covered, seq)), covered, seq, newer
+            return HnswBackend.load(path, state.dim, capacity=capacity(covered, seq)), covered, seq, newer, path
         except (RuntimeError, OSError, ValueError):  # damaged (an older one), or removed meanwhile
             if not newer_ok and not path.exists():
                 return None
-    return None, 0, 0, False
+    return None, 0, 0, False, Path()

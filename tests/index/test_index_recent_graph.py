@@ -75,11 +75,11 @@ def small_recent_from(monkeypatch):
 def loads(monkeypatch):
     """The names of the graph files loaded."""
     seen: list[str] = []
-    real = HnswBackend.load.__func__
+    real = HnswBackend.load  # bound to the class
 
     def load(cls, path, *args, **kwargs):
         seen.append(path.name)
-        return real(cls, path, *args, **kwargs)
+        return real(path, *args, **kwargs)
 
     monkeypatch.setattr(HnswBackend, "load", classmethod(load))
     return seen

@@ -16,8 +16,13 @@ are real), then prints, each against its anchor measured in the same process:
 * memory: peak RSS of a process serving ``--memory-queries`` queries through ``IndexRetriever`` /
   one doing the same with raw hnswlib;
 * incremental: an unchanged ``ingest`` re-run / the file walk alone; deleting 1 % (SQLite and the
-  graph sync) in seconds; adding 1 %: the graph sync / inserting the same vectors into the
-  already-loaded raw index.
+  graph sync) in seconds; adding 1 %: the graph sync / inserting the same vectors (as new labels)
+  into the already-loaded raw index, in all and per added vector;
+* recent: with a recent-adds graph of 1 % and of 9 % of the corpus (fresh samples of the same
+  mixture), the search of the pair / the main graph alone (``HnswBackend.search``, k = 10,
+  interleaved query by query, each query once per graph, wall and CPU p50), the pair's recall@10
+  against the exact scan; then 1 % more (the recent-adds graph at 10 %: the costliest add short of
+  a fold) against inserting it into the loaded main graph, and the fold that 1 % more triggers.
 
     python benchmarks/index_paths.py --n 200000 --dir /tmp/ip-200k
     python benchmarks/index_paths.py --n 1000000 --dir /tmp/ip-1m --json results-1m.json
@@ -94,7 +99,8 @@ def build(base: Path, n: int, d: int, queries: int, seed: int) -> tuple[np.ndarr
 
 
 def graph_file(index: Path) -> Path:
-    (path,) = sorted(index.glob("hnsw-*.bin"))
+    """The main graph snapshot (not a recent-adds graph)."""
+    (path,) = sorted(p for p in index.glob("hnsw-*.bin") if "-recent-" not in p.name)
     return path
 
 
@@ -253,11 +259,15 @@ def measure_incremental(base: Path, path: Path, d: int, add: np.ndarray, n: int,
     say("unchanged_rerun_s_ingest", rerun)
     say("unchanged_rerun_s_beyond_walk", rerun - walk)
 
+    say("incremental_vectors_added", len(add), "{}")
     g = raw_load(path, d)
-    g.resize_index(n + len(add))
+    count = g.get_current_count()  # new labels: the file may already hold n + 1 % (an earlier run)
+    g.resize_index(count + len(add))
     t0 = time.perf_counter()
-    g.add_items(add, np.arange(n, n + len(add)))
-    say("add_1pct_s_raw_insert_loaded", time.perf_counter() - t0)
+    g.add_items(add, np.arange(count, count + len(add)))
+    raw = time.perf_counter() - t0
+    say("add_1pct_s_raw_insert_loaded", raw)
+    say("add_1pct_us_per_vector_raw_insert", raw / len(add) * 1e6)
     del g
     store = CorpusStore.open(index_dir=index, write=True)
     try:
@@ -270,7 +280,8 @@ def measure_incremental(base: Path, path: Path, d: int, add: np.ndarray, n: int,
         sync = time.perf_counter() - t0
         say("add_1pct_s_sqlite_and_vectors", commit)
         say("add_1pct_s_graph_sync", sync)
-        say("add_1pct_ratio_graph_sync_to_raw_insert", sync / fig["add_1pct_s_raw_insert_loaded"], "{:.2f}x")
+        say("add_1pct_us_per_vector_graph_sync", sync / len(add) * 1e6)
+        say("add_1pct_ratio_graph_sync_to_raw_insert", sync / raw, "{:.2f}x")
         gone = [r.path for r in rows]
         for p in gone:
             (root / p).unlink()
@@ -280,6 +291,81 @@ def measure_incremental(base: Path, path: Path, d: int, add: np.ndarray, n: int,
         say("delete_1pct_s", time.perf_counter() - t0)
     finally:
         store.close()
+
+
+def measure_recent(base: Path, d: int, n: int, seed: int, k: int, say, queries: int = 1000) -> None:
+    from imagerag_sdk.index import CorpusIndex
+    from imagerag_sdk.index.backends import ExactBackend
+    from imagerag_sdk.index.graph_pair import GraphPair
+
+    root, index = base / "root", base / "index"
+    fractions = (0.01, 0.09)
+    # the corpus's own vectors come first from the same generator: more image-like samples of the
+    # same mixture serve as the queries and the recent adds (9 %, then 1 % twice: to 10 %, then past)
+    _, fresh, _ = make_data(n + max(1, n // 100), d, 3000, queries + int(0.11 * n) + 1, seed=seed)
+    q, fresh = fresh[:queries], fresh[queries:]
+    added = 0
+
+    def add(upto: int, name: str) -> float:
+        nonlocal added
+        store = CorpusStore.open(index_dir=index, write=True)
+        try:
+            start = 3 * n + added  # file names no other part uses
+            store.commit(make_files(root, start, start + upto - added), fresh[added:upto])
+            added = upto
+            t0 = time.perf_counter()
+            sync_hnsw(store, save=True)
+            took = time.perf_counter() - t0
+            say(name, took)
+            return took
+        finally:
+            store.close()
+
+    for fraction in fractions:
+        add(int(fraction * n), f"recent_{fraction:.0%}_s_graph_sync")
+        corpus = CorpusIndex(index_dir=index, backend="hnsw")
+        pair = corpus.backend
+        assert isinstance(pair, GraphPair), "no recent-adds graph was saved"
+        main = pair.main
+        for i in range(50):  # warm: the first queries fault the graphs in
+            pair.search(q[i:i + 1], k)
+        wall: dict[str, list[float]] = {"pair": [], "main": []}
+        cpu: dict[str, list[float]] = {"pair": [], "main": []}
+        half = len(q) // 2
+        for i in range(len(q)):  # each query once per graph, half the set apart (no warm repeat)
+            for name, graph, j in (("pair", pair, i), ("main", main, (i + half) % len(q))):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                graph.search(q[j:j + 1], k)
+                cpu[name].append(time.thread_time() - c0)
+                wall[name].append(time.perf_counter() - t0)
+        tag = f"recent_{fraction:.0%}"
+        say(f"{tag}_recent_graph_vectors", len(pair.recent), "{}")
+        for name in wall:
+            say(f"{tag}_search_p50_ms_{name}", p50(wall[name]) * 1e3)
+            say(f"{tag}_search_cpu_p50_ms_{name}", p50(cpu[name]) * 1e3)
+        say(f"{tag}_search_ratio_pair_to_main", p50(wall["pair"]) / p50(wall["main"]), "{:.2f}x")
+        say(f"{tag}_search_cpu_ratio_pair_to_main", p50(cpu["pair"]) / p50(cpu["main"]), "{:.2f}x")
+        exact = ExactBackend(corpus.vectors(corpus.labels), corpus.labels)
+        want_l, _ = exact.search(q, k)
+        got_l, _ = pair.search(q, k)
+        say(f"{tag}_recall_at_{k}_pair", np.mean([len(set(a) & set(b)) / k for a, b in zip(want_l, got_l)]))
+        corpus.close()
+    # 1 % more with the recent-adds graph at 9 %: the costliest add short of a fold, against
+    # inserting the same vectors into the loaded main graph (raw hnswlib)
+    one = int(0.01 * n)
+    g = raw_load(graph_file(index), d)
+    count = g.get_current_count()
+    g.resize_index(count + one)
+    t0 = time.perf_counter()
+    g.add_items(fresh[added:added + one], np.arange(count, count + one))
+    raw = time.perf_counter() - t0
+    del g
+    say("add_1pct_at_9pct_s_raw_insert_loaded", raw)
+    sync = add(added + one, "add_1pct_at_9pct_s_graph_sync")
+    say("add_1pct_at_9pct_ratio_graph_sync_to_raw_insert", sync / raw, "{:.2f}x")
+    assert [p for p in index.glob("hnsw-*-recent-*.bin")], "10 %: still a recent-adds graph"
+    add(added + one, "fold_s_graph_sync_past_10pct")  # 11 %: folded
+    assert not [p for p in index.glob("hnsw-*-recent-*.bin")], "the fold left a recent-adds graph"
 
 
 fig: dict[str, object] = {}
@@ -294,8 +380,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3, help="opens timed (the best is kept)")
     ap.add_argument("--cli-base", help="also time `imagerag search` on this older src/ folder, interleaved")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["search", "open", "memory", "incremental"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["search", "open", "memory", "incremental", "recent"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--add", type=int, help="vectors the incremental part adds (default and at most 1 %%)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     fig.clear()
@@ -307,6 +394,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     base = Path(args.dir)
     q, add = build(base, args.n, args.d, args.queries, args.seed)
+    add = add[:args.add]
     index = base / "index"
     path = graph_file(index)
     if "search" not in args.skip:
@@ -315,9 +403,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         measure_open(index, path, args.d, q, say, args.repeats, args.cli_base)
     if "memory" not in args.skip:
         measure_memory(index, path, q, say)
-    if "incremental" not in args.skip:  # last: it changes the corpus (the next run rebuilds it)
-        (base / "done.json").unlink()
+    if "incremental" not in args.skip or "recent" not in args.skip:  # they change the corpus
+        (base / "done.json").unlink()  # the next run rebuilds it
+    if "incremental" not in args.skip:
         measure_incremental(base, path, args.d, add, args.n, say)
+    if "recent" not in args.skip:
+        measure_recent(base, args.d, args.n, args.seed, args.k, say)
     fig["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2) + "\n")

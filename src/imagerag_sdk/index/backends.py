@@ -286,6 +286,11 @@ class HnswBackend:
             self.changes += bool(done)
         return done
 
+    def count_deleted(self, labels: Sequence[int] | np.ndarray) -> None:
+        """Set the count of deleted elements from the live ``labels`` the graph holds (a loaded
+        snapshot's marks are not counted by hnswlib's Python API)."""
+        self.deleted = max(0, self.index.get_current_count() - len(labels))
+
     def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = np.atleast_2d(np.ascontiguousarray(queries, dtype=np.float32))
         kk = min(k, len(self))

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
-from .graph_sync import GRAPH_STEP
+from .graph_pair import Graph, GraphPair, open_graph
 from .items import Entry, Item, ItemCache
 from .scan import RootGuard, root_identity
 from .store import CorpusStore
@@ -68,7 +68,7 @@ class View:
     ``confined_at`` is the corpus-root check they were made under (see
     :meth:`CorpusIndex.entries`)."""
 
-    def __init__(self, state: _State, vectors: np.ndarray, backend: ExactBackend | HnswBackend,
+    def __init__(self, state: _State, vectors: np.ndarray, backend: ExactBackend | Graph,
                  note: str | None, *, exact: bool = True) -> None:
         self.version, self.epoch, self.upto, self.seq = state.version, state.epoch, state.upto, state.seq
         self.vectors_file = state.vectors_file
@@ -106,7 +106,7 @@ class View:
         takes them from the copy its backend holds."""
         dim = self.vectors.shape[1]
         backend = self.backend
-        if isinstance(backend, HnswBackend) and self._rows is not None:
+        if isinstance(backend, (HnswBackend, GraphPair)) and self._rows is not None:
             ids = labels.tolist() if isinstance(labels, np.ndarray) else [int(x) for x in labels]
             size, fd, offset = 4 * dim, self._rows.fileno(), self._offset
             data = b"".join([os.pread(fd, size, offset + x * size) for x in ids])
@@ -119,49 +119,6 @@ class View:
             if (self.labels[rows] == labels).all():
                 return backend.vectors[rows]
         return np.ascontiguousarray(self.vectors[labels], dtype=np.float32)
-
-
-def open_graph(store: CorpusStore, state: _State, vectors: np.ndarray, max_insert: int, newer_ok: bool,
-               lock: threading.RLock) -> tuple[HnswBackend | None, str | None, bool]:
-    """A reader's graph for ``state``: the newest saved snapshot of its epoch (whatever its
-    parameters) with at most ``max_insert`` missing vectors inserted and later deletions marked.
-
-    ``(None, note)`` when more are missing (no snapshot saved yet, or an old one): the reader
-    searches exactly. ``(None, None)`` when the snapshot is newer than ``state`` (a writer saved
-    it meanwhile) and not ``newer_ok``: read the state again. ``lock`` guards the SQLite reads.
-    The third value says whether the graph holds exactly ``state``'s labels (not so for a newer
-    snapshot: searches then drop the labels the view lacks)."""
-    labels = state.labels
-    backend, covered, seq = None, 0, 0
-    newer = False
-    for covered, seq, path in store.hnsw_snapshots(state.epoch):
-        newer = covered > state.upto or seq > state.seq
-        if newer and not newer_ok:
-            return None, None, False
-        try:
-            backend = HnswBackend.load(path, state.dim, capacity=max(state.upto, covered, 16))
-            break
-        except (RuntimeError, OSError, ValueError):  # damaged, or removed by a writer: an older one
-            backend = None
-    if backend is None:
-        covered, seq, newer = 0, 0, False
-    start = int(np.searchsorted(labels, covered))
-    if len(labels) - start > max_insert:
-        what = (f"has no saved search graph for its {len(labels)} images" if backend is None else
-                f"has a saved search graph covering {start} of its {len(labels)} images")
-        return None, (f"corpus '{store.name}' {what}: searches are exact (slower) until "
-                      "'imagerag index' finishes"), True
-    with lock:
-        m, ef_construction = store.graph_params
-        dead, _ = store.tombstones_after(seq, until=state.seq)
-    if backend is None:
-        backend = HnswBackend(state.dim, capacity=max(16, len(labels)), m=m, ef_construction=ef_construction)
-    backend.mark_deleted([d for d in dead if d < covered])
-    new = labels[start:]
-    for i in range(0, len(new), GRAPH_STEP):
-        backend.add(vectors[new[i:i + GRAPH_STEP]], new[i:i + GRAPH_STEP])
-    backend.deleted = max(0, backend.index.get_current_count() - len(labels))
-    return backend, None, not newer
 
 
 class CorpusIndex:
@@ -269,18 +226,18 @@ class CorpusIndex:
         raise AssertionError("unreachable")
 
     def _backend(self, state: _State, vectors: np.ndarray, old: View | None,
-                 newer_ok: bool) -> tuple[ExactBackend | HnswBackend | None, str | None, bool]:
+                 newer_ok: bool) -> tuple[ExactBackend | Graph | None, str | None, bool]:
         """(backend, note, whether it holds exactly ``state``'s labels): see :func:`open_graph`."""
         labels = state.labels
         if not len(labels) or self._kind == "exact" or (self._kind == "auto" and len(labels) < self._exact_below):
             return ExactBackend(vectors[labels], labels), None, True
-        if old is not None and old.epoch == state.epoch and isinstance(old.backend, HnswBackend):
+        if old is not None and old.epoch == state.epoch and isinstance(old.backend, (HnswBackend, GraphPair)):
             new = labels[np.searchsorted(labels, old.upto):]
             if len(new) <= self._max_insert:  # the same graph, brought up to date in place
                 graph = old.backend
                 graph.mark_deleted(state.dead)
                 graph.add(vectors[new], new)
-                graph.deleted = max(0, graph.index.get_current_count() - len(labels))
+                graph.count_deleted(labels)
                 return graph, None, True
         return open_graph(self.store, state, vectors, self._max_insert, newer_ok, self._lock)
 
@@ -372,7 +329,7 @@ class CorpusIndex:
         return self._view.labels
 
     @property
-    def backend(self) -> ExactBackend | HnswBackend:
+    def backend(self) -> ExactBackend | Graph:
         return self._view.backend
 
     @property

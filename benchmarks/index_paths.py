@@ -348,7 +348,7 @@ def measure_recent(base: Path, d: int, n: int, seed: int, k: int, say, queries: 
         exact = ExactBackend(corpus.vectors(corpus.labels), corpus.labels)
         want_l, _ = exact.search(q, k)
         got_l, _ = pair.search(q, k)
-        say(f"{tag}_recall_at_{k}_pair", np.mean([len(set(a) & set(b)) / k for a, b in zip(want_l, got_l)]))
+        say(f"{tag}_recall_at_{k}_pair", np.mean([len(set(a) & set(b)) / k for a, b in zip(want_l, got_l, strict=True)]))
         corpus.close()
     # 1 % more with the recent-adds graph at 9 %: the costliest add short of a fold, against
     # inserting the same vectors into the loaded main graph (raw hnswlib)

@@ -1,0 +1,193 @@
+"""``items.rec``: every item of a corpus by label, read by searches with one ``pread`` per hit.
+
+SQLite stays the source of truth. The writer derives this file from it at the end of an index
+run (:func:`write_records`); a reader uses it only while it matches the store's current state and
+otherwise reads the items from SQLite, with the same answers.
+
+How a reader knows it matches: the meta value ``items_token``. Triggers on the ``items`` table
+(:data:`~imagerag_sdk.index.items.SCHEMA`, so every writer of the corpus, of any version, fires
+them) set it to ``dirty`` in the transaction of any change to an item: added, replaced, removed,
+its metadata updated, relabelled by a compaction. :func:`write_records` reads the rows, writes the
+file under a fresh random token (atomically: :func:`~imagerag_sdk.atomic.replacing`) and only then
+commits that token, if it is still the one it read. A reader uses the file when its header holds
+the token the reader's view read with its labels (one transaction), so a crash anywhere, a write
+without a new file, a file removed, truncated or replaced, all leave readers on SQLite until the
+next index run writes the file again.
+
+Layout, little-endian::
+
+    header (64 bytes)  b"IRAGREC1", token (32 ASCII hex digits), labels n (u64), data bytes (u64),
+                       crc32 of all that follows (u32), crc32 of the header's first 60 bytes (u32)
+    offsets            n + 1 u64: the record of label L is data[offsets[L]:offsets[L + 1]]
+                       (empty: no item holds L)
+    data               per record: crc32 of the rest (u32), then the row as a UTF-8 JSON array in
+                       the order of :data:`~imagerag_sdk.index.items.COLUMNS` (``extra`` as stored)
+
+A reader checks the header and the offsets when it opens the file and each record's crc and label
+when it reads one; the writer checks the crc of the whole file before it keeps one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mmap
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .. import atomic
+from .items import COLUMNS, Item
+from .store import CorpusStore
+
+log = logging.getLogger(__name__)
+
+RECORDS = "items.rec"
+TOKEN = "items_token"
+DIRTY = "dirty"
+MAGIC = b"IRAGREC1"
+_HEAD = struct.Struct("<8s32sQQII")
+_PAIR = struct.Struct("<QQ")
+_CRC = struct.Struct("<I")
+
+
+class ItemRecords:
+    """An open record file of one token (the reader keeps it open: a writer replacing the file
+    removes only the name). Build with :meth:`open`."""
+
+    def __init__(self, path: Path, token: str, fd: int, mapped: mmap.mmap, n: int, crc: int) -> None:
+        self.path, self.token = path, token
+        self._fd: int | None = fd
+        self._map, self._n, self._data_at, self._crc = mapped, n, _HEAD.size + 8 * (n + 1), crc
+        self.broken = False
+        """Set when a record failed its check: the caller reads SQLite from then on."""
+
+    @classmethod
+    def open(cls, folder: Path, token: str | None) -> ItemRecords | None:
+        """The folder's record file if it holds ``token`` and its structure checks out, else
+        ``None`` (a stale, missing or damaged file: read the items from SQLite)."""
+        if not token or token == DIRTY:
+            return None
+        path = folder / RECORDS
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        records: ItemRecords | None = None
+        try:
+            problem, records = cls._check(path, token, fd)
+        finally:
+            if records is None:
+                os.close(fd)
+        if problem:
+            log.warning("corpus item records %s are damaged (%s): items are read from SQLite (slower) "
+                        "until the next 'imagerag index' run rewrites them", path, problem)
+        return records
+
+    @classmethod
+    def _check(cls, path: Path, token: str, fd: int) -> tuple[str, ItemRecords | None]:
+        """(what is wrong, "" for nothing; the records when they hold ``token`` and check out)."""
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, _HEAD.size, 0)
+        if len(head) < _HEAD.size:
+            return "truncated header", None
+        magic, tok, n, data_len, crc, head_crc = _HEAD.unpack(head)
+        if magic != MAGIC or zlib.crc32(head[:60]) != head_crc:
+            return "bad header", None
+        if tok != token.encode():
+            return "", None  # stale: derived from another state of the store
+        if size != _HEAD.size + 8 * (n + 1) + data_len:
+            return f"{size} bytes, the header says {_HEAD.size + 8 * (n + 1) + data_len}", None
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        offsets = np.frombuffer(mapped, "<u8", count=n + 1, offset=_HEAD.size)
+        ok = offsets[0] == 0 and offsets[-1] == data_len and bool((offsets[1:] >= offsets[:-1]).all())
+        del offsets  # no buffer left exported: the map can be closed
+        if not ok:
+            mapped.close()
+            return "bad offsets", None
+        return "", cls(path, token, fd, mapped, n, crc)
+
+    def whole(self) -> bool:
+        """Whether the crc of the offsets and the data matches the header's (reads them all)."""
+        return zlib.crc32(self._map[_HEAD.size:]) == self._crc
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            self._map.close()
+            os.close(fd)
+            self._fd = None
+
+    def get(self, labels: Iterable[int]) -> dict[int, Item] | None:
+        """The items holding ``labels`` (a label no item holds is absent), or ``None`` when a
+        record fails its check (then :attr:`broken` is set: read SQLite)."""
+        out: dict[int, Item] = {}
+        fd, mapped, n, data_at, pair, crc = self._fd, self._map, self._n, self._data_at, _PAIR, zlib.crc32
+        assert fd is not None  # open until collected
+        for label in labels:
+            if not 0 <= label < n:
+                continue
+            start, end = pair.unpack_from(mapped, _HEAD.size + 8 * label)
+            if start == end:
+                continue
+            raw = os.pread(fd, end - start, data_at + start)
+            try:
+                if len(raw) != end - start or crc(raw[4:]) != _CRC.unpack_from(raw)[0]:
+                    raise ValueError("checksum")
+                row = json.loads(raw[4:])
+                if row[2] != label:
+                    raise ValueError(f"label {row[2]} at {label}")
+                out[label] = Item.from_row(row)
+            except (ValueError, TypeError, IndexError) as exc:
+                self.broken = True
+                log.warning("corpus item records %s are damaged (%s at label %d): items are read from "
+                            "SQLite (slower) until the next 'imagerag index' run rewrites them",
+                            self.path, exc, label)
+                return None
+        return out
+
+
+def write_records(store: CorpusStore) -> bool:
+    """Bring the store's record file in step with its items (writers only: the caller holds
+    the corpus's writer lock). Returns whether it wrote one.
+
+    The file is written before the token naming it is committed: a crash in between leaves a
+    file no reader uses. A row that cannot be written (a value SQLite holds as a blob) leaves
+    the token ``dirty``, with a warning: readers read SQLite."""
+    with store.reading():
+        token = store.meta_value(TOKEN)
+        if token is not None and token != DIRTY:
+            current = ItemRecords.open(store.path, token)
+            if current is not None and current.whole():
+                return False
+        rows = store.db.execute(f"SELECT {COLUMNS} FROM items ORDER BY label").fetchall()
+        n = store.next_label
+    if rows and rows[-1][2] >= n:
+        raise AssertionError(f"an item holds label {rows[-1][2]}, next_label is {n}")
+    offsets = np.zeros(n + 1, "<u8")
+    parts: list[bytes] = []
+    at = 0
+    try:
+        for row in rows:
+            body = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
+            parts.append(_CRC.pack(zlib.crc32(body)) + body)
+            at += 4 + len(body)
+            offsets[row[2] + 1] = at
+    except (TypeError, ValueError) as exc:
+        log.warning("corpus '%s': item records not written (%s in the row of %s): searches read the "
+                    "items from SQLite (slower)", store.name, exc, row[1])
+        return False
+    np.maximum.accumulate(offsets, out=offsets)  # labels no item holds: empty records
+    table, data = offsets.tobytes(), b"".join(parts)
+    fresh = secrets.token_hex(16)
+    head = _HEAD.pack(MAGIC, fresh.encode(), n, len(data), zlib.crc32(data, zlib.crc32(table)), 0)[:60]
+    with atomic.replacing(store.path / RECORDS) as tmp, open(tmp, "wb") as f:
+        f.write(head + _CRC.pack(zlib.crc32(head)))
+        f.write(table)
+        f.write(data)
+    return store.set_meta_if(TOKEN, fresh, expected=token)

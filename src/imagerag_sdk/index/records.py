@@ -20,8 +20,11 @@ Layout, little-endian::
                        crc32 of all that follows (u32), crc32 of the header's first 60 bytes (u32)
     offsets            n + 1 u64: the record of label L is data[offsets[L]:offsets[L + 1]]
                        (empty: no item holds L)
-    data               per record: crc32 of the rest (u32), then the row as a UTF-8 JSON array in
-                       the order of :data:`~imagerag_sdk.index.items.COLUMNS` (``extra`` as stored)
+    data               per record: crc32 of the rest (u32); id, label, size, mtime_ns (i64 each);
+                       the lengths in characters of path, hash, sidecar_sig, caption, license,
+                       source, extra (i32 each, -1 for null); those texts, one after the other, in
+                       UTF-8 (``extra`` as stored: JSON text). Decoded with one ``struct`` call and
+                       one UTF-8 decode: about twice as fast as a JSON row.
 
 A reader checks the header and the offsets when it opens the file and each record's crc and label
 when it reads one; the writer checks the crc of the whole file before it keeps one.
@@ -29,7 +32,6 @@ when it reads one; the writer checks the crc of the whole file before it keeps o
 
 from __future__ import annotations
 
-import json
 import logging
 import mmap
 import os
@@ -54,6 +56,9 @@ MAGIC = b"IRAGREC1"
 _HEAD = struct.Struct("<8s32sQQII")
 _PAIR = struct.Struct("<QQ")
 _CRC = struct.Struct("<I")
+_ROW = struct.Struct("<qqqq7i")
+_TEXTS = (1, 3, 6, 7, 8, 9, 10)
+"""Positions in a row (:data:`~imagerag_sdk.index.items.COLUMNS`) of the texts, in record order."""
 
 
 class ItemRecords:
@@ -139,17 +144,40 @@ class ItemRecords:
             try:
                 if len(raw) != end - start or crc(raw[4:]) != _CRC.unpack_from(raw)[0]:
                     raise ValueError("checksum")
-                row = json.loads(raw[4:])
-                if row[2] != label:
-                    raise ValueError(f"label {row[2]} at {label}")
-                out[label] = Item.from_row(row)
-            except (ValueError, TypeError, IndexError) as exc:
+                out[label] = _decode(raw, label)
+            except (ValueError, TypeError, struct.error) as exc:
                 self.broken = True
                 log.warning("corpus item records %s are damaged (%s at label %d): items are read from "
                             "SQLite (slower) until the next 'imagerag index' run rewrites them",
                             self.path, exc, label)
                 return None
         return out
+
+
+def _encode(row: tuple) -> bytes:
+    texts = [row[i] for i in _TEXTS]
+    body = _ROW.pack(row[0], row[2], row[4], row[5], *(-1 if t is None else len(t) for t in texts))
+    body += "".join(t for t in texts if t is not None).encode()
+    return _CRC.pack(zlib.crc32(body)) + body
+
+
+def _decode(raw: bytes, label: int) -> Item:
+    id_, got, size, mtime_ns, *lengths = _ROW.unpack_from(raw, 4)
+    if got != label:
+        raise ValueError(f"label {got} at {label}")
+    text = raw[4 + _ROW.size:].decode()
+    texts: list[str | None] = []
+    at = 0
+    for n in lengths:
+        if n < 0:
+            texts.append(None)
+        else:
+            texts.append(text[at:at + n])
+            at += n
+    if at != len(text):
+        raise ValueError("lengths")
+    path, hash_, sidecar_sig, caption, license_, source, extra = texts
+    return Item.from_row((id_, path, label, hash_, size, mtime_ns, sidecar_sig, caption, license_, source, extra))
 
 
 def write_records(store: CorpusStore) -> bool:
@@ -174,11 +202,11 @@ def write_records(store: CorpusStore) -> bool:
     at = 0
     try:
         for row in rows:
-            body = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
-            parts.append(_CRC.pack(zlib.crc32(body)) + body)
-            at += 4 + len(body)
+            record = _encode(row)
+            parts.append(record)
+            at += len(record)
             offsets[row[2] + 1] = at
-    except (TypeError, ValueError) as exc:
+    except (TypeError, struct.error) as exc:  # a value SQLite holds in another type than its column's
         log.warning("corpus '%s': item records not written (%s in the row of %s): searches read the "
                     "items from SQLite (slower)", store.name, exc, row[1])
         return False

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from imagerag_sdk.index import CorpusIndex, CorpusStore, IndexRetriever, ingest
+from imagerag_sdk.index import records as records_mod
 from imagerag_sdk.index.items import NewItem
 from imagerag_sdk.index.records import DIRTY, RECORDS, TOKEN, ItemRecords, write_records
 
@@ -182,13 +183,49 @@ def test_every_store_write_path_marks_the_file_stale(corpus, change):
             store.compact()
         assert store.meta_value(TOKEN) == DIRTY
         assert write_records(store) is True and store.meta_value(TOKEN) not in (None, DIRTY)
+        assert _rebuilt_the_same(store, index_dir)
     finally:
         store.close()
     index = CorpusIndex(index_dir=index_dir)
     view = index.current()
     assert view.records is not None
     labels = view.labels.tolist()
-    assert view.records.get(labels) == index.store.items_by_label(labels)
+    assert view.records.get(labels) == index.store.items_of_epoch(labels)[1]
+
+
+def _rebuilt_the_same(store, index_dir) -> bool:
+    """Whether the file written (incrementally, when it could) equals one written from every row."""
+    written = (index_dir / RECORDS).read_bytes()[64:]
+    store.db.execute("UPDATE meta SET value = 'dirty' WHERE key = 'items_token'")
+    assert write_records(store, full=True) is True
+    return (index_dir / RECORDS).read_bytes()[64:] == written
+
+
+def test_an_incremental_rewrite_encodes_only_the_changed_rows(corpus, monkeypatch):
+    root, index_dir, files = corpus
+    encoded: list[int] = []
+    real = records_mod._encode
+    monkeypatch.setattr(records_mod, "_encode", lambda row: (encoded.append(row[2]), real(row))[1])
+    store = CorpusStore.open(index_dir=index_dir, write=True)
+    try:
+        items = store.items()
+        vec = store.get_vectors([0, 1, 2])
+        for round_ in range(3):
+            a, b, c = (items[f"sub{i}/img{3 * round_ + i:04d}.png"] for i in range(3))
+            store.commit([NewItem(f"new{round_}-{i}.png", f"h{round_}{i}", 1, 1) for i in range(2)]
+                         + [NewItem(c.path, c.hash, c.size, c.mtime_ns)], vec,
+                         updates=[NewItem(a.path, a.hash, a.size, a.mtime_ns, "s", {"caption": f"r{round_}"})],
+                         deletes=[b.path])
+            encoded.clear()
+            assert write_records(store) is True
+            assert len(encoded) == 4, "two added, one replaced (at a new label), one updated"
+            assert _rebuilt_the_same(store, index_dir)
+        n = store.next_label
+    finally:
+        store.close()
+    index = CorpusIndex(index_dir=index_dir)
+    view = index.current()
+    assert view.records is not None and view.records.get(range(n)) == index.store.items_of_epoch(range(n))[1]
 
 
 def test_an_error_between_the_commit_and_the_file_leaves_answers_right(corpus, monkeypatch):
@@ -208,7 +245,10 @@ def test_an_error_between_the_commit_and_the_file_leaves_answers_right(corpus, m
 def test_a_file_written_but_its_token_not_committed_is_not_used(corpus, monkeypatch):
     root, index_dir, files = corpus
     (root / "sub1" / "img0007.txt").write_text("caption seven\n")
-    monkeypatch.setattr(CorpusStore, "set_meta_if", lambda *a, **kw: (_ for _ in ()).throw(OSError("killed")))
+    def killed(store):  # the token's commit, after the file is written
+        raise OSError("killed")
+
+    monkeypatch.setattr(CorpusStore, "writing", killed)
     with pytest.raises(OSError, match="killed"):
         ingest(root, index_dir=index_dir, embedder={"use": "fake"}, exact_below=10)
     monkeypatch.undo()

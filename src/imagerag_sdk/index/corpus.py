@@ -315,7 +315,7 @@ class CorpusIndex:
         folder, or a link, there) every item is checked again, once (:meth:`_confine`)."""
         out: dict[int, Entry] = {}
         with self._lock:
-            if root_identity(self.root) != self._root_id:
+            if root_identity(self._root_dir) != self._root_id:
                 self._confine()
             if view.confined_at != self._confined:
                 view.entries.clear()

@@ -28,12 +28,15 @@ CREATE TABLE IF NOT EXISTS items(
 CREATE INDEX IF NOT EXISTS items_hash ON items(hash);
 CREATE TABLE IF NOT EXISTS tombstones(seq INTEGER PRIMARY KEY AUTOINCREMENT, label INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('items_token', 'dirty');
+CREATE TABLE IF NOT EXISTS items_changed(label INTEGER PRIMARY KEY);
 """ + "".join(f"""
-CREATE TRIGGER IF NOT EXISTS items_{event.lower()} AFTER {event} ON items
-WHEN (SELECT value FROM meta WHERE key = 'items_token') IS NOT 'dirty'
-BEGIN UPDATE meta SET value = 'dirty' WHERE key = 'items_token'; END;""" for event in ("INSERT", "UPDATE", "DELETE"))
-"""Tables, and triggers that mark the item record file stale in the transaction of any change to
-an item, whichever writer makes it (:mod:`~imagerag_sdk.index.records`)."""
+CREATE TRIGGER IF NOT EXISTS items_rec_{event.lower()} AFTER {event} ON items BEGIN
+{"".join(f"INSERT OR IGNORE INTO items_changed(label) VALUES ({row}.label); " for row in rows)}
+UPDATE meta SET value = 'dirty' WHERE key = 'items_token' AND value IS NOT 'dirty'; END;"""
+                for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))))
+"""Tables, and triggers that, in the transaction of any change to an item and whichever writer
+makes it, mark the item record file stale and note the labels changed since it was written
+(:mod:`~imagerag_sdk.index.records`)."""
 COLUMNS = "id, path, label, hash, size, mtime_ns, sidecar_sig, caption, license, source, extra"
 
 

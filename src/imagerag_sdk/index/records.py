@@ -7,12 +7,14 @@ otherwise reads the items from SQLite, with the same answers.
 How a reader knows it matches: the meta value ``items_token``. Triggers on the ``items`` table
 (:data:`~imagerag_sdk.index.items.SCHEMA`, so every writer of the corpus, of any version, fires
 them) set it to ``dirty`` in the transaction of any change to an item: added, replaced, removed,
-its metadata updated, relabelled by a compaction. :func:`write_records` reads the rows, writes the
-file under a fresh random token (atomically: :func:`~imagerag_sdk.atomic.replacing`) and only then
-commits that token, if it is still the one it read. A reader uses the file when its header holds
-the token the reader's view read with its labels (one transaction), so a crash anywhere, a write
-without a new file, a file removed, truncated or replaced, all leave readers on SQLite until the
-next index run writes the file again.
+its metadata updated, relabelled by a compaction; they also note the labels changed in the table
+``items_changed``. :func:`write_records` reads the rows (only the changed ones, the rest copied
+from the file last written, when it can), writes the file under a fresh random token (atomically:
+:func:`~imagerag_sdk.atomic.replacing`) and only then commits that token, if it is still the one
+it read, and clears the changed labels. A reader uses the file when its header holds the token
+the reader's view read with its labels (one transaction), so a crash anywhere, a write without a
+new file, a file removed, truncated or replaced, all leave readers on SQLite until the next index
+run writes the file again.
 
 Layout, little-endian::
 
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 RECORDS = "items.rec"
 TOKEN = "items_token"
+BASE = "items_base"
+"""The token of the record file last committed: the base of an incremental rewrite."""
 DIRTY = "dirty"
 MAGIC = b"IRAGREC1"
 _HEAD = struct.Struct("<8s32sQQII")
@@ -73,7 +77,7 @@ class ItemRecords:
         """Set when a record failed its check: the caller reads SQLite from then on."""
 
     @classmethod
-    def open(cls, folder: Path, token: str | None) -> ItemRecords | None:
+    def open(cls, folder: Path, token: str | None, *, quiet: bool = False) -> ItemRecords | None:
         """The folder's record file if it holds ``token`` and its structure checks out, else
         ``None`` (a stale, missing or damaged file: read the items from SQLite)."""
         if not token or token == DIRTY:
@@ -89,7 +93,7 @@ class ItemRecords:
         finally:
             if records is None:
                 os.close(fd)
-        if problem:
+        if problem and not quiet:
             log.warning("corpus item records %s are damaged (%s): items are read from SQLite (slower) "
                         "until the next 'imagerag index' run rewrites them", path, problem)
         return records
@@ -180,42 +184,91 @@ def _decode(raw: bytes, label: int) -> Item:
     return Item.from_row((id_, path, label, hash_, size, mtime_ns, sidecar_sig, caption, license_, source, extra))
 
 
-def write_records(store: CorpusStore) -> bool:
+def write_records(store: CorpusStore, *, full: bool = False) -> bool:
     """Bring the store's record file in step with its items (writers only: the caller holds
     the corpus's writer lock). Returns whether it wrote one.
 
-    The file is written before the token naming it is committed: a crash in between leaves a
-    file no reader uses. A row that cannot be written (a value SQLite holds as a blob) leaves
-    the token ``dirty``, with a warning: readers read SQLite."""
+    Incremental when it can: the file last committed (meta ``items_base``), whole, with the
+    records of the labels changed since (the ``items_changed`` table the triggers fill) read from
+    SQLite and encoded again, the others copied; every row read and encoded with ``full``, when
+    that file is gone or damaged, or when more than a quarter of the labels changed (a
+    compaction renumbers them all).
+
+    The file is written before the token naming it is committed (with the base, clearing the
+    changed labels): a crash in between leaves a file no reader uses and the changes noted. A
+    row that cannot be written (a value SQLite holds as a blob) leaves the token ``dirty``, with
+    a warning: readers read SQLite."""
     with store.reading():
         token = store.meta_value(TOKEN)
         if token is not None and token != DIRTY:
             current = ItemRecords.open(store.path, token)
             if current is not None and current.whole():
                 return False
-        rows = store.db.execute(f"SELECT {COLUMNS} FROM items ORDER BY label").fetchall()
         n = store.next_label
-    if rows and rows[-1][2] >= n:
-        raise AssertionError(f"an item holds label {rows[-1][2]}, next_label is {n}")
-    offsets = np.zeros(n + 1, "<u8")
-    parts: list[bytes] = []
-    at = 0
+        base = None if full else ItemRecords.open(store.path, store.meta_value(BASE), quiet=True)
+        changed = [r[0] for r in store.db.execute("SELECT label FROM items_changed WHERE label >= 0")]
+        if base is not None and (len(changed) > n // 4 or not base.whole()):
+            base = None
+        if base is None:
+            rows = store.db.execute(f"SELECT {COLUMNS} FROM items").fetchall()
+        else:
+            rows = []
+            for i in range(0, len(changed), 500):
+                chunk = changed[i:i + 500]
+                rows += store.db.execute(f"SELECT {COLUMNS} FROM items WHERE label IN "
+                                         f"({','.join('?' * len(chunk))})", chunk).fetchall()
     try:
-        for row in rows:
-            record = _encode(row)
-            parts.append(record)
-            at += len(record)
-            offsets[row[2] + 1] = at
+        encoded = {row[2]: _encode(row) for row in rows}
     except (TypeError, struct.error) as exc:  # a value SQLite holds in another type than its column's
-        log.warning("corpus '%s': item records not written (%s in the row of %s): searches read the "
-                    "items from SQLite (slower)", store.name, exc, row[1])
+        log.warning("corpus '%s': item records not written (%s): searches read the items from "
+                    "SQLite (slower)", store.name, exc)
         return False
-    np.maximum.accumulate(offsets, out=offsets)  # labels no item holds: empty records
-    table, data = offsets.tobytes(), b"".join(parts)
+    if max(encoded, default=-1) >= n:
+        raise AssertionError(f"an item holds label {max(encoded)}, next_label is {n}")
+    table, data = _assemble(n, encoded, base, changed)
     fresh = secrets.token_hex(16)
     head = _HEAD.pack(MAGIC, fresh.encode(), n, len(data), zlib.crc32(data, zlib.crc32(table)), 0)[:60]
     with atomic.replacing(store.path / RECORDS) as tmp, open(tmp, "wb") as f:
         f.write(head + _CRC.pack(zlib.crc32(head)))
         f.write(table)
         f.write(data)
-    return store.set_meta_if(TOKEN, fresh, expected=token)
+    with store.writing():
+        if store.db.execute("UPDATE meta SET value=? WHERE key=? AND value IS ?",
+                            (fresh, TOKEN, token)).rowcount != 1:
+            return False  # changed meanwhile (no writer should have): the file is not used
+        store.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (BASE, fresh))
+        store.db.execute("DELETE FROM items_changed")
+    return True
+
+
+def _assemble(n: int, encoded: dict[int, bytes], base: ItemRecords | None,
+              changed: list[int]) -> tuple[bytes, bytes]:
+    """(offsets table, data) for labels 0..n-1: ``encoded`` records, the others copied from
+    ``base`` (labels in ``changed`` that no row holds any more: empty)."""
+    lengths = np.zeros(n, np.int64)
+    for label, record in encoded.items():
+        lengths[label] = len(record)
+    if base is None:
+        offsets = np.zeros(n + 1, "<u8")
+        np.cumsum(lengths, out=offsets[1:])
+        return offsets.tobytes(), b"".join(encoded[label] for label in sorted(encoded))
+    have = min(n, base._n)
+    old = np.frombuffer(base._map, "<u8", count=base._n + 1, offset=_HEAD.size).astype(np.int64)
+    redone = sorted({x for x in changed if x < n} | encoded.keys())
+    keep = np.ones(have, bool)
+    keep[[x for x in redone if x < have]] = False
+    lengths[:have][keep] = np.diff(old)[:have][keep]
+    offsets = np.zeros(n + 1, "<u8")
+    np.cumsum(lengths, out=offsets[1:])
+    parts: list[bytes] = []
+    at, mapped, data_at = 0, base._map, base._data_at
+    ends: list[int | None] = [*redone, None]
+    for end in ends:  # the unchanged run before each label redone (and the last): one copy
+        stop = have if end is None else min(end, have)
+        if stop > at:
+            parts.append(mapped[data_at + int(old[at]):data_at + int(old[stop])])
+        if end is not None:
+            if end in encoded:
+                parts.append(encoded[end])
+            at = max(at, end + 1)
+    return offsets.tobytes(), b"".join(parts)

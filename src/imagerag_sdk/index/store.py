@@ -129,14 +129,8 @@ class CorpusStore:
         if in_tx:
             self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
         else:
-            with self._tx():
+            with self.writing():
                 self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
-
-    def set_meta_if(self, key: str, value: str, *, expected: str | None) -> bool:
-        """Set one meta value if it still is ``expected``; whether it was."""
-        with self._tx():
-            return self.db.execute("UPDATE meta SET value=? WHERE key=? AND value IS ?",
-                                   (value, key, expected)).rowcount == 1
 
     def meta_value(self, key: str) -> str | None:
         """One value of the meta table (one indexed row read, not the whole table)."""
@@ -216,9 +210,6 @@ class CorpusStore:
         copied file reuses its vector."""
         return rows_sql.read_hash_labels(self.db, paths)
 
-    def items_by_label(self, labels: Iterable[int]) -> dict[int, Item]:
-        return self.items_of_epoch(labels)[1]
-
     def items_of_epoch(self, labels: Iterable[int]) -> tuple[int | None, dict[int, Item]]:
         """(epoch, items by label): the rows read with the epoch they belong to, in one statement
         per 500 labels (each sees one committed state); epoch ``None`` when no row was found.
@@ -280,7 +271,7 @@ class CorpusStore:
 
     # -- writing -----------------------------------------------------------------------------
     @contextmanager
-    def _tx(self) -> Iterator[None]:
+    def writing(self) -> Iterator[None]:
         """A write transaction: committed, or rolled back on an exception."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -304,7 +295,7 @@ class CorpusStore:
 
     def _switch_vectors(self, name: str, capacity: int, extra: dict[str, Any] | None = None) -> None:
         old = self.meta_value("vectors_file") or ""
-        with self._tx():
+        with self.writing():
             self._set_meta({"vectors_file": name, "capacity": capacity,
                             "generation": self._int("generation") + 1, **(extra or {})}, in_tx=True)
         self._vectors = None
@@ -341,7 +332,7 @@ class CorpusStore:
             assert isinstance(mm, np.memmap)  # ensure_capacity made the file: np.load mapped it
             mm[start:start + len(adds)] = vectors
             mm.flush()
-        with self._tx():
+        with self.writing():
             rows_sql.write_rows(self.db, adds, start, updates, deletes)
             if len(adds):
                 self._set_meta({"next_label": start + len(adds)}, in_tx=True)
@@ -357,7 +348,7 @@ class CorpusStore:
         capacity = max(1024, 2 * len(labels))
         name = self._new_vectors_file(capacity, rows)
         old_name = self.meta_value("vectors_file") or ""
-        with self._tx():
+        with self.writing():
             rows_sql.renumber(self.db, labels)
             self._set_meta({"vectors_file": name, "capacity": capacity, "next_label": len(labels),
                             "generation": self._int("generation") + 1, "epoch": self.epoch + 1},

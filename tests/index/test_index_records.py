@@ -4,6 +4,7 @@ metadata); every change to an item makes readers fall back until the writer rewr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -245,10 +246,15 @@ def test_an_error_between_the_commit_and_the_file_leaves_answers_right(corpus, m
 def test_a_file_written_but_its_token_not_committed_is_not_used(corpus, monkeypatch):
     root, index_dir, files = corpus
     (root / "sub1" / "img0007.txt").write_text("caption seven\n")
-    def killed(store):  # the token's commit, after the file is written
+    real = records_mod.atomic.replacing
+
+    @contextlib.contextmanager
+    def then_killed(path):  # the file written (renamed into place), then the token's commit fails
+        with real(path) as tmp:
+            yield tmp
         raise OSError("killed")
 
-    monkeypatch.setattr(CorpusStore, "writing", killed)
+    monkeypatch.setattr(records_mod.atomic, "replacing", then_killed)
     with pytest.raises(OSError, match="killed"):
         ingest(root, index_dir=index_dir, embedder={"use": "fake"}, exact_below=10)
     monkeypatch.undo()

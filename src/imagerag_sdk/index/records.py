@@ -60,6 +60,9 @@ MAGIC = b"IRAGREC1"
 _HEAD = struct.Struct("<8s32sQQII")
 _PAIR = struct.Struct("<QQ")
 _CRC = struct.Struct("<I")
+_PREAD = hasattr(os, "pread")
+"""Not on Windows, where a file a reader keeps open (mapped) could not be replaced either: there
+readers read SQLite."""
 _ROW = struct.Struct("<qqqq7i")
 _TEXTS = (1, 3, 6, 7, 8, 9, 10)
 """Positions in a row (:data:`~imagerag_sdk.index.items.COLUMNS`) of the texts, in record order."""
@@ -80,7 +83,7 @@ class ItemRecords:
     def open(cls, folder: Path, token: str | None, *, quiet: bool = False) -> ItemRecords | None:
         """The folder's record file if it holds ``token`` and its structure checks out, else
         ``None`` (a stale, missing or damaged file: read the items from SQLite)."""
-        if not token or token == DIRTY:
+        if not token or token == DIRTY or not _PREAD:
             return None
         path = folder / RECORDS
         try:
@@ -198,6 +201,8 @@ def write_records(store: CorpusStore, *, full: bool = False) -> bool:
     changed labels): a crash in between leaves a file no reader uses and the changes noted. A
     row that cannot be written (a value SQLite holds as a blob) leaves the token ``dirty``, with
     a warning: readers read SQLite."""
+    if not _PREAD:
+        return False
     with store.reading():
         token = store.meta_value(TOKEN)
         if token is not None and token != DIRTY:

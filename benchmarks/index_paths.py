@@ -3,7 +3,9 @@ same graph file, in one run.
 
 Not a test. Builds (once, then reuses with ``--dir``) a corpus of ``--n`` synthetic 512-d vectors
 with one empty file per item under a folder tree (so the folder walk and the confinement checks
-are real), then prints, each against its anchor measured in the same process:
+are real), and its item record file (``items.rec``, as an index run ends: also written into a
+reused corpus that lacks a current one, so ``--dir`` must be writable), then prints, each against
+its anchor measured in the same process:
 
 * search: ``IndexRetriever.search_vectors`` (k = 10, default dedupe; and dedupe off) / raw
   ``knn_query`` at the same fetched k and ef, one query at a time (p50 of per-query times, wall

@@ -126,6 +126,22 @@ def test_a_stale_missing_or_damaged_record_file_falls_back_to_sqlite(corpus, mon
     assert reads.sqlite == [], "the next index run rewrote the file"
 
 
+def test_an_unreadable_record_file_falls_back_to_sqlite(corpus, monkeypatch, caplog):
+    root, index_dir, files = corpus
+    queries = sorted(files.values())[:5]
+    want = _sqlite_answers(index_dir, queries, monkeypatch)
+    real_open = os.open
+
+    def no_access(path, *args, **kwargs):
+        if str(path).endswith(RECORDS):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_access)
+    assert _answers(index_dir, queries) == want
+    assert "cannot be read (Permission denied)" in caplog.text
+
+
 def test_a_metadata_update_is_seen_by_a_reader_at_once(corpus, monkeypatch):
     root, index_dir, files = corpus
     r = IndexRetriever(index_dir=str(index_dir), backend="hnsw", dedupe=None)

@@ -90,9 +90,16 @@ class ItemRecords:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return None
+        except OSError as exc:  # unreadable here (permissions…): SQLite still answers
+            if not quiet:
+                log.warning("corpus item records %s cannot be read (%s): items are read from SQLite "
+                            "(slower)", path, exc.strerror or exc)
+            return None
         records: ItemRecords | None = None
         try:
             problem, records = cls._check(path, token, fd)
+        except OSError as exc:  # not a readable file (a folder there…)
+            problem = exc.strerror or str(exc)
         finally:
             if records is None:
                 os.close(fd)

@@ -3,7 +3,9 @@ same graph file, in one run.
 
 Not a test. Builds (once, then reuses with ``--dir``) a corpus of ``--n`` synthetic 512-d vectors
 with one empty file per item under a folder tree (so the folder walk and the confinement checks
-are real), then prints, each against its anchor measured in the same process:
+are real), and its item record file (``items.rec``, as an index run ends: also written into a
+reused corpus that lacks a current one, so ``--dir`` must be writable), then prints, each against
+its anchor measured in the same process:
 
 * search: ``IndexRetriever.search_vectors`` (k = 10, default dedupe; and dedupe off) / raw
   ``knn_query`` at the same fetched k and ef, one query at a time (p50 of per-query times, wall
@@ -78,6 +80,7 @@ def build(base: Path, n: int, d: int, queries: int, seed: int) -> tuple[np.ndarr
     x, q, _ = make_data(n + extra, d, 3000, queries, seed=seed)
     done = base / "done.json"
     if done.exists() and json.loads(done.read_text()) == {"n": n, "d": d, "seed": seed}:
+        records(base / "index")
         return q, x[n:]
     shutil.rmtree(base, ignore_errors=True)
     root, index = base / "root", base / "index"
@@ -94,8 +97,25 @@ def build(base: Path, n: int, d: int, queries: int, seed: int) -> tuple[np.ndarr
         print(f"  graph built in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     finally:
         store.close()
+    records(index)
     done.write_text(json.dumps({"n": n, "d": d, "seed": seed}))
     return q, x[n:]
+
+
+def records(index: Path) -> None:
+    """The item record file an index run ends with (a corpus built by older code lacks it, and
+    the incremental paths' commits leave it stale), where this code writes one."""
+    try:
+        from imagerag_sdk.index.records import write_records
+    except ImportError:  # older code (a before/after run): it reads SQLite
+        return
+    store = CorpusStore.open(index_dir=index, write=True)
+    try:
+        t0 = time.perf_counter()
+        if write_records(store):
+            print(f"  item records written in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        store.close()
 
 
 def graph_file(index: Path) -> Path:

@@ -19,6 +19,7 @@ from imagerag_sdk.index import CorpusIndex, CorpusStore, HnswBackend, IndexRetri
 from imagerag_sdk.index import corpus as corpus_mod
 from imagerag_sdk.index import store as store_mod
 from imagerag_sdk.index.items import Item
+from imagerag_sdk.index.records import RECORDS, ItemRecords
 
 
 @pytest.fixture
@@ -49,14 +50,18 @@ def test_a_repeated_search_reads_no_item_and_resolves_no_path(corpus, monkeypatc
     assert resolved == [] and read == [], "checked and read once per item, not per hit per query"
 
 
-def test_a_search_reads_only_the_items_of_the_hits_it_keeps(corpus, monkeypatch):
+@pytest.mark.parametrize("records", [True, False])
+def test_a_search_reads_only_the_items_of_the_hits_it_keeps(corpus, monkeypatch, records):
     root, index_dir, files = corpus
+    if not records:
+        (index_dir / RECORDS).unlink()
     r = IndexRetriever(index_dir=str(index_dir), backend="hnsw")
     r.load()
     read: list[int] = []
-    real_read = CorpusStore.items_of_epoch
+    real_read, real_get = CorpusStore.items_of_epoch, ItemRecords.get
     monkeypatch.setattr(CorpusStore, "items_of_epoch", lambda self, labels: (read.extend(labels),
                                                                               real_read(self, labels))[1])
+    monkeypatch.setattr(ItemRecords, "get", lambda self, labels: (read.extend(labels), real_get(self, labels))[1])
     hits = r.search([files["sub1/img0001.png"]], 3)[0]
     assert len(hits) == 3
     assert len(read) == 3, "dedupe fetches 4k + 4 candidates but reads the items of the k kept"
@@ -236,18 +241,25 @@ def test_a_view_whose_graph_a_newer_view_updated_in_place_keeps_to_its_own_label
     index.close()
 
 
-def test_a_search_costs_one_statement_beyond_the_change_check(corpus, monkeypatch):
-    """The items of the hits kept come in one statement that also says their epoch (no read
-    transaction around it); a repeated search asks SQLite only whether anything changed."""
+@pytest.mark.parametrize("records", [True, False])
+def test_a_search_costs_one_statement_beyond_the_change_check(corpus, monkeypatch, records):
+    """The items of the hits kept come from the item record file, or (without one) in one
+    statement that also says their epoch (no read transaction around it); a repeated search asks
+    SQLite only whether anything changed."""
     root, index_dir, files = corpus
+    if not records:
+        (index_dir / RECORDS).unlink()
     seen = _statements(monkeypatch)
     r = IndexRetriever(index_dir=str(index_dir), backend="hnsw")
     r.load()
     query = [files["sub1/img0001.png"]]
     seen.clear()
     first = _answers(r, query)
-    assert [s.split()[0] for s in seen] == ["PRAGMA", "SELECT"], seen
-    assert "data_version" in seen[0] and "FROM items" in seen[1] and "epoch" in seen[1]
+    if records:
+        assert seen == ["PRAGMA data_version"], seen
+    else:
+        assert [s.split()[0] for s in seen] == ["PRAGMA", "SELECT"], seen
+        assert "data_version" in seen[0] and "FROM items" in seen[1] and "epoch" in seen[1]
     seen.clear()
     assert _answers(r, query) == first
     assert seen == ["PRAGMA data_version"]

@@ -15,6 +15,7 @@ from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
 from .graph_pair import Graph, GraphPair, open_graph
 from .items import Entry, Item, ItemCache
+from .records import TOKEN, ItemRecords
 from .scan import RootGuard, root_identity
 from .store import CorpusStore
 
@@ -57,6 +58,8 @@ class _State:
     labels: np.ndarray
     dead: list[int]
     """Tombstones after the previous view's (same epoch only)."""
+    records: ItemRecords | None = None
+    """The item record file, when it holds this state's items."""
 
 
 class View:
@@ -73,6 +76,7 @@ class View:
         self.version, self.epoch, self.upto, self.seq = state.version, state.epoch, state.upto, state.seq
         self.vectors_file = state.vectors_file
         self.labels = state.labels
+        self.records = state.records
         self.vectors = vectors
         self.backend = backend
         self.note = note
@@ -202,8 +206,11 @@ class CorpusIndex:
                 labels = np.concatenate([_drop(old.labels, dead), store.live_labels(old.upto)])
             else:
                 labels = store.live_labels()
+        token, kept = meta.get(TOKEN), old.records if old is not None else None
+        records = (kept if kept is not None and kept.token == token and not kept.broken
+                   else ItemRecords.open(store.path, token))  # read with the labels: the same state
         return _State(version, epoch, upto, seq, int(meta.get("dim") or 0), meta.get("vectors_file") or "",
-                      labels, dead)
+                      labels, dead, records)
 
     def _build(self, old: View | None) -> View:
         for attempt in range(3):  # a writer may switch files or save a graph between our reads
@@ -253,10 +260,11 @@ class CorpusIndex:
     def entries(self, view: View, labels: Iterable[int]) -> dict[int, Entry] | None:
         """The item and checked absolute path of each label of ``view`` that is still indexed.
 
-        Labels the view has not cached yet are read in one transaction, which also checks the
-        view is still of the current epoch: ``None`` when a compaction renumbered the labels
-        since (search again on a fresh view). A label absent from the answer was removed since
-        the view was read.
+        Labels the view has not cached yet are read from the item record file when it holds the
+        view's state (one ``pread`` each: :mod:`.records`), else from SQLite in one transaction,
+        which also checks the view is still of the current epoch: ``None`` when a compaction
+        renumbered the labels since (search again on a fresh view). A label absent from the
+        answer was removed since the view was read (SQLite) or at its state (the record file).
 
         Paths are not checked here, one by one: the writer indexes no file that leads out of the
         root (and drops one that came to, at its next run). Each call compares the root's identity
@@ -264,7 +272,7 @@ class CorpusIndex:
         folder, or a link, there) every item is checked again, once (:meth:`_confine`)."""
         out: dict[int, Entry] = {}
         with self._lock:
-            if root_identity(self.root) != self._root_id:
+            if root_identity(self._root_dir) != self._root_id:
                 self._confine()
             if view.confined_at != self._confined:
                 view.entries.clear()
@@ -278,11 +286,14 @@ class CorpusIndex:
                     out[label] = entry
             if not missing:
                 return out
-            epoch, found = self.store.items_of_epoch(missing)  # one statement: one committed state
-            if epoch is None:  # none of them is left: whether renumbered, the epoch tells
-                epoch = self.store.epoch
-            if epoch != view.epoch:
-                return None
+            records = view.records
+            found = records.get(missing) if records is not None and not records.broken else None
+            if found is None:  # no record file of the view's state: SQLite
+                epoch, found = self.store.items_of_epoch(missing)  # one statement: one committed state
+                if epoch is None:  # none of them is left: whether renumbered, the epoch tells
+                    epoch = self.store.epoch
+                if epoch != view.epoch:
+                    return None
             prefix, escaped = self._prefix, self._escaped
             for label, item in found.items():
                 out_of_root = bool(escaped) and (item.path, item.size, item.mtime_ns) in escaped

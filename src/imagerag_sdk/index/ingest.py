@@ -29,6 +29,7 @@ from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
 from .graph_sync import sync_hnsw
 from .items import Known, NewItem
+from .records import write_records
 from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, root_identity, scan
 from .store import CorpusStore
 from .threads import ModelThreads
@@ -248,6 +249,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         if store.dim and (report.total >= exact_below or store.hnsw_snapshots()):
             sync_hnsw(store, save=True, progress=graph_progress)
             report.backend = "hnsw"
+        write_records(store)  # the items by label for searches, once they are all written
         report.hnsw_m, report.hnsw_ef_construction = store.graph_params
         report.seconds = time.perf_counter() - t0
         report.report_path = str(store.write_report(report.to_dict()))

@@ -19,6 +19,12 @@ from .ingest import embed_batch
 from .items import Entry
 
 
+_new = object.__new__
+_HIT_FIELDS = ("path", "score", "corpus", "metadata", "query", "rank")
+if tuple(Hit.__dataclass_fields__) != _HIT_FIELDS or hasattr(Hit, "__post_init__"):
+    raise AssertionError("search_vectors fills in Hit's fields itself: update it with Hit")
+
+
 class IndexRetrieverOptions(Options):
     corpus: str | None = Field(None, description="Corpus name (a folder under ~/.imagerag/corpora)")
     index_dir: str | None = Field(None, description="Corpus folder, instead of a name")
@@ -134,17 +140,19 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
             if picked is None:
                 continue  # compacted, or a hit removed, since the view: again on a fresh view
             chosen, known = picked
-            out: list[list[Hit]] = []
             name = index.name
+            out: list[list[Hit]] = []
             for qi, query in enumerate(queries):
-                cols = chosen[qi]
                 hits: list[Hit] = []
-                for rank, (label, score) in enumerate(zip(labels[qi, cols].tolist(), scores[qi, cols].tolist(),
-                                                          strict=True)):
+                for rank, (label, score) in enumerate(chosen[qi]):
                     item, path = known[label]
                     assert path is not None  # only good ones are kept
-                    hits.append(Hit(path=path, score=score, corpus=name, metadata=item.metadata(),
-                                    query=query, rank=rank))
+                    # a Hit filled in without its __init__ (an object.__setattr__ per field, ~2 µs
+                    # a hit): the same object, see _HIT_FIELDS
+                    hit = _new(Hit)
+                    hit.__dict__.update(path=path, score=score, corpus=name, metadata=item.metadata(),
+                                        query=query, rank=rank)
+                    hits.append(hit)
                 out.append(hits)
             return out
         raise CorpusError(f"corpus '{index.name}' was compacted {RETRIES} times during one search",
@@ -160,23 +168,28 @@ class _Picker:
     of the unread ones it kept and picks again, until it kept only known items. A candidate
     found bad is skipped on the next round; a candidate it did not keep was skipped for its score
     or as a duplicate of a good one, or came after the k-th, so the result equals a pass that
-    reads every candidate first, without reading them. Each query's candidates are picked with
-    numpy on their rows: only candidates with a near-duplicate before them are looked at one by
-    one (to know whether that one was kept)."""
+    reads every candidate first, without reading them. Candidates are Python lists (a search
+    runs on caches the graph search just evicted, where each small numpy call costs tens of µs):
+    numpy only for the Gram matrix of duplicate collapsing, and only candidates with a
+    near-duplicate before them are looked at one by one (to know whether that one was kept)."""
 
     def __init__(self, view: View, labels: np.ndarray, scores: np.ndarray, k: int,
                  dedupe: float | None, floor: float | None) -> None:
         self.view, self.k, self.dedupe = view, k, dedupe
-        ok = labels >= 0
+        self.scores: list[list[float]] = scores.tolist()
+        self.cols: list[list[int] | None] = []  # candidates' columns per query (None: every column)
+        self.cands: list[list[int]] = []  # their labels
         if floor is not None:
-            ok &= scores >= floor
-        if ok.all():  # the usual case: every column a candidate
-            every = np.arange(labels.shape[1])
-            self.cols = [every] * len(labels)
-            self.cands = list(labels)
-        else:
-            self.cols = [np.flatnonzero(row) for row in ok]  # candidates' columns, per query
-            self.cands = [labels[qi, cols] for qi, cols in enumerate(self.cols)]
+            floor = float(np.float32(floor))  # compared as the float32 scores are (numpy would)
+        for row, row_scores in zip(labels.tolist(), self.scores, strict=True):
+            if (not row or min(row) >= 0) and (floor is None or all(x >= floor for x in row_scores)):
+                self.cols.append(None)  # the usual case: every column a candidate
+                self.cands.append(row)
+            else:
+                cols = [c for c, label in enumerate(row)
+                        if label >= 0 and (floor is None or row_scores[c] >= floor)]
+                self.cols.append(cols)
+                self.cands.append([row[c] for c in cols])
         self.dups: list[np.ndarray | None] = [None] * len(self.cands)
         self.vecs: list[np.ndarray | None] = [None] * len(self.cands)
         self.bad: set[int] = set()  # labels removed since the view, or whose file leads out
@@ -196,37 +209,46 @@ class _Picker:
             np.fill_diagonal(dups, False)
         return dups
 
-    def keep(self, qi: int) -> np.ndarray:
+    def keep(self, qi: int) -> list[int]:
         """Positions (in ``cands[qi]``) kept for query ``qi``, best first."""
-        cands, k = self.cands[qi], self.k
-        bad = np.isin(cands, list(self.bad)) if self.bad else None
+        cands, k, bad = self.cands[qi], self.k, self.bad
         if self.dedupe is None:
-            return np.flatnonzero(~bad)[:k] if bad is not None else np.arange(min(k, len(cands)))
+            if not bad:
+                return list(range(min(k, len(cands))))
+            return [p for p, label in enumerate(cands) if label not in bad][:k]
         n = min(len(cands), k)
         while True:
             dups = self.near(qi, n)
             m = len(dups)
-            if bad is None and not dups.any():  # no duplicates among them (the usual case)
-                kept = np.ones(m, bool)
+            if not bad and not dups.any():  # no duplicates among them (the usual case)
+                out = list(range(min(k, m)))
             else:
-                kept = ~bad[:m] if bad is not None else np.ones(m, bool)
+                kept = np.array([label not in bad for label in cands[:m]], dtype=bool)
                 for j in np.flatnonzero(dups.any(axis=0)).tolist():  # those with a duplicate
                     if kept[j] and (dups[:j, j] & kept[:j]).any():  # ... kept before them
                         kept[j] = False
-            out = np.flatnonzero(kept)[:k]
+                out = np.flatnonzero(kept)[:k].tolist()
             if len(out) == k or m == len(cands):
                 return out
             n = min(len(cands), m + max(k // 2, 2 * (k - len(out))))
 
-    def pick(self, index: CorpusIndex, *, last: bool) -> tuple[list[np.ndarray], dict[int, Entry]] | None:
-        """(columns kept per query, entries by label), or ``None``: search again on a fresh view."""
+    def chosen(self, kept: list[list[int]]) -> list[list[tuple[int, float]]]:
+        """(label, score) of each query's kept positions."""
+        out = []
+        for cands, cols, scores, pos in zip(self.cands, self.cols, self.scores, kept, strict=True):
+            out.append([(cands[p], scores[p if cols is None else cols[p]]) for p in pos])
+        return out
+
+    def pick(self, index: CorpusIndex, *,
+             last: bool) -> tuple[list[list[tuple[int, float]]], dict[int, Entry]] | None:
+        """((label, score) kept per query, entries by label), or ``None``: search again on a
+        fresh view."""
         known: dict[int, Entry] = {}
         while True:
             kept = [self.keep(qi) for qi in range(len(self.cands))]
-            unread = sorted({label for qi, pos in enumerate(kept) for label in self.cands[qi][pos].tolist()}
-                            - known.keys())
+            unread = sorted({cands[p] for cands, pos in zip(self.cands, kept) for p in pos} - known.keys())
             if not unread:
-                return [self.cols[qi][pos] for qi, pos in enumerate(kept)], known
+                return self.chosen(kept), known
             found = index.entries(self.view, unread)
             if found is None or (len(found) < len(unread) and not last):
                 return None
@@ -238,4 +260,4 @@ class _Picker:
                 else:
                     known[label] = entry
             if len(self.bad) == before:  # every one kept is good: picking again keeps the same
-                return [self.cols[qi][pos] for qi, pos in enumerate(kept)], known
+                return self.chosen(kept), known

@@ -4,6 +4,7 @@ Layout of a corpus folder::
 
     index.sqlite                    items (relative path, hash, size, mtime, sidecar fields, label),
                                     tombstones (labels removed, in order), meta (embedder, root …)
+    items.rec                       the items by label, derived for searches (see :mod:`.records`)
     vectors-<gen>.npy               float32 (capacity, dim); row ``label`` holds that item's vector
     hnsw-e<epoch>-n<upto>-t<seq>.bin  hnswlib snapshot covering labels < upto and tombstones ≤ seq
     last-ingest.json                the report of the last ``imagerag index`` run
@@ -38,7 +39,8 @@ from .. import atomic
 from ..errors import CorpusError
 from ..paths import corpus_dir
 from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
-from .items import COLUMNS, SCHEMA, Item, Known, NewItem
+from . import items as rows_sql
+from .items import SCHEMA, Item, Known, NewItem
 
 __all__ = ["CorpusStore", "Item", "NewItem", "corpus_dir"]
 
@@ -127,7 +129,7 @@ class CorpusStore:
         if in_tx:
             self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
         else:
-            with self._tx():
+            with self.writing():
                 self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", rows)
 
     def meta_value(self, key: str) -> str | None:
@@ -197,65 +199,26 @@ class CorpusStore:
 
     # -- reading -----------------------------------------------------------------------------
     def items(self) -> dict[str, Item]:
-        rows = self.db.execute(f"SELECT {COLUMNS} FROM items").fetchall()
-        return {r[1]: Item.from_row(r) for r in rows}
+        return rows_sql.read_items(self.db)
 
     def known(self) -> dict[str, Known]:
         """What a re-run compares the folder with, by path (no :class:`Item` built per row)."""
-        rows = self.db.execute("SELECT path, size, mtime_ns, sidecar_sig, hash FROM items")
-        return {r[0]: Known(r[1], r[2], r[3], r[4]) for r in rows}
+        return rows_sql.read_known(self.db)
 
     def hash_labels(self, paths: Sequence[str] | None = None) -> dict[str, int]:
         """The label of each content hash indexed (of ``paths`` only, if given): a renamed or
         copied file reuses its vector."""
-        if paths is None:
-            return dict(self.db.execute("SELECT hash, label FROM items"))
-        out: dict[str, int] = {}
-        for i in range(0, len(paths), 500):
-            chunk = list(paths[i:i + 500])
-            marks = ",".join("?" * len(chunk))
-            out.update(self.db.execute(f"SELECT hash, label FROM items WHERE path IN ({marks})", chunk))
-        return out
-
-    def items_by_label(self, labels: Iterable[int]) -> dict[int, Item]:
-        return self.items_of_epoch(labels)[1]
+        return rows_sql.read_hash_labels(self.db, paths)
 
     def items_of_epoch(self, labels: Iterable[int]) -> tuple[int | None, dict[int, Item]]:
         """(epoch, items by label): the rows read with the epoch they belong to, in one statement
         per 500 labels (each sees one committed state); epoch ``None`` when no row was found.
         Different epochs across statements (a compaction in between) give epoch ``-1``."""
-        labels = [int(x) for x in labels]
-        out: dict[int, Item] = {}
-        epoch: int | None = None
-        for i in range(0, len(labels), 500):
-            chunk = labels[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for r in self.db.execute(f"SELECT (SELECT value FROM meta WHERE key = 'epoch'), {COLUMNS} "
-                                     f"FROM items WHERE label IN ({marks})", chunk):
-                this = int(r[0] or 0)
-                epoch = this if epoch is None or epoch == this else -1
-                item = Item.from_row(r[1:])
-                out[item.label] = item
-        return epoch, out
+        return rows_sql.read_of_epoch(self.db, labels)
 
     def live_labels(self, start: int = 0) -> np.ndarray:
-        """Labels of the live items (those ≥ ``start``), ascending.
-
-        Within an epoch every label below ``next_label`` was given to one item, and each one
-        removed or replaced since left a tombstone (a compaction renumbers 0..n-1 and clears
-        them), so the live labels are that range less the tombstones: read without a row per
-        item. The count of items checks it; should it ever disagree, the labels are read."""
-        upto = self.next_label
-        dead = np.fromiter((r[0] for r in self.db.execute(
-            "SELECT label FROM tombstones WHERE label >= ?", (start,))), dtype=np.int64)
-        labels = np.arange(start, max(start, upto), dtype=np.int64)
-        if len(dead):
-            labels = labels[~np.isin(labels, dead)]
-        count = self.db.execute("SELECT COUNT(*) FROM items WHERE label >= ?", (start,)).fetchone()[0]
-        if count == len(labels):
-            return labels
-        rows = self.db.execute("SELECT label FROM items WHERE label >= ? ORDER BY label", (start,)).fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        """Labels of the live items (those ≥ ``start``), ascending: see :func:`.items.read_live_labels`."""
+        return rows_sql.read_live_labels(self.db, start, self.next_label)
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
@@ -307,18 +270,16 @@ class CorpusStore:
             self.db.execute("COMMIT")
 
     # -- writing -----------------------------------------------------------------------------
-    def _tx(self):
-        db = self.db
-
-        class _Tx:
-            def __enter__(self_inner):
-                db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self_inner, exc_type, exc, tb):
-                db.execute("ROLLBACK" if exc_type else "COMMIT")
-                return False
-
-        return _Tx()
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A write transaction: committed, or rolled back on an exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def _new_vectors_file(self, capacity: int, rows: np.ndarray | None) -> str:
         gen = self._int("generation") + 1
@@ -334,7 +295,7 @@ class CorpusStore:
 
     def _switch_vectors(self, name: str, capacity: int, extra: dict[str, Any] | None = None) -> None:
         old = self.meta_value("vectors_file") or ""
-        with self._tx():
+        with self.writing():
             self._set_meta({"vectors_file": name, "capacity": capacity,
                             "generation": self._int("generation") + 1, **(extra or {})}, in_tx=True)
         self._vectors = None
@@ -371,34 +332,10 @@ class CorpusStore:
             assert isinstance(mm, np.memmap)  # ensure_capacity made the file: np.load mapped it
             mm[start:start + len(adds)] = vectors
             mm.flush()
-        with self._tx():
-            for i, item in enumerate(adds):
-                self._upsert(item, start + i)
-            for item in updates:
-                self.db.execute("UPDATE items SET hash=?, size=?, mtime_ns=?, sidecar_sig=?, caption=?, "
-                                "license=?, source=?, extra=? WHERE path=?", (*item.columns(), item.path))
-            for path in deletes:
-                self._delete(path)
+        with self.writing():
+            rows_sql.write_rows(self.db, adds, start, updates, deletes)
             if len(adds):
                 self._set_meta({"next_label": start + len(adds)}, in_tx=True)
-
-    def _upsert(self, item: NewItem, label: int) -> None:
-        old = self.db.execute("SELECT label FROM items WHERE path=?", (item.path,)).fetchone()
-        if old is None:
-            self.db.execute("INSERT INTO items(path, label, hash, size, mtime_ns, sidecar_sig, caption, "
-                            "license, source, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (item.path, label, *item.columns()))
-        else:
-            self.db.execute("INSERT INTO tombstones(label) VALUES (?)", (old[0],))
-            self.db.execute("UPDATE items SET label=?, hash=?, size=?, mtime_ns=?, sidecar_sig=?, "
-                            "caption=?, license=?, source=?, extra=? WHERE path=?",
-                            (label, *item.columns(), item.path))
-
-    def _delete(self, path: str) -> None:
-        old = self.db.execute("SELECT label FROM items WHERE path=?", (path,)).fetchone()
-        if old is not None:
-            self.db.execute("INSERT INTO tombstones(label) VALUES (?)", (old[0],))
-            self.db.execute("DELETE FROM items WHERE path=?", (path,))
 
     def dead_fraction(self) -> float:
         used = self.next_label
@@ -411,12 +348,8 @@ class CorpusStore:
         capacity = max(1024, 2 * len(labels))
         name = self._new_vectors_file(capacity, rows)
         old_name = self.meta_value("vectors_file") or ""
-        with self._tx():
-            # two passes keep the UNIQUE(label) constraint satisfied
-            self.db.executemany("UPDATE items SET label=? WHERE label=?",
-                                [(-1 - new, int(old)) for new, old in enumerate(labels)])
-            self.db.execute("UPDATE items SET label = -1 - label WHERE label < 0")
-            self.db.execute("DELETE FROM tombstones")
+        with self.writing():
+            rows_sql.renumber(self.db, labels)
             self._set_meta({"vectors_file": name, "capacity": capacity, "next_label": len(labels),
                             "generation": self._int("generation") + 1, "epoch": self.epoch + 1},
                            in_tx=True)

@@ -14,8 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from imagerag_sdk.index import CorpusIndex, CorpusStore, HnswBackend
-from imagerag_sdk.index import graph_sync
+from imagerag_sdk.index import CorpusIndex, CorpusStore, HnswBackend, graph_sync
 from imagerag_sdk.index.graph_pair import GraphPair
 from imagerag_sdk.index.store import NewItem
 from imagerag_sdk.testing.fakes import FakeEmbedder

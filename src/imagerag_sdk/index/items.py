@@ -75,7 +75,7 @@ class Item:
         third of a search's cost per item read): the same object."""
         item = object.__new__(cls)
         fields = item.__dict__
-        fields.update(zip(_FIELDS, row))
+        fields.update(zip(_FIELDS, row, strict=True))
         extra = row[10]
         fields["extra"] = json.loads(extra) if extra else {}
         return item

@@ -18,7 +18,6 @@ from .corpus import RETRIES, CorpusIndex, View
 from .ingest import embed_batch
 from .items import Entry
 
-
 _new = object.__new__
 _HIT_FIELDS = ("path", "score", "corpus", "metadata", "query", "rank")
 if tuple(Hit.__dataclass_fields__) != _HIT_FIELDS or hasattr(Hit, "__post_init__"):
@@ -246,7 +245,7 @@ class _Picker:
         known: dict[int, Entry] = {}
         while True:
             kept = [self.keep(qi) for qi in range(len(self.cands))]
-            unread = sorted({cands[p] for cands, pos in zip(self.cands, kept) for p in pos} - known.keys())
+            unread = sorted({cands[p] for cands, pos in zip(self.cands, kept, strict=True) for p in pos} - known.keys())
             if not unread:
                 return self.chosen(kept), known
             found = index.entries(self.view, unread)

@@ -38,8 +38,8 @@ from filelock import FileLock, Timeout
 from .. import atomic
 from ..errors import CorpusError
 from ..paths import corpus_dir
-from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
 from . import items as rows_sql
+from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
 from .items import SCHEMA, Item, Known, NewItem
 
 __all__ = ["CorpusStore", "Item", "NewItem", "corpus_dir"]

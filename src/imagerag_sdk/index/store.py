@@ -7,6 +7,7 @@ Layout of a corpus folder::
     items.rec                       the items by label, derived for searches (see :mod:`.records`)
     vectors-<gen>.npy               float32 (capacity, dim); row ``label`` holds that item's vector
     hnsw-e<epoch>-n<upto>-t<seq>.bin  hnswlib snapshot covering labels < upto and tombstones ≤ seq
+    hnsw-…-recent-n<upto2>-t<seq2>.bin  the recent-adds graph paired with that snapshot (:mod:`.graph_pair`)
     last-ingest.json                the report of the last ``imagerag index`` run
     bm25/                           not the store's: the imagerag-bm25 plugin's saved caption index
     .lock                           held by the one process writing the corpus

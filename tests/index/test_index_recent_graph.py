@@ -158,7 +158,18 @@ def test_the_pair_finds_at_least_what_one_graph_of_every_vector_finds(tmp_path):
     assert np.mean(index.search(q, 1)[0][:, 0] == wanted) >= np.mean(one.search(q, 1)[0][:, 0] == wanted)
 
 
-def test_the_recent_graph_is_searched_at_a_breadth_scaled_to_its_size():
+def _spy_breadth(monkeypatch, graph: HnswBackend, name: str, asked: list[tuple[str, int | None]]) -> None:
+    """Record (name, ef) of each search of ``graph``."""
+    real = graph.search
+
+    def search(queries, k, *, ef=None):
+        asked.append((name, ef))
+        return real(queries, k, ef=ef)
+
+    monkeypatch.setattr(graph, "search", search)
+
+
+def test_the_recent_graph_is_searched_at_a_breadth_scaled_to_its_size(monkeypatch):
     """ef times the recent graph's share of the main one over 8 %, within [k, ef]."""
     assert recent_ef(150, 10, 2_000, 200_000) == 19  # 1 %
     assert recent_ef(150, 10, 4_000, 200_000) == 38  # 2 %: the fold threshold
@@ -170,17 +181,15 @@ def test_the_recent_graph_is_searched_at_a_breadth_scaled_to_its_size():
     main = HnswBackend.build(POOL[:2000], np.arange(2000), threads=1)
     recent = HnswBackend.build(POOL[2000:2180], np.arange(2000, 2180), threads=1)
     asked: list[tuple[str, int | None]] = []
-    for name, graph in (("main", main), ("recent", recent)):
-        real = graph.search
-        graph.search = lambda q, k, *, ef=None, name=name, real=real: (asked.append((name, ef)), real(q, k, ef=ef))[1]
+    _spy_breadth(monkeypatch, main, "main", asked)
+    _spy_breadth(monkeypatch, recent, "recent", asked)
     pair = GraphPair(main, recent, 2000)
     pair.search(POOL[:3], 10)
     pair.search(POOL[:3], 10, ef=40)
     assert asked == [("main", 150), ("recent", 150), ("main", 40), ("recent", 40)]  # 9 %: full
     asked.clear()
     small = HnswBackend.build(POOL[2000:2020], np.arange(2000, 2020), threads=1)  # 1 % of 2000
-    real_small = small.search
-    small.search = lambda q, k, *, ef=None: (asked.append(("recent", ef)), real_small(q, k, ef=ef))[1]
+    _spy_breadth(monkeypatch, small, "recent", asked)
     GraphPair(main, small, 2000).search(POOL[:3], 10)
     assert asked == [("main", 150), ("recent", 19)]
     # the merge: the main answer itself when the recent graph beats none of its k-th scores

@@ -377,6 +377,8 @@ def measure_recent(base: Path, d: int, n: int, seed: int, k: int, say, queries: 
         one = raw_load(graph_file(index), d)
         one.resize_index(one.get_current_count() + len(recent_labels))
         one.add_items(corpus.vectors(recent_labels), recent_labels)
+        for gone in np.setdiff1d(np.arange(pair.split), labels):  # the main graph's tombstones
+            one.mark_deleted(int(gone))
         one.set_ef(ef)
         for kind, qs in (("random", q), ("near_recent", near)):
             want, _ = exact.search(qs, k)

@@ -60,9 +60,9 @@ def is_recent_of(name: str | None, epoch: int, main_upto: int, main_seq: int) ->
 
 RECENT_EF_FULL_AT = 0.08
 """The recent-adds graph is searched at the main graph's ``ef`` times its share of the main graph
-over this (:func:`recent_ef`): the smallest breadth that gave it, on synthetic 512-d and MiniLM
-vectors, a pair recall@10 at least that of one graph holding every vector (docs/benchmarks.md,
-"Incremental adds: a second graph")."""
+over this (:func:`recent_ef`): about the smallest breadth that gave the pair, on synthetic 512-d
+(50k) and MiniLM (20k) vectors, the recall@10 of one graph holding every vector; at 200k it
+measured 1-3 hits in 10,000 short (docs/benchmarks.md, "Incremental adds: a second graph")."""
 
 
 def recent_ef(ef: int, k: int, recent: int, main: int) -> int:

@@ -33,8 +33,9 @@ FOLD_FRACTION = 0.02
 """The recent-adds graph may cover at most this share of the labels the main graph covers; a run
 whose adds would take it past that folds them all into the main graph instead. Every search
 pays for the second graph while it exists, and the breadth it needs for full recall grows with
-its share (:func:`.graph_pair.recent_ef`): past 2 % the pair's search cost more than 1.25× the
-main graph's alone (docs/benchmarks.md, "Incremental adds: a second graph")."""
+its share (:func:`.graph_pair.recent_ef`): at 2 % the pair's search costs 1.23-1.29× the main
+graph's alone, at 9 % 1.7× for the same recall (docs/benchmarks.md, "Incremental adds: a second
+graph")."""
 RECENT_FROM = 20_000
 """A main graph covering fewer labels than this is rewritten whole on every add (under a second)
 and gets no recent-adds graph."""

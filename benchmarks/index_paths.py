@@ -20,11 +20,14 @@ its anchor measured in the same process:
 * incremental: an unchanged ``ingest`` re-run / the file walk alone; deleting 1 % (SQLite and the
   graph sync) in seconds; adding 1 %: the graph sync / inserting the same vectors (as new labels)
   into the already-loaded raw index, in all and per added vector;
-* recent: with a recent-adds graph of 1 % and of 9 % of the corpus (fresh samples of the same
-  mixture), the search of the pair / the main graph alone (``HnswBackend.search``, k = 10,
-  interleaved query by query, each query once per graph, wall and CPU p50), the pair's recall@10
-  against the exact scan; then 1 % more (the recent-adds graph at 10 %: the costliest add short of
-  a fold) against inserting it into the loaded main graph, and the fold that 1 % more triggers.
+* recent: with a recent-adds graph of 1 % and of ``FOLD_FRACTION`` (the threshold; fresh
+  samples of the same mixture), the search of the pair / the main graph alone (``HnswBackend.search``,
+  k = 10, interleaved query by query, wall and CPU p50), also with the recent graph at the main
+  graph's ef (the rule before); recall@10 against the exact scan for random queries and for
+  queries near a recent item, and self-retrieval of recent items, for the pair and for one graph
+  holding every vector; the add that reaches the threshold (the costliest short of a fold) against
+  inserting 1 % into the loaded main graph, the fold that 1 % more triggers, and the add cost
+  per vector amortised over that cycle.
 
     python benchmarks/index_paths.py --n 200000 --dir /tmp/ip-200k
     python benchmarks/index_paths.py --n 1000000 --dir /tmp/ip-1m --json results-1m.json
@@ -40,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -313,18 +317,42 @@ def measure_incremental(base: Path, path: Path, d: int, add: np.ndarray, n: int,
         store.close()
 
 
+def _merge_all(a, b, k):
+    """The merge before the recent graph's own breadth (both sorted together, no shortcut)."""
+    labels, scores = np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(labels, order, axis=1), np.take_along_axis(scores, order, axis=1)
+
+
+def _recall(want: np.ndarray, got: np.ndarray, k: int) -> float:
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(want, got)]))
+
+
 def measure_recent(base: Path, d: int, n: int, seed: int, k: int, say, queries: int = 1000) -> None:
     from imagerag_sdk.index import CorpusIndex
     from imagerag_sdk.index.backends import ExactBackend
     from imagerag_sdk.index.graph_pair import GraphPair
+    from imagerag_sdk.index.graph_sync import FOLD_FRACTION
 
     root, index = base / "root", base / "index"
-    fractions = (0.01, 0.09)
+    fractions = sorted({0.01, FOLD_FRACTION})  # 1 % at a time, up to the threshold, then 1 % past: folded
     # the corpus's own vectors come first from the same generator: more image-like samples of the
-    # same mixture serve as the queries and the recent adds (9 %, then 1 % twice: to 10 %, then past)
-    _, fresh, _ = make_data(n + max(1, n // 100), d, 3000, queries + int(0.11 * n) + 1, seed=seed)
+    # same mixture serve as the queries and the recent adds
+    _, fresh, _ = make_data(n + max(1, n // 100), d, 3000, queries + int((FOLD_FRACTION + 0.02) * n) + 1, seed=seed)
     q, fresh = fresh[:queries], fresh[queries:]
     added = 0
+    rng = np.random.default_rng(seed + 1)
+    # the anchor of an add: 1 % inserted into the loaded main graph (raw hnswlib)
+    one_pct = int(0.01 * n)
+    g = raw_load(graph_file(index), d)
+    count = g.get_current_count()
+    g.resize_index(count + one_pct)
+    t0 = time.perf_counter()
+    g.add_items(fresh[:one_pct], np.arange(count, count + one_pct))
+    raw = time.perf_counter() - t0
+    del g
+    say("add_1pct_s_raw_insert_loaded", raw)
+    syncs = []
 
     def add(upto: int, name: str) -> float:
         nonlocal added
@@ -342,50 +370,71 @@ def measure_recent(base: Path, d: int, n: int, seed: int, k: int, say, queries: 
             store.close()
 
     for fraction in fractions:
-        add(int(fraction * n), f"recent_{fraction:.0%}_s_graph_sync")
+        tag = f"recent_{fraction:.0%}"
+        syncs.append(add(int(round(fraction * n)), f"{tag}_s_graph_sync"))
         corpus = CorpusIndex(index_dir=index, backend="hnsw")
         pair = corpus.backend
         assert isinstance(pair, GraphPair), "no recent-adds graph was saved"
-        main = pair.main
+        main, ef = pair.main, query_ef(k)
+        ways: dict[str, Callable[[np.ndarray], object]] = {
+                "pair": lambda v: pair.search(v, k),  # the recent graph at its breadth (graph_pair.recent_ef)
+                "pair_same_ef": lambda v: _merge_all(main.search(v, k), pair.recent.search(v, k, ef=ef), k),
+                "main": lambda v: main.search(v, k)}
         for i in range(50):  # warm: the first queries fault the graphs in
-            pair.search(q[i:i + 1], k)
-        wall: dict[str, list[float]] = {"pair": [], "main": []}
-        cpu: dict[str, list[float]] = {"pair": [], "main": []}
-        half = len(q) // 2
-        for i in range(len(q)):  # each query once per graph, half the set apart (no warm repeat)
-            for name, graph, j in (("pair", pair, i), ("main", main, (i + half) % len(q))):
+            for fn in ways.values():
+                fn(q[i:i + 1])
+        wall: dict[str, list[float]] = {name: [] for name in ways}
+        cpu: dict[str, list[float]] = {name: [] for name in ways}
+        for i in range(len(q)):  # each query once per way, a third of the set apart (no warm repeat)
+            for j, (name, fn) in enumerate(ways.items()):
+                v = q[(i + j * len(q) // 3) % len(q)][None]
                 t0, c0 = time.perf_counter(), time.thread_time()
-                graph.search(q[j:j + 1], k)
+                fn(v)
                 cpu[name].append(time.thread_time() - c0)
                 wall[name].append(time.perf_counter() - t0)
-        tag = f"recent_{fraction:.0%}"
         say(f"{tag}_recent_graph_vectors", len(pair.recent), "{}")
         for name in wall:
             say(f"{tag}_search_p50_ms_{name}", p50(wall[name]) * 1e3)
             say(f"{tag}_search_cpu_p50_ms_{name}", p50(cpu[name]) * 1e3)
-        say(f"{tag}_search_ratio_pair_to_main", p50(wall["pair"]) / p50(wall["main"]), "{:.2f}x")
-        say(f"{tag}_search_cpu_ratio_pair_to_main", p50(cpu["pair"]) / p50(cpu["main"]), "{:.2f}x")
-        exact = ExactBackend(corpus.vectors(corpus.labels), corpus.labels)
-        want_l, _ = exact.search(q, k)
-        got_l, _ = pair.search(q, k)
-        say(f"{tag}_recall_at_{k}_pair", np.mean([len(set(a) & set(b)) / k for a, b in zip(want_l, got_l, strict=True)]))
+        for name in ("pair", "pair_same_ef"):
+            say(f"{tag}_search_ratio_{name}_to_main", p50(wall[name]) / p50(wall["main"]), "{:.2f}x")
+            say(f"{tag}_search_cpu_ratio_{name}_to_main", p50(cpu[name]) / p50(cpu["main"]), "{:.2f}x")
+        # recall@k against the exact scan: random queries, queries near a recent item (its vector
+        # plus noise of norm 0.15), and each recent item's own vector (found first?); the pair
+        # against one graph holding every vector (the main graph with the recent vectors inserted)
+        labels = corpus.labels
+        exact = ExactBackend(corpus.vectors(labels), labels)
+        recent_labels = labels[labels >= pair.split]
+        pick = rng.choice(len(recent_labels), size=min(500, len(recent_labels)), replace=False)
+        own = corpus.vectors(recent_labels[pick])
+        near = own + rng.standard_normal(own.shape).astype(np.float32) * np.float32(0.15 / np.sqrt(d))
+        near /= np.linalg.norm(near, axis=1, keepdims=True)
+        one = raw_load(graph_file(index), d)
+        one.resize_index(one.get_current_count() + len(recent_labels))
+        one.add_items(corpus.vectors(recent_labels), recent_labels)
+        for gone in np.setdiff1d(np.arange(pair.split), labels):  # the main graph's tombstones
+            one.mark_deleted(int(gone))
+        one.set_ef(ef)
+        for kind, qs in (("random", q), ("near_recent", near)):
+            want, _ = exact.search(qs, k)
+            say(f"{tag}_recall_at_{k}_{kind}_pair", _recall(want, pair.search(qs, k)[0], k))
+            say(f"{tag}_recall_at_{k}_{kind}_pair_same_ef",
+                _recall(want, _merge_all(main.search(qs, k), pair.recent.search(qs, k, ef=ef), k)[0], k))
+            say(f"{tag}_recall_at_{k}_{kind}_one_graph", _recall(want, one.knn_query(qs, k=k)[0].astype(np.int64), k))
+        say(f"{tag}_self_first_pair", float(np.mean(pair.search(own, 1)[0][:, 0] == recent_labels[pick])))
+        say(f"{tag}_self_first_one_graph", float(np.mean(one.knn_query(own, k=1)[0][:, 0] == recent_labels[pick])))
+        del one
         corpus.close()
-    # 1 % more with the recent-adds graph at 9 %: the costliest add short of a fold, against
-    # inserting the same vectors into the loaded main graph (raw hnswlib)
-    one = int(0.01 * n)
-    g = raw_load(graph_file(index), d)
-    count = g.get_current_count()
-    g.resize_index(count + one)
-    t0 = time.perf_counter()
-    g.add_items(fresh[added:added + one], np.arange(count, count + one))
-    raw = time.perf_counter() - t0
-    del g
-    say("add_1pct_at_9pct_s_raw_insert_loaded", raw)
-    sync = add(added + one, "add_1pct_at_9pct_s_graph_sync")
-    say("add_1pct_at_9pct_ratio_graph_sync_to_raw_insert", sync / raw, "{:.2f}x")
-    assert [p for p in index.glob("hnsw-*-recent-*.bin")], "10 %: still a recent-adds graph"
-    add(added + one, "fold_s_graph_sync_past_10pct")  # 11 %: folded
+    # the last add short of a fold (the recent-adds graph at the threshold) against the raw insert
+    say("add_1pct_to_threshold_ratio_graph_sync_to_raw_insert", syncs[-1] / raw, "{:.2f}x")
+    assert [p for p in index.glob("hnsw-*-recent-*.bin")], "at the threshold: still a recent-adds graph"
+    fold = add(added + one_pct, "fold_s_graph_sync_past_threshold")
     assert not [p for p in index.glob("hnsw-*-recent-*.bin")], "the fold left a recent-adds graph"
+    # what an add costs per vector over one fold cycle (1 % at a time): the adds into the recent
+    # graph and the fold, over the vectors they added
+    say("fold_ms_per_folded_vector", fold / added * 1e3)
+    say("amortised_ms_per_added_vector", (sum(syncs) + fold) / added * 1e3)
+    say("raw_insert_ms_per_vector", raw / one_pct * 1e3)
 
 
 fig: dict[str, object] = {}

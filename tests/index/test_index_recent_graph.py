@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from imagerag_sdk.index import CorpusIndex, CorpusStore, HnswBackend, graph_sync
-from imagerag_sdk.index.graph_pair import GraphPair
+from imagerag_sdk.index.graph_pair import GraphPair, merge_hits, recent_ef
 from imagerag_sdk.index.store import NewItem
 from imagerag_sdk.testing.fakes import FakeEmbedder
 
@@ -32,6 +32,7 @@ def _pool(n: int = 3000, dim: int = DIM, seed: int = 0) -> np.ndarray:
 
 
 POOL = _pool()
+DEFAULT_FOLD = graph_sync.FOLD_FRACTION
 
 
 def _name(i: int) -> str:
@@ -68,6 +69,7 @@ def _graphs(index_dir) -> list[str]:
 @pytest.fixture(autouse=True)
 def small_recent_from(monkeypatch):
     monkeypatch.setattr(graph_sync, "RECENT_FROM", RECENT_FROM, raising=False)
+    monkeypatch.setattr(graph_sync, "FOLD_FRACTION", 0.10)  # the tests add 2.5-12 % of their main graph
 
 
 @pytest.fixture
@@ -153,6 +155,114 @@ def test_the_pair_finds_at_least_what_one_graph_of_every_vector_finds(tmp_path):
     assert recall(index.search(q, 10)[0]) >= 0.99, "the default breadth: near exact"
     wanted = exact_l[:, 0]
     assert np.mean(index.search(q, 1)[0][:, 0] == wanted) >= np.mean(one.search(q, 1)[0][:, 0] == wanted)
+
+
+def _spy_breadth(monkeypatch, graph: HnswBackend, name: str, asked: list[tuple[str, int | None]]) -> None:
+    """Record (name, ef) of each search of ``graph``."""
+    real = graph.search
+
+    def search(queries, k, *, ef=None):
+        asked.append((name, ef))
+        return real(queries, k, ef=ef)
+
+    monkeypatch.setattr(graph, "search", search)
+
+
+def test_the_recent_graph_is_searched_at_a_breadth_scaled_to_its_size(monkeypatch):
+    """ef times the recent graph's share of the main one over 8 %, within [k, ef]."""
+    assert recent_ef(150, 10, 2_000, 200_000) == 19  # 1 %
+    assert recent_ef(150, 10, 4_000, 200_000) == 38  # 2 %: the fold threshold
+    assert recent_ef(150, 10, 12_000, 200_000) == 113
+    assert recent_ef(150, 10, 20_000, 200_000) == 150, "from 8 % on: the main graph's breadth"
+    assert recent_ef(150, 10, 200, 200_000) == 10, "never below k"
+    assert recent_ef(150, 100, 2_000, 200_000) == 100
+    assert recent_ef(150, 10, 5, 0) == 150
+    main = HnswBackend.build(POOL[:2000], np.arange(2000), threads=1)
+    recent = HnswBackend.build(POOL[2000:2180], np.arange(2000, 2180), threads=1)
+    asked: list[tuple[str, int | None]] = []
+    _spy_breadth(monkeypatch, main, "main", asked)
+    _spy_breadth(monkeypatch, recent, "recent", asked)
+    pair = GraphPair(main, recent, 2000)
+    pair.search(POOL[:3], 10)
+    pair.search(POOL[:3], 10, ef=40)
+    assert asked == [("main", 150), ("recent", 150), ("main", 40), ("recent", 40)]  # 9 %: full
+    asked.clear()
+    small = HnswBackend.build(POOL[2000:2020], np.arange(2000, 2020), threads=1)  # 1 % of 2000
+    _spy_breadth(monkeypatch, small, "recent", asked)
+    GraphPair(main, small, 2000).search(POOL[:3], 10)
+    assert asked == [("main", 150), ("recent", 19)]
+    # the merge: the main answer itself when the recent graph beats none of its k-th scores
+    a = (np.arange(6).reshape(2, 3), np.array([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4]], np.float32))
+    worse = (np.array([[7, 8, 9], [10, 11, 12]]), np.array([[0.7, 0.1, 0.0], [0.3, 0.2, 0.1]], np.float32))
+    assert merge_hits(a, worse, 3) is a, "no recent hit beats a main one: no sort"
+    better = (worse[0], np.array([[0.7, 0.1, 0.0], [0.55, 0.2, 0.1]], np.float32))
+    labels, scores = merge_hits(a, better, 3)
+    assert labels.tolist() == [[0, 1, 2], [3, 10, 4]] and scores[1].tolist() == pytest.approx([0.6, 0.55, 0.5])
+
+
+
+def test_adds_past_two_percent_of_the_main_graph_fold_it(tmp_path, monkeypatch):
+    """The default FOLD_FRACTION: a recent-adds graph up to 2 % of the main one, folded past it."""
+    monkeypatch.setattr(graph_sync, "FOLD_FRACTION", DEFAULT_FOLD)
+    index_dir = tmp_path / "index"
+    _commit(index_dir, 0, MAIN)
+    _sync(index_dir)
+    _commit(index_dir, MAIN, 8)  # 2 %
+    _sync(index_dir)
+    assert _graphs(index_dir) == ["hnsw-e0-n400-t0-recent-n408-t0.bin", "hnsw-e0-n400-t0.bin"]
+    _commit(index_dir, MAIN + 8, 4)  # 3 %: folded
+    _sync(index_dir)
+    assert _graphs(index_dir) == ["hnsw-e0-n412-t0.bin"]
+    _self_found(CorpusIndex(index_dir=index_dir, backend="hnsw"), range(MAIN + 12))
+
+
+def _pair_and_one(tmp_path, main: int, recent: int, dim: int = 32):
+    """A corpus of ``main`` vectors plus a recent-adds graph of ``recent`` more, its pair, one
+    graph built over all of them (same parameters, one build thread: deterministic), the
+    exact top 10 and the pool."""
+    pool = _pool(main + recent, dim, seed=1)
+    index_dir = tmp_path / "index"
+    _commit(index_dir, 0, main, pool=pool)
+    _sync(index_dir)
+    _commit(index_dir, main, recent, pool=pool)
+    _sync(index_dir)
+    assert len(_graphs(index_dir)) == 2
+    index = CorpusIndex(index_dir=index_dir, backend="hnsw")
+    assert isinstance(index.backend, GraphPair)
+    one = HnswBackend.build(pool, np.arange(main + recent), threads=1)
+    exact = CorpusIndex(index_dir=index_dir, backend="exact")
+    return index, one, exact, pool
+
+
+@pytest.mark.parametrize("recent", [22, 44])  # 1 % and 2 % (the fold threshold) of the main graph
+def test_the_pair_recalls_as_much_as_one_graph_for_random_queries_and_near_recent_items(tmp_path, recent):
+    """The recent graph's smaller breadth loses nothing against one graph of every vector at the
+    same ef: for random queries and for queries near a recent item (its vector plus noise: a
+    brand that just added a product and searches for it)."""
+    index, one, exact, pool = _pair_and_one(tmp_path, 2200, recent)
+    rng = np.random.default_rng(3)
+    noise = 0.15 / np.sqrt(pool.shape[1])
+    sets = {"random": pool[rng.integers(0, len(pool), 300)] + 0.3 * rng.normal(size=(300, pool.shape[1])),
+            "near": pool[rng.integers(2200, len(pool), 300)] + noise * rng.normal(size=(300, pool.shape[1]))}
+    for kind, q in sets.items():
+        q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+        want, _ = exact.search(q, 10)
+        for ef in (48, 96, None):  # (below, the main graph alone misses more than one graph: before too)
+            pair_l, _ = index.search(q, 10, ef=ef)
+            one_l, _ = one.search(q, 10, ef=ef)
+            got = [np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want, x, strict=True)]) for x in (pair_l, one_l)]
+            assert got[0] >= got[1], f"{kind} queries at ef {ef}: pair {got[0]:.4f} < one graph {got[1]:.4f}"
+        assert got[0] >= 0.99, f"{kind} queries at the default breadth: near exact"
+
+
+@pytest.mark.parametrize("recent", [22, 44])
+def test_recent_items_find_themselves_first(tmp_path, recent):
+    index, _, _, pool = _pair_and_one(tmp_path, 2200, recent)
+    items = np.arange(2200, 2200 + recent)
+    for ef in (None, 10):
+        labels, scores = index.search(pool[items], 1, ef=ef)
+        assert labels[:, 0].tolist() == items.tolist(), f"ef {ef}"
+        np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
 
 
 def test_deletes_in_the_main_and_in_the_recent_graph_are_honoured(tmp_path, loads):
@@ -314,7 +424,7 @@ KILLED_WRITER = textwrap.dedent("""
     from imagerag_sdk.index import CorpusStore, HnswBackend, backends, graph_sync
 
     index_dir, step = Path(sys.argv[1]), sys.argv[2]
-    graph_sync.RECENT_FROM = int(sys.argv[3])
+    graph_sync.RECENT_FROM, graph_sync.FOLD_FRACTION = int(sys.argv[3]), float(sys.argv[4])
     graph_sync.GRAPH_STEP = 8
 
     def die():
@@ -356,7 +466,8 @@ def test_a_writer_killed_at_any_step_leaves_a_searchable_state_the_next_writer_r
     before = _graphs(index_dir)
     assert before == ["hnsw-e0-n400-t0-recent-n410-t0.bin", "hnsw-e0-n400-t0.bin"]
     _commit(index_dir, MAIN + 10, adds, delete=[7, MAIN + 4])
-    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(index_dir), step, str(RECENT_FROM)],
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(index_dir), step, str(RECENT_FROM),
+                           str(graph_sync.FOLD_FRACTION)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     total, gone = MAIN + 10 + adds, [7, MAIN + 4]

@@ -10,13 +10,14 @@ hold its recent-adds graph::
 which holds the labels from ``upto`` up to ``upto2`` that were live when it was saved, with the
 tombstones ≤ ``seq2`` marked. The writer saves it (a small file: O(added)) instead of rewriting
 the main graph, and folds it into the main graph once it passes a share of it
-(:data:`.graph_sync.FOLD_FRACTION`). Its name carries the main snapshot's own ``(upto, seq)``, so a
+(:data:`.graph_sync.FOLD_FRACTION`, 2 %). Its name carries the main snapshot's own ``(upto, seq)``, so a
 reader pairs the newest main snapshot only with a recent-adds graph made for it; one made for
 another snapshot is a leftover that the next writer removes.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .backends import HnswBackend
+from .backends import HnswBackend, query_ef
 from .store import CorpusStore
 
 if TYPE_CHECKING:
@@ -57,10 +58,30 @@ def is_recent_of(name: str | None, epoch: int, main_upto: int, main_seq: int) ->
     return m is not None and (int(m.group(1)), int(m.group(2)), int(m.group(3))) == (epoch, main_upto, main_seq)
 
 
+RECENT_EF_FULL_AT = 0.08
+"""The recent-adds graph is searched at the main graph's ``ef`` times its share of the main graph
+over this (:func:`recent_ef`): about the smallest breadth that gave the pair, on synthetic 512-d
+(50k) and MiniLM (20k) vectors, the recall@10 of one graph holding every vector; at 200k it
+measured 1-3 hits in 10,000 short (docs/benchmarks.md, "Incremental adds: a second graph")."""
+
+
+def recent_ef(ef: int, k: int, recent: int, main: int) -> int:
+    """The search breadth for a recent-adds graph of ``recent`` vectors beside a main graph of
+    ``main`` searched at ``ef``: ``ef`` scaled by the share ``recent / main`` over
+    :data:`RECENT_EF_FULL_AT`, at least ``k`` and at most ``ef``. The recent graph holds only that
+    share of the true neighbours, so it can miss more of them for the same recall of the pair, and
+    at the main graph's ``ef`` a graph of a few thousand costs most of what the main search does."""
+    share = recent / main if main > 0 else 1.0
+    return max(k, min(ef, math.ceil(ef * share / RECENT_EF_FULL_AT)))
+
+
 def merge_hits(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
                k: int) -> tuple[np.ndarray, np.ndarray]:
     """The best ``k`` of two (labels, scores) answers over disjoint labels, best first (a tie goes
-    to ``a``); ``-1`` / ``-inf`` padding sorts last."""
+    to ``a``); ``-1`` / ``-inf`` padding sorts last. When no row of ``b`` beats the ``k``-th of
+    ``a`` (most queries: the recent-adds graph is small) that is ``a`` itself, without a sort."""
+    if a[1].shape[1] == k and b[1].shape[1] and bool(np.all(b[1][:, 0] <= a[1][:, -1])):
+        return a
     labels = np.concatenate([a[0], b[0]], axis=1)
     scores = np.concatenate([a[1], b[1]], axis=1)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -69,8 +90,9 @@ def merge_hits(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
 
 class GraphPair:
     """A main graph holding the labels below ``split`` and a recent-adds graph holding the later
-    ones, answering like one :class:`HnswBackend`: each is searched for the top ``k`` and the two
-    lists are merged; new labels go into the recent-adds graph, deletions into the graph that
+    ones, answering like one :class:`HnswBackend`: each is searched for the top ``k`` (the
+    recent-adds graph at a breadth scaled to its size, :func:`recent_ef`) and the two lists are
+    merged; new labels go into the recent-adds graph, deletions into the graph that
     holds the label."""
 
     kind = "hnsw"
@@ -106,7 +128,11 @@ class GraphPair:
         self.recent.count_deleted(labels[cut:])
 
     def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return merge_hits(self.main.search(queries, k, ef=ef), self.recent.search(queries, k, ef=ef), k)
+        """The main graph at ``ef`` (default :func:`.backends.query_ef`), the recent-adds graph at
+        :func:`recent_ef` of it, merged."""
+        ef = max(ef or query_ef(k), k)
+        small = recent_ef(ef, k, len(self.recent), len(self.main))
+        return merge_hits(self.main.search(queries, k, ef=ef), self.recent.search(queries, k, ef=small), k)
 
 
 Graph = HnswBackend | GraphPair

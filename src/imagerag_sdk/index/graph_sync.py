@@ -4,7 +4,7 @@ rows and saved under a name that records what it covers (readers open it: :mod:`
 Adds go into a small recent-adds graph saved beside the main snapshot (:mod:`.graph_pair`), so an
 index run that adds 1 % loads and writes about 1 % of the graph; once the recent-adds graph would
 pass :data:`FOLD_FRACTION` of the main one, the run folds every recent add into the main graph
-(load, insert, save: the one step that costs O(N), once per ~10 % of growth)."""
+(load, insert, save: the one step that costs O(N), once per 2 % of growth)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,13 @@ GRAPH_PROGRESS_FROM = 20_000
 GRAPH_CHECKPOINT_S = 120.0
 """A writer building a graph for longer than this saves it on the way, so an interrupted build
 resumes instead of starting over (a save of a 1M graph takes about 7 s)."""
-FOLD_FRACTION = 0.10
+FOLD_FRACTION = 0.02
 """The recent-adds graph may cover at most this share of the labels the main graph covers; a run
-whose adds would take it past that folds them all into the main graph instead."""
+whose adds would take it past that folds them all into the main graph instead. Every search
+pays for the second graph while it exists, and the breadth it needs for full recall grows with
+its share (:func:`.graph_pair.recent_ef`): at 2 % the pair's search costs 1.23-1.29× the main
+graph's alone, at 9 % 1.7× for the same recall (docs/benchmarks.md, "Incremental adds: a second
+graph")."""
 RECENT_FROM = 20_000
 """A main graph covering fewer labels than this is rewritten whole on every add (under a second)
 and gets no recent-adds graph."""

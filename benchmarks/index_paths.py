@@ -325,7 +325,7 @@ def _merge_all(a, b, k):
 
 
 def _recall(want: np.ndarray, got: np.ndarray, k: int) -> float:
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(want, got)]))
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(want, got, strict=True)]))
 
 
 def measure_recent(base: Path, d: int, n: int, seed: int, k: int, say, queries: int = 1000) -> None:
@@ -377,9 +377,10 @@ def measure_recent(base: Path, d: int, n: int, seed: int, k: int, say, queries: 
         assert isinstance(pair, GraphPair), "no recent-adds graph was saved"
         main, ef = pair.main, query_ef(k)
         ways: dict[str, Callable[[np.ndarray], object]] = {
-                "pair": lambda v: pair.search(v, k),  # the recent graph at its breadth (graph_pair.recent_ef)
-                "pair_same_ef": lambda v: _merge_all(main.search(v, k), pair.recent.search(v, k, ef=ef), k),
-                "main": lambda v: main.search(v, k)}
+                "pair": lambda v, pair=pair: pair.search(v, k),  # the recent graph at its breadth (recent_ef)
+                "pair_same_ef": lambda v, pair=pair, main=main, ef=ef: _merge_all(
+                    main.search(v, k), pair.recent.search(v, k, ef=ef), k),
+                "main": lambda v, main=main: main.search(v, k)}
         for i in range(50):  # warm: the first queries fault the graphs in
             for fn in ways.values():
                 fn(q[i:i + 1])

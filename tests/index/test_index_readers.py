@@ -251,3 +251,17 @@ def test_imagerag_search_says_the_graph_is_missing(tmp_path):
     notes = [line for line in out.stderr.splitlines() if "no saved search graph" in line]
     assert len(notes) == 1 and "exact" in notes[0] and "imagerag index" in notes[0], out.stderr
     assert not list(index_dir.glob("hnsw-*.bin")), "a reader saves nothing"
+
+
+def test_a_damaged_graph_file_is_named_and_searched_around(tmp_path, index_make_images, index_embedder_factory,
+                                                           caplog):
+    root, index_dir = tmp_path / "imgs", tmp_path / "index"
+    index_make_images(root, 25, subdirs=False)
+    ingest(root, index_dir=index_dir, embedder=index_embedder_factory(), exact_below=10)
+    [graph] = index_dir.glob("hnsw-*.bin")
+    graph.write_bytes(graph.read_bytes()[:100])  # damaged on disk
+    with caplog.at_level("WARNING", logger="imagerag_sdk.index.graph_pair"):
+        index = CorpusIndex(index_dir=index_dir, backend="hnsw")
+    assert f"search graph {graph.name} does not load" in caplog.text and "imagerag index" in caplog.text
+    queries = np.random.default_rng(0).standard_normal((10, index.dim)).astype(np.float32)
+    _same_top_hits(index, index_dir, queries / np.linalg.norm(queries, axis=1, keepdims=True))

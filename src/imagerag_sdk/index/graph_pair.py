@@ -17,6 +17,7 @@ another snapshot is a leftover that the next writer removes.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -28,6 +29,8 @@ import numpy as np
 
 from .backends import HnswBackend, query_ef
 from .store import CorpusStore
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .corpus import _State
@@ -208,7 +211,11 @@ def _load_newest(files: list[tuple[int, int, Path]], state: _State, newer_ok: bo
             return None
         try:
             return HnswBackend.load(path, state.dim, capacity=capacity(covered, seq)), covered, seq, newer, path
-        except (RuntimeError, OSError, ValueError):  # damaged (an older one), or removed meanwhile
-            if not newer_ok and not path.exists():
-                return None
+        except (RuntimeError, OSError, ValueError) as exc:  # damaged (an older one), or removed meanwhile
+            if not path.exists():
+                if not newer_ok:
+                    return None
+                continue
+            log.warning("search graph %s does not load (%s): an older one is used; the next "
+                        "'imagerag index' run saves a new one", path.name, exc)
     return None, 0, 0, False, Path()

@@ -78,6 +78,7 @@ def test_build_dist_fails_when_a_wheel_lacks_package_data(tmp_path):
     (project / "src" / "imagerag_broken" / "__init__.py").write_text("")
     (project / "src" / "imagerag_broken" / "data.yaml").write_text("a: 1\n")
     (project / "README.md").write_text("# imagerag-broken\n\nA project whose wheel drops its YAML.\n")
+    (project / "LICENSE").write_text((ROOT / "LICENSE").read_text())
     (project / "pyproject.toml").write_text(textwrap.dedent("""\
         [build-system]
         requires = ["hatchling>=1.27"]
@@ -100,4 +101,27 @@ def test_build_dist_fails_when_a_wheel_lacks_package_data(tmp_path):
     out = subprocess.run(["bash", str(BUILD), str(tmp_path / "dist"), str(project)], env=_clean_env(tmp_path),
                          capture_output=True, text=True, timeout=600)
     assert out.returncode != 0
-    assert "imagerag-broken: wheel lacks imagerag_broken/data.yaml" in out.stderr, out.stderr[-2000:]
+    assert "build-dist: imagerag-broken: wheel lacks imagerag_broken/data.yaml\n" in out.stderr, out.stderr[-2000:]
+
+
+def test_build_dist_fails_when_a_project_lacks_its_license(tmp_path):
+    project = tmp_path / "imagerag-nolicense"
+    (project / "src" / "imagerag_nolicense").mkdir(parents=True)
+    (project / "src" / "imagerag_nolicense" / "__init__.py").write_text("")
+    (project / "README.md").write_text("# imagerag-nolicense\n")
+    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+        [build-system]
+        requires = ["hatchling>=1.27"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "imagerag-nolicense"
+        version = "0.1.0"
+        description = "Test project."
+        readme = "README.md"
+        license = "Apache-2.0"
+        """))
+    out = subprocess.run(["bash", str(BUILD), str(tmp_path / "dist"), str(project)], env=_clean_env(tmp_path),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode != 0
+    assert "imagerag-nolicense: sdist lacks LICENSE; wheel lacks the license text" in out.stderr, out.stderr[-2000:]

@@ -71,57 +71,49 @@ def test_built_dists_install_with_extras_into_a_fresh_venv(tmp_path):
     assert (run_dir / "report.html").is_file()
 
 
-@pytest.mark.slow
-def test_build_dist_fails_when_a_wheel_lacks_package_data(tmp_path):
-    project = tmp_path / "imagerag-broken"
-    (project / "src" / "imagerag_broken").mkdir(parents=True)
-    (project / "src" / "imagerag_broken" / "__init__.py").write_text("")
-    (project / "src" / "imagerag_broken" / "data.yaml").write_text("a: 1\n")
-    (project / "README.md").write_text("# imagerag-broken\n\nA project whose wheel drops its YAML.\n")
-    (project / "LICENSE").write_text((ROOT / "LICENSE").read_text())
-    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+def _failed_build(tmp_path, name: str, *, license_file: bool, data: bool = False, toml_tail: str = "") -> str:
+    """build-dist's stderr for a one-package project ``name`` (it must fail)."""
+    package = name.replace("-", "_")
+    project = tmp_path / name
+    (project / "src" / package).mkdir(parents=True)
+    (project / "src" / package / "__init__.py").write_text("")
+    if data:
+        (project / "src" / package / "data.yaml").write_text("a: 1\n")
+    (project / "README.md").write_text(f"# {name}\n")
+    if license_file:
+        (project / "LICENSE").write_text((ROOT / "LICENSE").read_text())
+    (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
         [build-system]
         requires = ["hatchling>=1.27"]
         build-backend = "hatchling.build"
 
         [project]
-        name = "imagerag-broken"
+        name = "{name}"
         version = "0.1.0"
         description = "Test project."
         readme = "README.md"
         license = "Apache-2.0"
+        """) + textwrap.dedent(toml_tail))
+    out = subprocess.run(["bash", str(BUILD), str(tmp_path / "dist"), str(project)], env=_clean_env(tmp_path),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode != 0
+    return out.stderr
 
+
+@pytest.mark.slow
+def test_build_dist_fails_when_a_wheel_lacks_package_data(tmp_path):
+    err = _failed_build(tmp_path, "imagerag-broken", license_file=True, data=True, toml_tail="""
         [project.entry-points.imagerag]
         broken = "imagerag_broken"
 
         [tool.hatch.build.targets.wheel]
         packages = ["src/imagerag_broken"]
         exclude = ["*.yaml"]
-        """))
-    out = subprocess.run(["bash", str(BUILD), str(tmp_path / "dist"), str(project)], env=_clean_env(tmp_path),
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode != 0
-    assert "build-dist: imagerag-broken: wheel lacks imagerag_broken/data.yaml\n" in out.stderr, out.stderr[-2000:]
+        """)
+    assert "build-dist: imagerag-broken: wheel lacks imagerag_broken/data.yaml\n" in err, err[-2000:]
 
 
+@pytest.mark.slow
 def test_build_dist_fails_when_a_project_lacks_its_license(tmp_path):
-    project = tmp_path / "imagerag-nolicense"
-    (project / "src" / "imagerag_nolicense").mkdir(parents=True)
-    (project / "src" / "imagerag_nolicense" / "__init__.py").write_text("")
-    (project / "README.md").write_text("# imagerag-nolicense\n")
-    (project / "pyproject.toml").write_text(textwrap.dedent("""\
-        [build-system]
-        requires = ["hatchling>=1.27"]
-        build-backend = "hatchling.build"
-
-        [project]
-        name = "imagerag-nolicense"
-        version = "0.1.0"
-        description = "Test project."
-        readme = "README.md"
-        license = "Apache-2.0"
-        """))
-    out = subprocess.run(["bash", str(BUILD), str(tmp_path / "dist"), str(project)], env=_clean_env(tmp_path),
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode != 0
-    assert "imagerag-nolicense: sdist lacks LICENSE; wheel lacks the license text" in out.stderr, out.stderr[-2000:]
+    err = _failed_build(tmp_path, "imagerag-nolicense", license_file=False)
+    assert "imagerag-nolicense: sdist lacks LICENSE; wheel lacks the license text" in err, err[-2000:]

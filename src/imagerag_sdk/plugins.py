@@ -94,6 +94,9 @@ class Registry:
         self.ambiguous: dict[str, dict[str, list[Registration]]] = {role: {} for role in ROLES}
         self.profiles: dict[str, ShippedProfile] = {}
         self.ambiguous_profiles: dict[str, list[ShippedProfile]] = {}  # shipped by two or more plugins
+        self.plugin_set: list[list[str | None]] | None = None
+        """The plugin set it was built from (:func:`.resolutions.plugin_set`); ``None`` for one a
+        test put together."""
 
     @property
     def broken(self) -> list[PluginInfo]:
@@ -176,6 +179,18 @@ def _allowed() -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def allowed_entry_points() -> list[tuple[md.EntryPoint, str, str | None]]:
+    """(entry point, distribution, version) of each entry point ``IMAGERAG_LOAD_PLUGINS`` lets
+    load, by name; nothing is imported."""
+    allowed = _allowed()
+    out = []
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        if allowed is None or ep.name in allowed or dist in allowed:
+            out.append((ep, dist, ep.dist.version if ep.dist is not None else None))
+    return out
+
+
 def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Sequence[tuple[str, object]] = ()
                        ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A new plugin manager with the built-ins, then every allowed entry point, one at a time."""
@@ -191,12 +206,7 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Sequence[tup
         infos.append(info)
         _register_checked(pm, plugin, info)
     if entry_points:
-        allowed = _allowed()
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist is not None else "?"
-            version = ep.dist.version if ep.dist is not None else None
-            if allowed is not None and ep.name not in allowed and dist not in allowed:
-                continue
+        for ep, dist, version in allowed_entry_points():
             info = PluginInfo(ep.name, dist, version, ep.value)
             infos.append(info)
             if pm.has_plugin(ep.name):
@@ -354,7 +364,9 @@ def get_registry(*, refresh: bool = False) -> Registry:
     with _lock:
         if _registry is None or refresh:
             pm, infos = get_plugin_manager()
+            loaded_from = [[p.name, p.module, p.distribution, p.version] for p in infos]
             _registry = build_registry(pm, infos)
+            _registry.plugin_set = loaded_from
         return _registry
 
 
@@ -385,7 +397,18 @@ def _secret_key(value: Any) -> str:
     return f"secret:{hash(get())}" if get else repr(value)
 
 
-def build_component(role: str, name: str, options: dict[str, Any] | None = None) -> Component:
-    """Shortcut for ``get_registry().build(role, name, options)``."""
+def build_component(role: str, name: str, options: dict[str, Any] | None = None, *,
+                    recorded: Mapping[str, Any] | None = None) -> Component:
+    """``get_registry().build(role, name, options)``. With ``recorded`` (a corpus's record, see
+    :mod:`.resolutions`) and no registry built in this process yet, the recorded class is built
+    without loading the other plugins, when the plugin set is the one it was recorded under."""
+    if recorded is not None and _registry is None:
+        from .resolutions import recorded_class
+
+        found = recorded_class(role, name, dict(recorded))
+        if found is not None:
+            cls, entry = found
+            return _cached_instance(Registration(role, name, cls, entry["plugin"], entry["distribution"]),
+                                    options or {})
     return get_registry().build(role, name, options)
 

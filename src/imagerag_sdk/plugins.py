@@ -12,7 +12,6 @@ The core's test doubles are the ``testing`` entry point of the core distribution
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.metadata as md
 import json
@@ -22,17 +21,18 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pluggy
-
-from . import hookspecs
 from .errors import ComponentNotFoundError
 from .redact import scrub
 from .roles import ROLES, Component
 
 ENTRY_POINT_GROUP = "imagerag"
 CORE_DISTRIBUTION = "imagerag-sdk"
+
+if TYPE_CHECKING:  # pluggy and the hook specs are imported when a registry is built: a search of a
+    import pluggy  # corpus whose names were recorded (see .resolutions) builds none
+
 
 
 @dataclass
@@ -115,6 +115,8 @@ class Registry:
             return self.components[role][name]
         except KeyError:
             known = self.names(role)
+            import difflib
+
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             hint += f"installed {role}s: {', '.join(known) or 'none'}"
@@ -194,7 +196,10 @@ def allowed_entry_points() -> list[tuple[md.EntryPoint, str, str | None]]:
 def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Sequence[tuple[str, object]] = ()
                        ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A new plugin manager with the built-ins, then every allowed entry point, one at a time."""
+    import pluggy
+
     from . import builtins as core_builtins
+    from . import hookspecs
 
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
@@ -238,6 +243,8 @@ def _register_checked(pm: pluggy.PluginManager, plugin: object, info: PluginInfo
 
 
 def _unknown_hook_message(name: str, specs: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, specs, n=1)
     fix = f"did you mean '{close[0]}'?" if close else f"hooks are {', '.join(sorted(specs))}"
     return f"hook '{name}' matches no imagerag hook spec — {fix}"
@@ -251,6 +258,8 @@ def _one_line(exc: BaseException) -> str:
 def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
     """Call every registration hook; a hook that raises breaks only its own plugin, a name two
     plugins register with different classes becomes ambiguous (recorded on both)."""
+    from . import hookspecs
+
     registry = Registry(pm, infos)
     by_name = {info.name: info for info in infos}
     found: list[Registration] = []

@@ -30,10 +30,10 @@ def plugin_set() -> list[list[str | None]]:
     """What :func:`~imagerag_sdk.plugins.get_registry` would load its plugins from here, as
     ``[name, module, distribution, version]`` each: the built-ins, then every entry point
     ``IMAGERAG_LOAD_PLUGINS`` lets load (about 15 ms: installed metadata only, nothing imported)."""
-    from . import builtins
     from .plugins import CORE_DISTRIBUTION, _core_version, allowed_entry_points
 
-    return [["builtins", builtins.__name__, CORE_DISTRIBUTION, _core_version()],
+    builtins = f"{__package__}.builtins"  # its name, not the module: that would import pluggy
+    return [["builtins", builtins, CORE_DISTRIBUTION, _core_version()],
             *([ep.name, ep.value, dist, version] for ep, dist, version in allowed_entry_points())]
 
 

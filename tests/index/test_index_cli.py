@@ -110,7 +110,7 @@ def test_search_imports_only_what_it_uses(tmp_path):
                             - {"imagerag_sdk"})
     needless = ["yaml", "imagerag_sdk.profiles", "imagerag_sdk.settings", "imagerag_sdk.cli_eval", "filelock",
                 "imagerag_sdk.testing.plugin", "imagerag_sdk.testing.colour", "imagerag_sdk.retrieve_pooled",
-                "imagerag_sdk.rerank_vlm", "imagerag_sdk.scorer_vlm", *plugin_modules]
+                "imagerag_sdk.rerank_vlm", "imagerag_sdk.scorer_vlm", "pluggy", *plugin_modules]
     env = {**os.environ, "IMAGERAG_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", f"NEEDLESS = {needless!r}" + SEARCH_IMPORTS, "search",
                            "a red sports car", "--corpus", "demo", "-k", "2", "--json"],

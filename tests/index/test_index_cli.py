@@ -120,6 +120,26 @@ def test_search_imports_only_what_it_uses(tmp_path):
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
 
 
+def test_search_prints_the_same_without_and_with_the_registry(tmp_path):
+    """The recorded classes (same plugin set) and the full registry (another plugin set: only the
+    testing plugin allowed) print byte-identical output."""
+    home = tmp_path / "home"
+    _run(["index", fake_corpus(tmp_path / "imgs"), "--corpus", "demo", "--embedder", "fake", "-q"], home)
+    outs = []
+    for allowed in (None, "testing"):
+        env = {**os.environ, "IMAGERAG_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+        if allowed is not None:
+            env["IMAGERAG_LOAD_PLUGINS"] = allowed
+        code = "NEEDLESS = ['imagerag_sdk.testing.plugin']" + SEARCH_IMPORTS
+        proc = subprocess.run([sys.executable, "-c", code, "search", "a red sports car", "--corpus", "demo",
+                               "-k", "3", "--json"], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        registry_built = json.loads(proc.stderr.strip().splitlines()[-1]) == ["imagerag_sdk.testing.plugin"]
+        assert registry_built == (allowed is not None)
+        outs.append(proc.stdout)
+    assert outs[0] == outs[1] and "red-sports-car" in json.loads(outs[0])[0]["path"]
+
+
 def test_eval_command_is_still_there(tmp_path):
     out = _run(["--help"], tmp_path / "home")
     assert "eval" in out.stdout and "search" in out.stdout

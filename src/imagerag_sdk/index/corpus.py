@@ -31,6 +31,8 @@ large graph is the writer's job."""
 RETRIES = 3
 ITEM_CACHE = 10_000
 """Items (with their absolute paths) a view keeps for the labels its searches returned."""
+
+
 def resolved(store: CorpusStore) -> dict | None:
     """The corpus's record of the classes the plugin registry gave for its component names
     (:func:`imagerag_sdk.resolutions.record`), if its index runs made one."""

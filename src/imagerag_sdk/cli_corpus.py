@@ -104,6 +104,7 @@ def search_cmd(text: str | None, image_path: str | None, k: int, corpus: str | N
         raise ConfigError("nothing to search for", hint="give a TEXT argument or --image PATH")
     if profile and (corpus or index_dir):
         raise ConfigError("--profile and --corpus/--index-dir exclude each other")
+    recorded = None  # how the corpus's last index run resolved 'index' and its embedder's name
     if profile:
         from .profiles import load_profile
 
@@ -116,9 +117,12 @@ def search_cmd(text: str | None, image_path: str | None, k: int, corpus: str | N
     elif corpus or index_dir:
         opts = {"corpus": corpus, "index_dir": index_dir, "min_similarity": min_similarity, "ef": ef}
         spec = ComponentSpec(use="index", **{key: v for key, v in opts.items() if v is not None})
+        from .index.corpus import resolved_components
+
+        recorded = resolved_components(corpus, index_dir)
     else:
         raise CorpusError("no corpus given", hint="pass --corpus NAME, --index-dir PATH or --profile NAME")
-    retriever = spec.build("retriever")
+    retriever = spec.build("retriever", recorded=recorded)
     assert isinstance(retriever, Retriever)
     if image_path and not retriever.supports_image_search:
         raise ConfigError(f"retriever '{spec.use}' cannot search by image",

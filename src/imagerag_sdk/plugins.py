@@ -12,7 +12,6 @@ The core's test doubles are the ``testing`` entry point of the core distribution
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.metadata as md
 import json
@@ -22,17 +21,18 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pluggy
-
-from . import hookspecs
 from .errors import ComponentNotFoundError
 from .redact import scrub
 from .roles import ROLES, Component
 
 ENTRY_POINT_GROUP = "imagerag"
 CORE_DISTRIBUTION = "imagerag-sdk"
+
+if TYPE_CHECKING:  # pluggy and the hook specs are imported when a registry is built: a search of a
+    import pluggy  # corpus whose names were recorded (see .resolutions) builds none
+
 
 
 @dataclass
@@ -94,6 +94,9 @@ class Registry:
         self.ambiguous: dict[str, dict[str, list[Registration]]] = {role: {} for role in ROLES}
         self.profiles: dict[str, ShippedProfile] = {}
         self.ambiguous_profiles: dict[str, list[ShippedProfile]] = {}  # shipped by two or more plugins
+        self.plugin_set: list[list[str | None]] | None = None
+        """The plugin set it was built from (:func:`.resolutions.plugin_set`); ``None`` for one a
+        test put together."""
 
     @property
     def broken(self) -> list[PluginInfo]:
@@ -112,6 +115,8 @@ class Registry:
             return self.components[role][name]
         except KeyError:
             known = self.names(role)
+            import difflib
+
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             hint += f"installed {role}s: {', '.join(known) or 'none'}"
@@ -176,10 +181,25 @@ def _allowed() -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def allowed_entry_points() -> list[tuple[md.EntryPoint, str, str | None]]:
+    """(entry point, distribution, version) of each entry point ``IMAGERAG_LOAD_PLUGINS`` lets
+    load, by name; nothing is imported."""
+    allowed = _allowed()
+    out = []
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        if allowed is None or ep.name in allowed or dist in allowed:
+            out.append((ep, dist, ep.dist.version if ep.dist is not None else None))
+    return out
+
+
 def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Sequence[tuple[str, object]] = ()
                        ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A new plugin manager with the built-ins, then every allowed entry point, one at a time."""
+    import pluggy
+
     from . import builtins as core_builtins
+    from . import hookspecs
 
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
@@ -191,12 +211,7 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Sequence[tup
         infos.append(info)
         _register_checked(pm, plugin, info)
     if entry_points:
-        allowed = _allowed()
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist is not None else "?"
-            version = ep.dist.version if ep.dist is not None else None
-            if allowed is not None and ep.name not in allowed and dist not in allowed:
-                continue
+        for ep, dist, version in allowed_entry_points():
             info = PluginInfo(ep.name, dist, version, ep.value)
             infos.append(info)
             if pm.has_plugin(ep.name):
@@ -228,6 +243,8 @@ def _register_checked(pm: pluggy.PluginManager, plugin: object, info: PluginInfo
 
 
 def _unknown_hook_message(name: str, specs: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, specs, n=1)
     fix = f"did you mean '{close[0]}'?" if close else f"hooks are {', '.join(sorted(specs))}"
     return f"hook '{name}' matches no imagerag hook spec — {fix}"
@@ -241,6 +258,8 @@ def _one_line(exc: BaseException) -> str:
 def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
     """Call every registration hook; a hook that raises breaks only its own plugin, a name two
     plugins register with different classes becomes ambiguous (recorded on both)."""
+    from . import hookspecs
+
     registry = Registry(pm, infos)
     by_name = {info.name: info for info in infos}
     found: list[Registration] = []
@@ -354,7 +373,9 @@ def get_registry(*, refresh: bool = False) -> Registry:
     with _lock:
         if _registry is None or refresh:
             pm, infos = get_plugin_manager()
+            loaded_from = [[p.name, p.module, p.distribution, p.version] for p in infos]
             _registry = build_registry(pm, infos)
+            _registry.plugin_set = loaded_from
         return _registry
 
 
@@ -385,7 +406,18 @@ def _secret_key(value: Any) -> str:
     return f"secret:{hash(get())}" if get else repr(value)
 
 
-def build_component(role: str, name: str, options: dict[str, Any] | None = None) -> Component:
-    """Shortcut for ``get_registry().build(role, name, options)``."""
+def build_component(role: str, name: str, options: dict[str, Any] | None = None, *,
+                    recorded: Mapping[str, Any] | None = None) -> Component:
+    """``get_registry().build(role, name, options)``. With ``recorded`` (a corpus's record, see
+    :mod:`.resolutions`) and no registry built in this process yet, the recorded class is built
+    without loading the other plugins, when the plugin set is the one it was recorded under."""
+    if recorded is not None and _registry is None:
+        from .resolutions import recorded_class
+
+        found = recorded_class(role, name, dict(recorded))
+        if found is not None:
+            cls, entry = found
+            return _cached_instance(Registration(role, name, cls, entry["plugin"], entry["distribution"]),
+                                    options or {})
     return get_registry().build(role, name, options)
 

@@ -8,7 +8,7 @@ options against that role's component, whatever the option is called. The YAML i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,14 +38,15 @@ class ComponentSpec(BaseModel):
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
-    def build(self, role: str | None = None) -> Component[Any]:
-        """The (process-cached) component this spec names; secrets must already be resolved."""
-        from .plugins import get_registry
+    def build(self, role: str | None = None, *, recorded: Mapping[str, Any] | None = None) -> Component[Any]:
+        """The (process-cached) component this spec names; secrets must already be resolved.
+        ``recorded``: a corpus's record of how the name was resolved (see :mod:`.resolutions`)."""
+        from .plugins import build_component
 
         role = role or self.role
         if role is None:
             raise TypeError(f"{type(self).__name__} has no role: pass build(role)")
-        return get_registry().build(role, self.use, self.options())
+        return build_component(role, self.use, self.options(), recorded=recorded)
 
 
 class GeneratorSpec(ComponentSpec):

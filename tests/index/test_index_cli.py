@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import os
 import subprocess
@@ -97,12 +98,19 @@ finally:
 
 def test_search_imports_only_what_it_uses(tmp_path):
     """`imagerag search` on a corpus: no YAML parser and no profile code (it names no profile; the
-    plugins' shipped profiles are paths until one is loaded), no `eval` command code. Each of these
-    was imported by every search before."""
+    plugins' shipped profiles are paths until one is loaded), no `eval` command code, no writer's
+    lock (`filelock`), and no plugin but the module of the corpus's embedder: the index run recorded
+    which class the registry gave for its name, and the plugin set is the same (so no other
+    plugin module, nor the built-ins' other components, nor the testing plugin's other modules).
+    Each of these was imported by every search before."""
     home = tmp_path / "home"
     root = fake_corpus(tmp_path / "imgs")
     _run(["index", root, "--corpus", "demo", "--embedder", "fake", "-q"], home)
-    needless = ["yaml", "imagerag_sdk.profiles", "imagerag_sdk.settings", "imagerag_sdk.cli_eval"]
+    plugin_modules = sorted({ep.value.split(":")[0].split(".")[0] for ep in md.entry_points(group="imagerag")}
+                            - {"imagerag_sdk"})
+    needless = ["yaml", "imagerag_sdk.profiles", "imagerag_sdk.settings", "imagerag_sdk.cli_eval", "filelock",
+                "imagerag_sdk.testing.plugin", "imagerag_sdk.testing.colour", "imagerag_sdk.retrieve_pooled",
+                "imagerag_sdk.rerank_vlm", "imagerag_sdk.scorer_vlm", "pluggy", *plugin_modules]
     env = {**os.environ, "IMAGERAG_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", f"NEEDLESS = {needless!r}" + SEARCH_IMPORTS, "search",
                            "a red sports car", "--corpus", "demo", "-k", "2", "--json"],
@@ -110,6 +118,26 @@ def test_search_imports_only_what_it_uses(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "red-sports-car" in json.loads(proc.stdout)[0]["path"], "the search itself still works"
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+
+
+def test_search_prints_the_same_without_and_with_the_registry(tmp_path):
+    """The recorded classes (same plugin set) and the full registry (another plugin set: only the
+    testing plugin allowed) print byte-identical output."""
+    home = tmp_path / "home"
+    _run(["index", fake_corpus(tmp_path / "imgs"), "--corpus", "demo", "--embedder", "fake", "-q"], home)
+    outs = []
+    for allowed in (None, "testing"):
+        env = {**os.environ, "IMAGERAG_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+        if allowed is not None:
+            env["IMAGERAG_LOAD_PLUGINS"] = allowed
+        code = "NEEDLESS = ['imagerag_sdk.testing.plugin']" + SEARCH_IMPORTS
+        proc = subprocess.run([sys.executable, "-c", code, "search", "a red sports car", "--corpus", "demo",
+                               "-k", "3", "--json"], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        registry_built = json.loads(proc.stderr.strip().splitlines()[-1]) == ["imagerag_sdk.testing.plugin"]
+        assert registry_built == (allowed is not None)
+        outs.append(proc.stdout)
+    assert outs[0] == outs[1] and "red-sports-car" in json.loads(outs[0])[0]["path"]
 
 
 def test_eval_command_is_still_there(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -30,6 +31,21 @@ large graph is the writer's job."""
 RETRIES = 3
 ITEM_CACHE = 10_000
 """Items (with their absolute paths) a view keeps for the labels its searches returned."""
+
+
+def resolved(store: CorpusStore) -> dict | None:
+    """The corpus's record of the classes the plugin registry gave for its component names
+    (:func:`imagerag_sdk.resolutions.record`), if its index runs made one."""
+    raw = store.meta_value("resolved")
+    return json.loads(raw) if raw else None
+
+
+def resolved_components(corpus: str | None, index_dir: str | os.PathLike | None) -> dict | None:
+    """:func:`resolved` of a corpus by name or folder, read before it is opened for search."""
+    with CorpusStore.open(corpus, index_dir) as store:
+        return resolved(store)
+
+
 def _drop(labels: np.ndarray, dead: list[int]) -> np.ndarray:
     """The ascending ``labels`` without ``dead``."""
     if not dead:
@@ -355,6 +371,11 @@ class CorpusIndex:
     @property
     def embedder_spec(self) -> dict | None:
         return self.store.embedder_spec
+
+    @property
+    def resolved(self) -> dict | None:
+        """How its last index run's registry resolved the embedder's name (:mod:`...resolutions`)."""
+        return resolved(self.store)
 
     @property
     def dim(self) -> int:

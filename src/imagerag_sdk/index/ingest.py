@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import CorpusError, ImageRAGError
 from ..images import MAX_PIXELS, BadImageError
 from ..outputs import check_vectors
+from ..resolutions import record
 from ..roles import Embedder, normalize_rows
 from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
@@ -204,6 +205,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         # checked only once there is something to embed.
         deferred = store.next_label > 0 and same_spec(model, store.embedder_spec)
         store.bind(root=root_path, identity=None if deferred else model.identity, spec=spec)
+        store.note_resolved(record(("embedder", spec["use"]), ("retriever", "index")))
         report = IngestReport(corpus=store.name, index_dir=str(store.path), root=str(root_path),
                               embedder=store.embedder_identity or model.identity)
         if hnsw_m is not None or ef_construction is not None:

@@ -72,7 +72,7 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
         if spec is None:
             stored = index.embedder_spec
             spec = EmbedderSpec(**stored) if stored else EmbedderSpec(use="clip")
-        embedder = spec.build()
+        embedder = spec.build(recorded=index.resolved)  # the class the corpus was built with, if it holds
         if not isinstance(embedder, Embedder):
             raise CorpusError(f"'{spec.use}' is not an embedder")
         if index.identity and embedder.identity != index.identity:

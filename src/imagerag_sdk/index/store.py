@@ -31,10 +31,9 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from .. import atomic
 from ..errors import CorpusError
@@ -42,6 +41,9 @@ from ..paths import corpus_dir
 from . import items as rows_sql
 from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
 from .items import SCHEMA, Item, Known, NewItem
+
+if TYPE_CHECKING:  # imported by a writer only (_take_lock): a search does without it
+    from filelock import FileLock
 
 __all__ = ["CorpusStore", "Item", "NewItem", "corpus_dir"]
 
@@ -92,6 +94,8 @@ class CorpusStore:
         # an OS lock on an open file (flock; its Windows counterpart there): never waits, and the OS
         # releases it when the process dies, however it dies. Not thread-local: the store may be
         # closed by another thread than the one that opened it.
+        from filelock import FileLock, Timeout
+
         lock = FileLock(self.path / ".lock", timeout=0, thread_local=False)
         try:
             lock.acquire()
@@ -385,6 +389,12 @@ class CorpusStore:
         """Record the newest snapshot's name and (M, ef_construction) it was built with (its
         commit tells readers to look; a writer with nothing to add need not load it)."""
         self._set_meta({"hnsw_snapshot": name, "hnsw_snapshot_params": f"{params[0]},{params[1]}"})
+
+    def note_resolved(self, record: dict[str, Any] | None) -> None:
+        """Record which classes the plugin registry gave for the corpus's component names, with the
+        plugin set (:func:`imagerag_sdk.resolutions.record`); a search builds them from it."""
+        if record is not None:
+            self._set_meta({"resolved": json.dumps(record, sort_keys=True)})
 
     @property
     def graph_recorded(self) -> tuple[int, int] | None:

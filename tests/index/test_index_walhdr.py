@@ -208,3 +208,13 @@ def test_a_closed_store_no_longer_reads_the_header(corpus):
     store = CorpusStore.open(index_dir=index_dir)
     store.close()
     assert store._wal is None
+
+
+def test_a_query_whose_every_candidate_is_cut_gets_no_hit_with_dedupe_on(corpus):
+    """(The duplicate check then reads no row.)"""
+    _, index_dir = corpus
+    r = IndexRetriever(index_dir=str(index_dir), backend="hnsw", min_similarity=1.0)
+    r.load()
+    assert r.index is not None
+    x = _unit(2, r.index.dim, 6)
+    assert r.search_vectors(x, ["a", "b"], 3) == [[], []]

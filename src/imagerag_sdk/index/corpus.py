@@ -125,10 +125,10 @@ class View:
         """:meth:`vectors_of` a list of ``int`` labels (no conversion)."""
         if self._rows is None or not isinstance(self.backend, (HnswBackend, GraphPair)):
             return self.vectors_of(ids)
-        size = 4 * self.vectors.shape[1]
-        fd, offset, pread = self._rows.fileno(), self._offset, os.pread
+        dim = self.vectors.shape[1]
+        size, fd, offset, pread = 4 * dim, self._rows.fileno(), self._offset, os.pread
         data = b"".join([pread(fd, size, offset + x * size) for x in ids])
-        return np.frombuffer(data, np.float32).reshape(len(ids), -1).copy()
+        return np.frombuffer(data, np.float32).reshape(len(ids), dim).copy()
 
 
 class CorpusIndex:

@@ -59,10 +59,12 @@ class Item:
 
     def metadata(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
-        for key in ("caption", "license", "source"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
+        if self.caption is not None:
+            out["caption"] = self.caption
+        if self.license is not None:
+            out["license"] = self.license
+        if self.source is not None:
+            out["source"] = self.source
         out["relpath"] = self.path
         out["sha256"] = self.hash
         return out

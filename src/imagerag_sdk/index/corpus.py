@@ -111,7 +111,7 @@ class View:
         dim = self.vectors.shape[1]
         backend = self.backend
         if isinstance(backend, (HnswBackend, GraphPair)) and self._rows is not None:
-            return self.rows(labels.tolist() if isinstance(labels, np.ndarray) else [int(x) for x in labels])
+            return self.rows(labels.tolist() if isinstance(labels, np.ndarray) else [int(x) for x in labels]).copy()
         labels = np.asarray(labels, dtype=np.int64)
         if labels.size == 0:
             return np.zeros((0, dim), np.float32)
@@ -122,13 +122,14 @@ class View:
         return np.ascontiguousarray(self.vectors[labels], dtype=np.float32)
 
     def rows(self, ids: list[int]) -> np.ndarray:
-        """:meth:`vectors_of` a list of ``int`` labels (no conversion)."""
+        """:meth:`vectors_of` a list of ``int`` labels (no conversion), read-only when read from
+        the file (the bytes read, not a copy of them)."""
         if self._rows is None or not isinstance(self.backend, (HnswBackend, GraphPair)):
             return self.vectors_of(ids)
         dim = self.vectors.shape[1]
         size, fd, offset, pread = 4 * dim, self._rows.fileno(), self._offset, os.pread
         data = b"".join([pread(fd, size, offset + x * size) for x in ids])
-        return np.frombuffer(data, np.float32).reshape(len(ids), dim).copy()
+        return np.frombuffer(data, np.float32).reshape(len(ids), dim)
 
 
 class CorpusIndex:

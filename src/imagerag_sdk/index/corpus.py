@@ -368,7 +368,8 @@ class CorpusIndex:
         return len(self.current())
 
     def close(self) -> None:
-        self.store.close()
+        with self._lock:  # not under a change check in another thread (it may read SQLite's memory)
+            self.store.close()
 
     def items(self, labels) -> dict[int, Item]:
         """Items of labels of the current view (:meth:`entries` gives them with their paths)."""

@@ -35,6 +35,9 @@ def query_ef(k: int) -> int:
     return max(QUERY_EF, 2 * k)
 
 
+_ONE = np.float32(1.0)
+
+
 def _pad(labels: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape[1] >= k:
         return labels, scores
@@ -245,6 +248,7 @@ class HnswBackend:
         self.index: Any = index  # an hnswlib.Index (hnswlib ships no type hints)
         self.index.set_num_threads(self.threads)
         self.deleted = 0
+        self._ef: int | None = None  # the search breadth last set
         self.changes = 0
         """Calls that changed the graph since it was loaded or built (added or marked labels)."""
 
@@ -292,16 +296,25 @@ class HnswBackend:
         self.deleted = max(0, self.index.get_current_count() - len(labels))
 
     def search(self, queries: np.ndarray, k: int, *, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.atleast_2d(np.ascontiguousarray(queries, dtype=np.float32))
-        kk = min(k, len(self))
+        # as few calls as can be: this runs on the caches the graph search evicts, where each
+        # costs several µs (docs/benchmarks.md, "Fourth pass")
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2:
+            queries = np.atleast_2d(queries)
+        index = self.index
+        kk = min(k, index.get_current_count() - self.deleted)
         if kk <= 0 or len(queries) == 0:
             return _pad(np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32), k)
+        ef = max(ef or query_ef(kk), kk)
         with self._lock:
-            self.index.set_ef(max(ef or query_ef(kk), kk))
-            labels, dist = self.index.knn_query(queries, k=kk, num_threads=self.threads)
+            if ef != self._ef:  # set only when it changes (no other code sets it)
+                index.set_ef(ef)
+                self._ef = ef
+            labels, dist = index.knn_query(queries, kk, self.threads)
         # hnswlib's uint64 labels are below 2**63: the same bits read as int64, without a copy
         labels = labels.view(np.int64) if labels.dtype == np.uint64 else labels.astype(np.int64)
-        return _pad(labels, np.subtract(1.0, dist, dtype=np.float32), k)
+        scores = _ONE - dist  # float32 arithmetic, as np.subtract(1.0, dist, dtype=float32)
+        return (labels, scores) if kk == k else _pad(labels, scores, k)
 
     def vectors_of(self, labels: Sequence[int]) -> tuple[np.ndarray, list[int]]:
         """The vectors the graph holds for ``labels`` (space ``ip`` keeps them as given: the

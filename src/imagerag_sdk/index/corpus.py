@@ -127,10 +127,7 @@ class View:
         dim = self.vectors.shape[1]
         backend = self.backend
         if isinstance(backend, (HnswBackend, GraphPair)) and self._rows is not None:
-            ids = labels.tolist() if isinstance(labels, np.ndarray) else [int(x) for x in labels]
-            size, fd, offset = 4 * dim, self._rows.fileno(), self._offset
-            data = b"".join([os.pread(fd, size, offset + x * size) for x in ids])
-            return np.frombuffer(data, np.float32).reshape(len(ids), dim).copy()
+            return self.rows(labels.tolist() if isinstance(labels, np.ndarray) else [int(x) for x in labels]).copy()
         labels = np.asarray(labels, dtype=np.int64)
         if labels.size == 0:
             return np.zeros((0, dim), np.float32)
@@ -139,6 +136,16 @@ class View:
             if (self.labels[rows] == labels).all():
                 return backend.vectors[rows]
         return np.ascontiguousarray(self.vectors[labels], dtype=np.float32)
+
+    def rows(self, ids: list[int]) -> np.ndarray:
+        """:meth:`vectors_of` a list of ``int`` labels (no conversion), read-only when read from
+        the file (the bytes read, not a copy of them)."""
+        if self._rows is None or not isinstance(self.backend, (HnswBackend, GraphPair)):
+            return self.vectors_of(ids)
+        dim = self.vectors.shape[1]
+        size, fd, offset, pread = 4 * dim, self._rows.fileno(), self._offset, os.pread
+        data = b"".join([pread(fd, size, offset + x * size) for x in ids])
+        return np.frombuffer(data, np.float32).reshape(len(ids), dim)
 
 
 class CorpusIndex:
@@ -270,11 +277,13 @@ class CorpusIndex:
         """(view, labels, scores): :meth:`search` on the current view (``fresh``: re-read first),
         with the view, whose :meth:`entries` give the hits' items."""
         view = self.refresh() if fresh else self.current()
-        labels, scores = self._search(view, np.atleast_2d(np.asarray(queries, dtype=np.float32)), k, ef)
+        queries = np.asarray(queries, dtype=np.float32)
+        labels, scores = self._search(view, queries if queries.ndim == 2 else np.atleast_2d(queries), k, ef)
         return view, labels, scores
 
     def entries(self, view: View, labels: Iterable[int]) -> dict[int, Entry] | None:
-        """The item and checked absolute path of each label of ``view`` that is still indexed.
+        """The item, checked absolute path and metadata (:data:`.items.Entry`) of each label of
+        ``view`` that is still indexed.
 
         Labels the view has not cached yet are read from the item record file when it holds the
         view's state (one ``pread`` each: :mod:`.records`), else from SQLite in one transaction,
@@ -293,13 +302,7 @@ class CorpusIndex:
             if view.confined_at != self._confined:
                 view.entries.clear()
                 view.confined_at = self._confined
-            missing = []
-            for label in labels:
-                entry = view.entries.get(label)
-                if entry is None:
-                    missing.append(label)
-                else:
-                    out[label] = entry
+            missing = view.entries.take(labels, out)
             if not missing:
                 return out
             records = view.records
@@ -311,11 +314,12 @@ class CorpusIndex:
                 if epoch != view.epoch:
                     return None
             prefix, escaped = self._prefix, self._escaped
+            new: dict[int, Entry] = {}
             for label, item in found.items():
                 out_of_root = bool(escaped) and (item.path, item.size, item.mtime_ns) in escaped
-                entry = (item, None if out_of_root else prefix + item.path)
-                view.entries.put(label, entry)
-                out[label] = entry
+                new[label] = (item, None if out_of_root else prefix + item.path, item.metadata())
+            view.entries.put_all(new)
+            out.update(new)
         return out
 
     def _confine(self) -> None:
@@ -385,7 +389,8 @@ class CorpusIndex:
         return len(self.current())
 
     def close(self) -> None:
-        self.store.close()
+        with self._lock:  # not under a change check in another thread (it may read SQLite's memory)
+            self.store.close()
 
     def items(self, labels) -> dict[int, Item]:
         """Items of labels of the current view (:meth:`entries` gives them with their paths)."""

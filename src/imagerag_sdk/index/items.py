@@ -59,10 +59,12 @@ class Item:
 
     def metadata(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
-        for key in ("caption", "license", "source"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
+        if self.caption is not None:
+            out["caption"] = self.caption
+        if self.license is not None:
+            out["license"] = self.license
+        if self.source is not None:
+            out["source"] = self.source
         out["relpath"] = self.path
         out["sha256"] = self.hash
         return out
@@ -73,16 +75,18 @@ class Item:
 
         Filled in without the dataclass's ``__init__`` (one ``object.__setattr__`` per field, a
         third of a search's cost per item read): the same object."""
+        id_, path, label, hash_, size, mtime_ns, sidecar_sig, caption, license_, source, extra = row
         item = object.__new__(cls)
-        fields = item.__dict__
-        fields.update(zip(_FIELDS, row, strict=True))
-        extra = row[10]
-        fields["extra"] = json.loads(extra) if extra else {}
+        item.__dict__.update(id=id_, path=path, label=label, hash=hash_, size=size, mtime_ns=mtime_ns,
+                             sidecar_sig=sidecar_sig, caption=caption, license=license_, source=source,
+                             extra=json.loads(extra) if extra else {})  # names, not zip(): half the time
         return item
 
 
 _FIELDS = tuple(f.strip() for f in COLUMNS.split(","))
 assert _FIELDS == tuple(Item.__dataclass_fields__), "the columns are the item's fields, in order"
+assert tuple(Item.from_row(_FIELDS[:10] + (None,)).__dict__.values()) == _FIELDS[:10] + ({},), \
+    "from_row fills in each field from its column"
 
 
 class Known(NamedTuple):
@@ -113,8 +117,9 @@ class NewItem:
                 json.dumps(extra, sort_keys=True) if extra else None)
 
 
-Entry = tuple[Item, str | None]
-"""An item and its absolute path, checked to lie under the corpus root (``None``: it does not)."""
+Entry = tuple[Item, str | None, dict[str, Any]]
+"""An item, its absolute path, checked to lie under the corpus root (``None``: it does not), and
+its :meth:`Item.metadata` (each hit gets a copy: one C call instead of building it again)."""
 
 
 class ItemCache:
@@ -140,6 +145,28 @@ class ItemCache:
         self._entries.move_to_end(label)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
+
+    def take(self, labels: Iterable[int], out: dict[int, Entry]) -> list[int]:
+        """Put the entries held for ``labels`` into ``out`` (now the most recently used); returns
+        the labels not held, in order (:meth:`get` for each, in one call)."""
+        entries, missing = self._entries, []
+        for label in labels:
+            entry = entries.get(label)
+            if entry is None:
+                missing.append(label)
+            else:
+                entries.move_to_end(label)
+                out[label] = entry
+        return missing
+
+    def put_all(self, found: dict[int, Entry]) -> None:
+        """:meth:`put` each of ``found``, in order."""
+        entries = self._entries
+        for label, entry in found.items():
+            entries[label] = entry
+            entries.move_to_end(label)
+        for _ in range(len(entries) - self.size):
+            entries.popitem(last=False)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -64,6 +64,7 @@ _PREAD = hasattr(os, "pread")
 """Not on Windows, where a file a reader keeps open (mapped) could not be replaced either: there
 readers read SQLite."""
 _ROW = struct.Struct("<qqqq7i")
+_TEXT_AT = 4 + _ROW.size
 _TEXTS = (1, 3, 6, 7, 8, 9, 10)
 """Positions in a row (:data:`~imagerag_sdk.index.items.COLUMNS`) of the texts, in record order."""
 
@@ -179,7 +180,7 @@ def _decode(raw: bytes, label: int) -> Item:
     id_, got, size, mtime_ns, *lengths = _ROW.unpack_from(raw, 4)
     if got != label:
         raise ValueError(f"label {got} at {label}")
-    text = raw[4 + _ROW.size:].decode()
+    text = raw[_TEXT_AT:].decode()
     texts: list[str | None] = []
     at = 0
     for n in lengths:

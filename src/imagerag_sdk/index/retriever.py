@@ -144,12 +144,12 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
             for qi, query in enumerate(queries):
                 hits: list[Hit] = []
                 for rank, (label, score) in enumerate(chosen[qi]):
-                    item, path = known[label]
+                    _, path, metadata = known[label]
                     assert path is not None  # only good ones are kept
                     # a Hit filled in without its __init__ (an object.__setattr__ per field, ~2 µs
-                    # a hit): the same object, see _HIT_FIELDS
+                    # a hit): the same object, see _HIT_FIELDS; its own copy of the metadata
                     hit = _new(Hit)
-                    hit.__dict__.update(path=path, score=score, corpus=name, metadata=item.metadata(),
+                    hit.__dict__.update(path=path, score=score, corpus=name, metadata=dict(metadata),
                                         query=query, rank=rank)
                     hits.append(hit)
                 out.append(hits)
@@ -201,11 +201,11 @@ class _Picker:
         have, dups = self.vecs[qi], self.dups[qi]
         if have is None or dups is None or len(have) < n:
             start = 0 if have is None else len(have)
-            more = self.view.vectors_of(self.cands[qi][start:n])
+            more = self.view.rows(self.cands[qi][start:n])
             have = self.vecs[qi] = more if have is None else np.concatenate([have, more])
             assert self.dedupe is not None  # only asked for when collapsing duplicates
             dups = self.dups[qi] = have @ np.ascontiguousarray(have.T) >= self.dedupe  # (faster gemm)
-            np.fill_diagonal(dups, False)
+            dups.flat[::len(dups) + 1] = False  # the diagonal (np.fill_diagonal, without its checks)
         return dups
 
     def keep(self, qi: int) -> list[int]:

@@ -41,6 +41,7 @@ from ..paths import corpus_dir
 from . import items as rows_sql
 from .backends import HNSW_EF_CONSTRUCTION, HNSW_M
 from .items import SCHEMA, Item, Known, NewItem
+from .walhdr import WalHeader
 
 if TYPE_CHECKING:  # imported by a writer only (_take_lock): a search does without it
     from filelock import FileLock
@@ -69,7 +70,7 @@ class CorpusStore:
             raise CorpusError(f"corpus '{name}' has no index at {path}",
                               hint=f"build it first: imagerag index <folder> --corpus {name}")
         self.db = sqlite3.connect(str(db), timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        wal = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
         self.db.execute("PRAGMA synchronous=NORMAL")
         if write:
             self.db.executescript(SCHEMA)
@@ -82,6 +83,9 @@ class CorpusStore:
             raise CorpusError(f"corpus '{name}' at {path} has schema version {version}, "
                               f"this imagerag-sdk reads {SCHEMA_VERSION}",
                               hint="re-index into a new corpus folder")
+        # a reader's change check reads the WAL-index header (read above, so SQLite mapped it)
+        self._wal = WalHeader.of(db) if wal and not write else None
+        self._seen: tuple[bytes, int] | None = None  # (header, data_version) read with it
 
     @classmethod
     def open(cls, corpus: str | None = None, index_dir: str | os.PathLike | None = None, *,
@@ -106,6 +110,7 @@ class CorpusStore:
 
     def close(self) -> None:
         self._vectors = None
+        self._wal = None  # SQLite's mapping of the header goes with the connection
         self.db.close()
         if self._lock is not None:
             self._lock.release()
@@ -262,8 +267,20 @@ class CorpusStore:
         return np.ascontiguousarray(self.vectors()[labels], dtype=np.float32)
 
     def data_version(self) -> int:
-        """A number that changes whenever another connection commits (cheap: no table is read)."""
-        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        """A number that changes whenever another connection commits (cheap: no table is read).
+
+        ``PRAGMA data_version``, skipped while the WAL-index header equals the one read just
+        before the last one asked (no commit since: :mod:`.walhdr`)."""
+        wal, seen = self._wal, self._seen
+        raw = b""
+        if wal is not None:
+            raw = wal.raw()
+            if seen is not None and raw == seen[0]:
+                return seen[1]
+        version = int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        if wal is not None:  # the header read before the statement: a commit between is seen next time
+            self._seen = (raw, version) if WalHeader.trusted(raw) else None
+        return version
 
     @contextmanager
     def reading(self) -> Iterator[None]:

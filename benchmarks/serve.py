@@ -12,7 +12,9 @@ process on a free port of 127.0.0.1; the measurements are made from this process
 1. ``POST /api/search`` against ``pipeline.retrieve(text, k)`` in this process, the same queries
    interleaved (the order rotating); the HTTP time includes encoding and decoding the JSON. An
    anchor in the same rotation gives the stack's floor: a minimal FastAPI app on uvicorn answering a
-   constant body of the same size (``serve_anchor.py``).
+   constant body of the same size (``serve_anchor.py``). Each server is asked through httpx and
+   through a lean ``http.client`` connection (``LeanClient``), both keep-alive, in the same rotation:
+   the time added is the server's plus the client's.
 2. search latency while a generator call runs against idle, in alternating blocks, for a
    generator that releases the GIL, one that holds it and one that sleeps
    (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches),
@@ -60,88 +62,130 @@ def queries(n: int, seed: int = 1) -> list[str]:
 
 
 # -- 1. server against the direct call -----------------------------------------------------------------------
+class LeanClient:
+    """An HTTP/1.1 keep-alive client with the least work per request (the standard library's
+    ``http.client``: one ``send`` for the request line, headers and body; TCP_NODELAY): the answer
+    read whole, its status checked. Beside httpx it shows how much of the added time is the client's."""
+
+    def __init__(self, url: str) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+
+    def post_json(self, path: str, value: Any) -> Any:
+        self.conn.request("POST", path, body=json.dumps(value).encode(), headers={"Content-Type": "application/json"})
+        answer = self.conn.getresponse()
+        data = answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"POST {path}: {answer.status} {data[:200]!r}")
+        return json.loads(data)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+CLIENTS = {"httpx": "httpx", "lean": "http.client"}
+"""Part 1's HTTP clients: the key of their figures, the name printed."""
+
+
 def server_vs_direct(url: str, pid: int, index_dir: Path, n: int, work: Path,
                      baseline: Server | None = None, baseline_name: str = "") -> dict[str, float]:
     """The same queries through ``pipeline.retrieve`` here, ``POST /api/search`` and the anchor (the
     web stack's floor: ``serve_anchor.py`` answering a real answer's bytes, no middleware, no
-    search), and ``baseline`` (another version of the app) when given, interleaved, the order
-    rotating."""
+    search), and ``baseline`` (another version of the app) when given, each server through httpx
+    and through :class:`LeanClient`, interleaved query by query, the order rotating."""
     import httpx
 
     pipeline = make_pipeline(index_dir)
     pipeline.load()
     qs = queries(n)
     body = httpx.post(url + "/api/search", json={"text": qs[0], "k": K}, timeout=60).content
-    times: dict[str, list[float]] = {"direct": [], "http": [], "anchor": [], "baseline": []}
-    with Anchor(work, body) as anchor, httpx.Client(base_url=url, timeout=60) as client, \
-            httpx.Client(base_url=anchor.url, timeout=60) as floor, \
-            httpx.Client(base_url=baseline.url if baseline else url, timeout=60) as other:
-        def searching(c: httpx.Client) -> Any:
-            def via(q: str) -> float:
-                t = time.perf_counter()
+    servers = {"http": url, **({"baseline": baseline.url} if baseline else {})}
+    pids = {"http": pid, **({"baseline": baseline.proc.pid} if baseline else {})}
+    with Anchor(work, body) as anchor:
+        servers["anchor"], pids["anchor"] = anchor.url, anchor.proc.pid
+        httpx_clients = {name: httpx.Client(base_url=u, timeout=60) for name, u in servers.items()}
+        lean_clients = {name: LeanClient(u) for name, u in servers.items()}
+
+        def via_httpx(c: httpx.Client) -> Any:
+            def post(q: str) -> Any:
                 r = c.post("/api/search", json={"text": q, "k": K})
                 r.raise_for_status()
-                hits = r.json()["hits"]
-                dt = (time.perf_counter() - t) * 1000
-                assert len(hits) == K, hits  # the same work as the direct call
-                return dt
-            return via
+                return r.json()["hits"]
+            return post
 
-        def via_anchor(q: str) -> float:
-            t = time.perf_counter()
-            r = floor.post("/api/search", json={"text": q, "k": K})
-            r.raise_for_status()
-            hits = r.json()["hits"]
+        def via_lean(c: LeanClient) -> Any:
+            return lambda q: c.post_json("/api/search", {"text": q, "k": K})["hits"]
+
+        paths = {"direct": lambda q: pipeline.retrieve(q, k=K)}
+        for name in servers:
+            paths[f"httpx_{name}"] = via_httpx(httpx_clients[name])
+            paths[f"lean_{name}"] = via_lean(lean_clients[name])
+        times: dict[str, list[float]] = {p: [] for p in paths}
+        thread_cpu: dict[str, float] = dict.fromkeys(paths, 0.0)
+
+        def timed(name: str, q: str) -> None:
+            cpu, t = time.thread_time(), time.perf_counter()
+            hits = paths[name](q)
             dt = (time.perf_counter() - t) * 1000
-            assert len(hits) == K, hits  # an answer of the same size, decoded alike
-            return dt
+            thread_cpu[name] += time.thread_time() - cpu
+            assert len(hits) == K, hits  # the same work as the direct call; the anchor's answer decoded alike
+            times[name].append(dt)
 
-        def via_python(q: str) -> float:
-            t = time.perf_counter()
-            hits = pipeline.retrieve(q, k=K)
-            dt = (time.perf_counter() - t) * 1000
-            assert len(hits) == K, hits
-            return dt
-
-        paths = {"direct": via_python, "http": searching(client), "anchor": via_anchor}
-        if baseline:
-            paths["baseline"] = searching(other)
-        for q in qs[:20]:  # warm every path (connection, caches, the server's choice of thread)
-            for f in paths.values():
-                f(q)
-        pids = {"http": pid, "anchor": anchor.proc.pid, **({"baseline": baseline.proc.pid} if baseline else {})}
-        cpu = {name: cpu_seconds(p) for name, p in pids.items()}
-        own_cpu = time.process_time()
-        order = list(paths)
-        for i, q in enumerate(qs):
-            for name in order[i % len(order):] + order[:i % len(order)]:
-                times[name].append(paths[name](q))
-        cpu = {name: (cpu_seconds(p) - cpu[name]) / n * 1000 for name, p in pids.items()}
-        server_cpu, anchor_cpu = cpu["http"], cpu["anchor"]
-        own_cpu = (time.process_time() - own_cpu) / n * 1000
-    direct, http, floor_ms = times["direct"], times["http"], times["anchor"]
-    added = pct(http, 50) - pct(direct, 50)
-    paired = float(np.median(np.subtract(http, direct)))
-    floor_added = pct(floor_ms, 50)
+        try:
+            for q in qs[:20]:  # warm every path (connection, caches, the server's choice of thread)
+                for name in paths:
+                    timed(name, q)
+            for v in times.values():
+                v.clear()
+            thread_cpu = dict.fromkeys(paths, 0.0)
+            cpu = {name: cpu_seconds(p) for name, p in pids.items()}
+            own_cpu = time.process_time()
+            order = list(paths)
+            for i, q in enumerate(qs):
+                for name in order[i % len(order):] + order[:i % len(order)]:
+                    timed(name, q)
+            cpu = {name: (cpu_seconds(p) - cpu[name]) / (2 * n) * 1000 for name, p in pids.items()}
+            own_cpu = (time.process_time() - own_cpu) / n * 1000
+        finally:
+            for c in httpx_clients.values():
+                c.close()
+            for lean in lean_clients.values():
+                lean.close()
+    direct = times["direct"]
+    fig: dict[str, float] = {"direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99),
+                             "server_cpu_per_search_ms": cpu["http"], "anchor_cpu_per_request_ms": cpu["anchor"],
+                             "client_and_direct_cpu_per_query_ms": own_cpu}
     print(f"[1] direct pipeline.retrieve: {summary(direct)}")
-    print(f"[1] POST /api/search over HTTP: {summary(http)}")
-    print(f"[1] anchor (constant answer of {len(body):,} bytes, same stack, no search): {summary(floor_ms)}")
-    print(f"[1] added by the server at p50: {added:.2f} ms (median of paired differences {paired:.2f} ms; "
-          f"target <= 2 ms); of it the stack's floor (the anchor's p50): {floor_added:.2f} ms")
-    print(f"[1] CPU per query: server process {server_cpu:.2f} ms, anchor process {anchor_cpu:.2f} ms; this "
-          f"process (clients and direct call) {own_cpu:.2f} ms")
-    more: dict[str, float] = {}
+    for key, client in CLIENTS.items():
+        http, floor = times[f"{key}_http"], times[f"{key}_anchor"]
+        added = pct(http, 50) - pct(direct, 50)
+        paired = float(np.median(np.subtract(http, direct)))
+        client_cpu = thread_cpu[f"{key}_http"] / n * 1000
+        prefix = "" if key == "httpx" else f"{key}_"  # httpx's figures keep their names
+        print(f"[1] {client}: POST /api/search over HTTP: {summary(http)}")
+        print(f"[1] {client}: anchor (constant answer of {len(body):,} bytes, same stack, no search): {summary(floor)}")
+        print(f"[1] {client}: added by the server at p50: {added:.2f} ms (median of paired differences {paired:.2f} ms; "
+              f"target <= 2 ms); of it the stack's floor (the anchor's p50): {pct(floor, 50):.2f} ms; "
+              f"the client's CPU per request {client_cpu:.2f} ms")
+        fig.update({f"{prefix}http_p50_ms": pct(http, 50), f"{prefix}http_p99_ms": pct(http, 99),
+                    f"{prefix}anchor_p50_ms": pct(floor, 50), f"{prefix}anchor_p99_ms": pct(floor, 99),
+                    f"{prefix}added_p50_ms": added, f"{prefix}added_paired_median_ms": paired,
+                    f"{key}_client_cpu_per_request_ms": client_cpu})
+        if baseline:
+            old = times[f"{key}_baseline"]
+            fig.update({f"{prefix}baseline_p50_ms": pct(old, 50),
+                        f"{prefix}baseline_added_p50_ms": pct(old, 50) - pct(direct, 50)})
+            print(f"[1] {client}: baseline app ({baseline_name}): {summary(old)}; added at p50 "
+                  f"{pct(old, 50) - pct(direct, 50):.2f} ms")
     if baseline:
-        old = times["baseline"]
-        more = {"baseline_p50_ms": pct(old, 50), "baseline_added_p50_ms": pct(old, 50) - pct(direct, 50),
-                "baseline_cpu_per_search_ms": cpu["baseline"]}
-        print(f"[1] baseline app ({baseline_name}): {summary(old)}; added at p50 {more['baseline_added_p50_ms']:.2f} ms; "
-              f"server CPU per query {cpu['baseline']:.2f} ms")
-    return {**more, "server_cpu_per_search_ms": server_cpu, "anchor_cpu_per_request_ms": anchor_cpu,
-            "client_and_direct_cpu_per_query_ms": own_cpu, "direct_p50_ms": pct(direct, 50),
-            "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50), "http_p99_ms": pct(http, 99),
-            "anchor_p50_ms": pct(floor_ms, 50), "anchor_p99_ms": pct(floor_ms, 99), "added_p50_ms": added,
-            "added_paired_median_ms": paired}
+        fig["baseline_cpu_per_search_ms"] = cpu["baseline"]
+    print(f"[1] CPU per request: server process {cpu['http']:.2f} ms, anchor process {cpu['anchor']:.2f} ms"
+          + (f", baseline app {cpu['baseline']:.2f} ms" if baseline else "")
+          + f"; this process (clients and direct call) per query {own_cpu:.2f} ms")
+    return fig
 
 
 # -- 2. search during a generation against idle ---------------------------------------------------------------

@@ -14,7 +14,9 @@ process on a free port of 127.0.0.1; the measurements are made from this process
    anchor in the same rotation gives the stack's floor: a minimal FastAPI app on uvicorn answering a
    constant body of the same size (``serve_anchor.py``). Each server is asked through httpx and
    through a lean ``http.client`` connection (``LeanClient``), both keep-alive, in the same rotation:
-   the time added is the server's plus the client's.
+   the time added is the server's plus the client's. The server child times each
+   ``pipeline.retrieve`` it runs (``serve_app.time_searches``), to set the search inside the server
+   against the same call here.
 2. search latency while a generator call runs against idle, in alternating blocks, for a
    generator that releases the GIL, one that holds it and one that sleeps
    (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches),
@@ -42,13 +44,13 @@ from typing import Any
 
 import numpy as np
 from serve_anchor import Anchor
-from serve_app import WORDS, Gil, Jobs, Server, build_corpus, busy, cpu_seconds, make_pipeline
+from serve_app import SEARCH_TIMES, WORDS, Gil, Jobs, Server, build_corpus, busy, cpu_seconds, make_pipeline
 
 K = 12
 
 
 # -- statistics -------------------------------------------------------------------------------------------
-def pct(values: Sequence[float], q: float) -> float:
+def pct(values: Sequence[float] | np.ndarray, q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
 
 
@@ -141,6 +143,9 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int, work: Path,
             for v in times.values():
                 v.clear()
             thread_cpu = dict.fromkeys(paths, 0.0)
+            for name, c in httpx_clients.items():
+                if name != "anchor":
+                    c.get(SEARCH_TIMES).raise_for_status()  # the warm-up's searches left out
             cpu = {name: cpu_seconds(p) for name, p in pids.items()}
             own_cpu = time.process_time()
             order = list(paths)
@@ -149,6 +154,8 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int, work: Path,
                     timed(name, q)
             cpu = {name: (cpu_seconds(p) - cpu[name]) / (2 * n) * 1000 for name, p in pids.items()}
             own_cpu = (time.process_time() - own_cpu) / n * 1000
+            inside = {name: np.asarray(c.get(SEARCH_TIMES).json()).reshape(-1, 2)
+                      for name, c in httpx_clients.items() if name != "anchor"}
         finally:
             for c in httpx_clients.values():
                 c.close()
@@ -174,12 +181,21 @@ def server_vs_direct(url: str, pid: int, index_dir: Path, n: int, work: Path,
                     f"{prefix}anchor_p50_ms": pct(floor, 50), f"{prefix}anchor_p99_ms": pct(floor, 99),
                     f"{prefix}added_p50_ms": added, f"{prefix}added_paired_median_ms": paired,
                     f"{key}_client_cpu_per_request_ms": client_cpu})
+        share = f"the app's own share (added less the anchor's p50) {added - pct(floor, 50):.2f} ms"
         if baseline:
             old = times[f"{key}_baseline"]
-            fig.update({f"{prefix}baseline_p50_ms": pct(old, 50),
-                        f"{prefix}baseline_added_p50_ms": pct(old, 50) - pct(direct, 50)})
-            print(f"[1] {client}: baseline app ({baseline_name}): {summary(old)}; added at p50 "
-                  f"{pct(old, 50) - pct(direct, 50):.2f} ms")
+            old_added = pct(old, 50) - pct(direct, 50)
+            fig.update({f"{prefix}baseline_p50_ms": pct(old, 50), f"{prefix}baseline_added_p50_ms": old_added})
+            print(f"[1] {client}: baseline app ({baseline_name}): {summary(old)}; added at p50 {old_added:.2f} ms")
+            share += f" (the baseline's {old_added - pct(floor, 50):.2f} ms); added, baseline → this: " \
+                     f"{old_added:.2f} → {added:.2f} ms"
+        print(f"[1] {client}: {share}")
+    for name, t in inside.items():  # the search inside the server, against the same call here
+        label = f"baseline app ({baseline_name})" if name == "baseline" else "this app"
+        wall, thread = pct(t[:, 0], 50), pct(t[:, 1], 50)
+        fig.update({f"{name}_inside_search_p50_ms": wall, f"{name}_inside_search_cpu_p50_ms": thread})
+        print(f"[1] {label}: pipeline.retrieve inside the server p50 {wall:.2f} ms (thread CPU {thread:.2f} ms; "
+              f"n={len(t)}) against {pct(direct, 50):.2f} ms here: {wall - pct(direct, 50):+.2f} ms of the added time")
     if baseline:
         fig["baseline_cpu_per_search_ms"] = cpu["baseline"]
     print(f"[1] CPU per request: server process {cpu['http']:.2f} ms, anchor process {cpu['anchor']:.2f} ms"

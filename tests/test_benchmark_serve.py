@@ -42,3 +42,6 @@ def test_quickest_run_prints_the_ratios_and_loses_nothing(tmp_path):
     assert fig["lean_added_p50_ms"] == fig["lean_http_p50_ms"] - fig["direct_p50_ms"]
     assert fig["lean_baseline_added_p50_ms"] > -fig["direct_p50_ms"] and fig["baseline_cpu_per_search_ms"] >= 0
     assert re.search(r"\[1\] http.client: baseline app \(.*\): p50 [\d.]+ ms", out), out
+    for app in ("this app", "baseline app"):  # the search timed inside each server, set against the direct call
+        assert re.search(rf"\[1\] {app}.*: pipeline.retrieve inside the server p50 [\d.]+ ms", out), out
+    assert fig["http_inside_search_p50_ms"] > 0 and fig["baseline_inside_search_p50_ms"] > 0

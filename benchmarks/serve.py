@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import random
@@ -70,15 +71,20 @@ class LeanClient:
     read whole, its status checked. Beside httpx it shows how much of the added time is the client's."""
 
     def __init__(self, url: str) -> None:
-        import http.client
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
         self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
 
     def post_json(self, path: str, value: Any) -> Any:
-        self.conn.request("POST", path, body=json.dumps(value).encode(), headers={"Content-Type": "application/json"})
-        answer = self.conn.getresponse()
+        body, headers = json.dumps(value).encode(), {"Content-Type": "application/json"}
+        try:
+            self.conn.request("POST", path, body=body, headers=headers)
+            answer = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            self.conn.close()  # the server closed the idle connection (uvicorn: after 5 s): once more, as httpx does
+            self.conn.request("POST", path, body=body, headers=headers)
+            answer = self.conn.getresponse()
         data = answer.read()
         if answer.status != 200:
             raise RuntimeError(f"POST {path}: {answer.status} {data[:200]!r}")

@@ -10,9 +10,10 @@ process on a free port of 127.0.0.1; the measurements are made from this process
 (httpx, keep-alive; the app side is ``serve_app.py``):
 
 1. ``POST /api/search`` against ``pipeline.retrieve(text, k)`` in this process
-   (``serve_latency.py``), the same queries interleaved (the order rotating); the HTTP time includes encoding and decoding the JSON. An
-   anchor in the same rotation gives the stack's floor: a minimal FastAPI app on uvicorn answering a
-   constant body of the same size (``serve_anchor.py``). Each server is asked through httpx and
+   (``serve_latency.py``), the same queries interleaved (the order rotating); the HTTP time
+   includes encoding and decoding the JSON. An anchor in the same rotation gives the stack's
+   floor: a minimal FastAPI app on uvicorn answering a constant body of the same size
+   (``serve_anchor.py``). Each server is asked through httpx and
    through a lean ``http.client`` connection (``LeanClient``), both keep-alive, in the same rotation:
    the time added is the server's plus the client's. The server child times each
    ``pipeline.retrieve`` it runs (``serve_app.time_searches``), to set the search inside the server

@@ -137,3 +137,22 @@ def test_an_oversized_search_body_is_refused_before_it_is_read_whole(make_client
     status, read, body = _asgi_post(app, chunks, [(b"content-type", b"application/json")])  # no length: counted
     assert status == 413 and read == limit // 10_000 + 1, "refused as soon as the limit is passed"
     assert "request body is over" in json.loads(body)["error"]
+
+
+def test_the_fast_route_is_behind_the_token_and_the_host_check(make_client, pipeline):
+    token = "tok-route-61d0"
+    client = make_client(pipeline, token=token, allowed_hosts=["127.0.0.1"])
+    search = {"text": "a red apple", "k": 1}
+    host = {"Host": "127.0.0.1:8000"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": "imagerag_token=wrong"}):
+        out = client.post("/api/search", json=search, headers={**host, **headers})
+        assert out.status_code == 401 and "a token is required" in out.json()["error"], headers
+    out = client.post("/api/search", json=search, headers={"Host": "evil.example", "Authorization": f"Bearer {token}"})
+    assert out.status_code == 400 and "unexpected Host header" in out.json()["error"]
+    assert client.post("/api/search", content=b"{not json", headers={**host, **J}).status_code == 401, "token first"
+    out = client.post("/api/search", content=b"{not json", headers={**host, "Authorization": f"Bearer {token}", **J})
+    assert _answer(out)[0] == 400 and "not valid JSON" in _answer(out)[1]
+    out = client.post("/api/search", json=search, headers={**host, "Authorization": f"Bearer {token}"})
+    assert out.status_code == 200 and len(out.json()["hits"]) == 1
+    out = client.post("/api/search?token=" + token, json=search, headers=host)
+    assert out.status_code == 200 and "imagerag_token" in out.headers.get("set-cookie", "")

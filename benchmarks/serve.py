@@ -9,10 +9,15 @@ words, so a query's hits are real nearest neighbours) is built in a temporary fo
 process on a free port of 127.0.0.1; the measurements are made from this process over real HTTP
 (httpx, keep-alive; the app side is ``serve_app.py``):
 
-1. ``POST /api/search`` against ``pipeline.retrieve(text, k)`` in this process, the same queries
-   interleaved (the order rotating); the HTTP time includes encoding and decoding the JSON. An
-   anchor in the same rotation gives the stack's floor: a minimal FastAPI app on uvicorn answering a
-   constant body of the same size (``serve_anchor.py``).
+1. ``POST /api/search`` against ``pipeline.retrieve(text, k)`` in this process
+   (``serve_latency.py``), the same queries interleaved (the order rotating); the HTTP time
+   includes encoding and decoding the JSON. An anchor in the same rotation gives the stack's
+   floor: a minimal FastAPI app on uvicorn answering a constant body of the same size
+   (``serve_anchor.py``). Each server is asked through httpx and
+   through a lean ``http.client`` connection (``LeanClient``), both keep-alive, in the same rotation:
+   the time added is the server's plus the client's. The server child times each
+   ``pipeline.retrieve`` it runs (``serve_app.time_searches``), to set the search inside the server
+   against the same call here.
 2. search latency while a generator call runs against idle, in alternating blocks, for a
    generator that releases the GIL, one that holds it and one that sleeps
    (``serve_app.BusyGenerator``; the child logs each call's interval to place the searches),
@@ -38,110 +43,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from serve_anchor import Anchor
-from serve_app import WORDS, Gil, Jobs, Server, build_corpus, busy, cpu_seconds, make_pipeline
-
-K = 12
-
-
-# -- statistics -------------------------------------------------------------------------------------------
-def pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
-
-
-def summary(ms: Sequence[float]) -> str:
-    return f"p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms (n={len(ms)})"
-
-
-def queries(n: int, seed: int = 1) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(n)]
-
-
-# -- 1. server against the direct call -----------------------------------------------------------------------
-def server_vs_direct(url: str, pid: int, index_dir: Path, n: int, work: Path,
-                     baseline: Server | None = None, baseline_name: str = "") -> dict[str, float]:
-    """The same queries through ``pipeline.retrieve`` here, ``POST /api/search`` and the anchor (the
-    web stack's floor: ``serve_anchor.py`` answering a real answer's bytes, no middleware, no
-    search), and ``baseline`` (another version of the app) when given, interleaved, the order
-    rotating."""
-    import httpx
-
-    pipeline = make_pipeline(index_dir)
-    pipeline.load()
-    qs = queries(n)
-    body = httpx.post(url + "/api/search", json={"text": qs[0], "k": K}, timeout=60).content
-    times: dict[str, list[float]] = {"direct": [], "http": [], "anchor": [], "baseline": []}
-    with Anchor(work, body) as anchor, httpx.Client(base_url=url, timeout=60) as client, \
-            httpx.Client(base_url=anchor.url, timeout=60) as floor, \
-            httpx.Client(base_url=baseline.url if baseline else url, timeout=60) as other:
-        def searching(c: httpx.Client) -> Any:
-            def via(q: str) -> float:
-                t = time.perf_counter()
-                r = c.post("/api/search", json={"text": q, "k": K})
-                r.raise_for_status()
-                hits = r.json()["hits"]
-                dt = (time.perf_counter() - t) * 1000
-                assert len(hits) == K, hits  # the same work as the direct call
-                return dt
-            return via
-
-        def via_anchor(q: str) -> float:
-            t = time.perf_counter()
-            r = floor.post("/api/search", json={"text": q, "k": K})
-            r.raise_for_status()
-            hits = r.json()["hits"]
-            dt = (time.perf_counter() - t) * 1000
-            assert len(hits) == K, hits  # an answer of the same size, decoded alike
-            return dt
-
-        def via_python(q: str) -> float:
-            t = time.perf_counter()
-            hits = pipeline.retrieve(q, k=K)
-            dt = (time.perf_counter() - t) * 1000
-            assert len(hits) == K, hits
-            return dt
-
-        paths = {"direct": via_python, "http": searching(client), "anchor": via_anchor}
-        if baseline:
-            paths["baseline"] = searching(other)
-        for q in qs[:20]:  # warm every path (connection, caches, the server's choice of thread)
-            for f in paths.values():
-                f(q)
-        pids = {"http": pid, "anchor": anchor.proc.pid, **({"baseline": baseline.proc.pid} if baseline else {})}
-        cpu = {name: cpu_seconds(p) for name, p in pids.items()}
-        own_cpu = time.process_time()
-        order = list(paths)
-        for i, q in enumerate(qs):
-            for name in order[i % len(order):] + order[:i % len(order)]:
-                times[name].append(paths[name](q))
-        cpu = {name: (cpu_seconds(p) - cpu[name]) / n * 1000 for name, p in pids.items()}
-        server_cpu, anchor_cpu = cpu["http"], cpu["anchor"]
-        own_cpu = (time.process_time() - own_cpu) / n * 1000
-    direct, http, floor_ms = times["direct"], times["http"], times["anchor"]
-    added = pct(http, 50) - pct(direct, 50)
-    paired = float(np.median(np.subtract(http, direct)))
-    floor_added = pct(floor_ms, 50)
-    print(f"[1] direct pipeline.retrieve: {summary(direct)}")
-    print(f"[1] POST /api/search over HTTP: {summary(http)}")
-    print(f"[1] anchor (constant answer of {len(body):,} bytes, same stack, no search): {summary(floor_ms)}")
-    print(f"[1] added by the server at p50: {added:.2f} ms (median of paired differences {paired:.2f} ms; "
-          f"target <= 2 ms); of it the stack's floor (the anchor's p50): {floor_added:.2f} ms")
-    print(f"[1] CPU per query: server process {server_cpu:.2f} ms, anchor process {anchor_cpu:.2f} ms; this "
-          f"process (clients and direct call) {own_cpu:.2f} ms")
-    more: dict[str, float] = {}
-    if baseline:
-        old = times["baseline"]
-        more = {"baseline_p50_ms": pct(old, 50), "baseline_added_p50_ms": pct(old, 50) - pct(direct, 50),
-                "baseline_cpu_per_search_ms": cpu["baseline"]}
-        print(f"[1] baseline app ({baseline_name}): {summary(old)}; added at p50 {more['baseline_added_p50_ms']:.2f} ms; "
-              f"server CPU per query {cpu['baseline']:.2f} ms")
-    return {**more, "server_cpu_per_search_ms": server_cpu, "anchor_cpu_per_request_ms": anchor_cpu,
-            "client_and_direct_cpu_per_query_ms": own_cpu, "direct_p50_ms": pct(direct, 50),
-            "direct_p99_ms": pct(direct, 99), "http_p50_ms": pct(http, 50), "http_p99_ms": pct(http, 99),
-            "anchor_p50_ms": pct(floor_ms, 50), "anchor_p99_ms": pct(floor_ms, 99), "added_p50_ms": added,
-            "added_paired_median_ms": paired}
+from serve_app import WORDS, Gil, Jobs, Server, build_corpus, busy, make_pipeline
+from serve_latency import K, pct, queries, server_vs_direct, summary
 
 
 # -- 2. search during a generation against idle ---------------------------------------------------------------

@@ -7,6 +7,7 @@ runs the app (the child process ``Server`` starts) on a free port of 127.0.0.1.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import random
@@ -117,8 +118,10 @@ def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, g
     from imagerag_web.serve import LOOPBACK
 
     recreate = functools.partial(make_pipeline, Path(index_dir), work_ms, gil, Path(times))
-    app = create_app(recreate(), runs_dir=runs_dir, queue_size=queue_size, allowed_hosts=list(LOOPBACK),
-                     **({"jobs": jobs, "recreate": recreate} if jobs == "process" else {}))  # an older src (--baseline) has no jobs=
+    pipeline = recreate()
+    mode: dict[str, Any] = {"jobs": jobs, "recreate": recreate} if jobs == "process" else {}  # an older src (--baseline) has no jobs=
+    app = create_app(pipeline, runs_dir=runs_dir, queue_size=queue_size, allowed_hosts=list(LOOPBACK), **mode)
+    time_searches(app, pipeline)
     # proto IPPROTO_TCP as uvicorn's own bind has it: asyncio sets TCP_NODELAY only on such sockets
     # (with proto 0 every answer waits ~40 ms for the client's delayed ACK)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -128,6 +131,34 @@ def serve_child(index_dir: str, runs_dir: str, port_file: str, work_ms: float, g
     Path(port_file + ".tmp").write_text(str(sock.getsockname()[1]))
     os.replace(port_file + ".tmp", port_file)  # the port appears whole
     server.run(sockets=[sock])
+
+
+SEARCH_TIMES = "/bench/search-times"
+
+
+def time_searches(app: Any, pipeline: Any) -> None:
+    """Time each ``pipeline.retrieve`` inside the server (wall and thread CPU, ms), so that the
+    benchmark can split the time the server adds into the search and the rest; ``GET
+    SEARCH_TIMES`` answers those so far and starts afresh (a route after the app's own)."""
+    from starlette.responses import JSONResponse
+
+    retrieve = pipeline.retrieve
+    seen: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return retrieve(*args, **kwargs)
+        finally:
+            seen.append(((time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000))
+
+    async def answer(request: Any) -> JSONResponse:
+        out = list(seen)
+        seen.clear()
+        return JSONResponse(out)
+
+    pipeline.retrieve = timed
+    app.add_route(SEARCH_TIMES, answer, methods=["GET"])
 
 
 class Server:

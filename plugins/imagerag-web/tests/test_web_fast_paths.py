@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,10 +105,12 @@ def test_a_hit_whose_file_is_now_a_link_out_of_the_root_is_not_served(client, co
     ("/c/root/a.png", "a.png"), ("/c/root/sub/a.png", "sub/a.png"), ("/c/root/..a.png", "..a.png"),
     ("/c/rootx/a.png", None), ("/c/root/", None), ("/c/root/../a.png", None), ("/c/root/sub/./a.png", None),
     ("/c/root/sub//a.png", None), ("/c/root/sub/..", None), ("/c/root/a\\b.png", None), ("/c/root/a\x00.png", None),
-    ("/elsewhere/a.png", None), ("c/root/a.png", None),
+    ("/elsewhere/a.png", None), ("c/root/a.png", None), ("/c/root//a.png", None), ("/c/root/./a.png", None),
+    ("/c/root/sub/", None), ("/c/root/sub/.", None), ("/c/root/a.b/c..d/.e", "a.b/c..d/.e"), ("/c/root/..", None),
 ])
-def test_inside_lexically_takes_only_plain_paths_under_the_root(path, rel):
-    assert inside_lexically("/c/root", path) == rel
+@pytest.mark.parametrize("root", ["/c/root", "/c/root/", Path("/c/root")])  # as given, and as Corpus.prefix has it
+def test_inside_lexically_takes_only_plain_paths_under_the_root(path, rel, root):
+    assert inside_lexically(root, path) == rel
 
 
 # -- where the search runs ---------------------------------------------------------------------------

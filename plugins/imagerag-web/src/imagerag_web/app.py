@@ -118,6 +118,8 @@ def create_app(pipeline: ImageRAG, *, runs_dir: str | os.PathLike, token: str | 
 
     from . import api, apidocs, files, pages
 
+    for path, endpoint, method in api.FAST_ROUTES:  # first: they answer, their FastAPI twins document them
+        app.add_route(path, endpoint, methods=[method], include_in_schema=False)
     app.include_router(api.router)
     app.include_router(apidocs.router)
     app.include_router(files.router)

@@ -9,6 +9,7 @@ no file URL and cannot be picked through the web app (say so in its ``/api/corpu
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,11 @@ class Corpus:
     root: Path | None
     """Resolved root folder; ``None``: the retriever names none (its files are not served)."""
     retriever: Retriever[Any]
+
+    @functools.cached_property
+    def prefix(self) -> str | None:
+        """The root with a trailing separator, as :func:`~imagerag_web.security.inside_lexically` takes it."""
+        return os.path.join(self.root, "") if self.root is not None else None
 
     def info(self) -> dict[str, Any]:
         r = self.retriever

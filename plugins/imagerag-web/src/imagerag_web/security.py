@@ -319,12 +319,14 @@ def inside(root: str | os.PathLike, path: str | os.PathLike) -> str | None:
 
 def inside_lexically(root: str | os.PathLike, path: str) -> str | None:
     """``path`` relative to ``root`` when it is written under ``root`` with plain parts (no ``..``,
-    ``.``, empty part, backslash or NUL), without touching the file system; ``None`` otherwise."""
-    prefix = os.path.join(os.fspath(root), "")
+    ``.``, empty part, backslash or NUL), without touching the file system; ``None`` otherwise.
+    ``root`` given as a string ending in the separator (:attr:`Corpus.prefix`) is taken as is."""
+    prefix = root if isinstance(root, str) and root.endswith(os.sep) else os.path.join(os.fspath(root), "")
     if not path.startswith(prefix) or "\x00" in path or "\\" in path:
         return None
     rel = path[len(prefix):]
-    framed = f"/{rel}/"
-    if not rel or "//" in framed or "/./" in framed or "/../" in framed:
+    if not rel or rel[0] == "/" or rel[-1] == "/" or "//" in rel:
+        return None
+    if "." in rel and any(p in (".", "..") for p in rel.split("/")):
         return None
     return rel

@@ -108,7 +108,8 @@ def build(base: Path, n: int, d: int, queries: int, seed: int) -> tuple[np.ndarr
 
 def records(index: Path) -> None:
     """The item record file an index run ends with (a corpus built by older code lacks it, and
-    the incremental paths' commits leave it stale), where this code writes one."""
+    the incremental paths' commits leave it stale), and its resolution record, where this code
+    writes them."""
     try:
         from imagerag_sdk.index.records import write_records
     except ImportError:  # older code (a before/after run): it reads SQLite
@@ -118,8 +119,21 @@ def records(index: Path) -> None:
         t0 = time.perf_counter()
         if write_records(store):
             print(f"  item records written in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        note_resolution(store)
     finally:
         store.close()
+
+
+def note_resolution(store: CorpusStore) -> None:
+    """The record of how the registry resolves the corpus's embedder and retriever names that an
+    index run writes (``imagerag search`` builds those classes from it), where this code has one."""
+    try:
+        from imagerag_sdk.plugins import get_registry
+        from imagerag_sdk.resolutions import record
+    except ImportError:  # older code: every search builds the registry
+        return
+    get_registry()
+    store.note_resolved(record(("embedder", SPEC["use"]), ("retriever", "index")))
 
 
 def graph_file(index: Path) -> Path:

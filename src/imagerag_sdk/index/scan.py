@@ -166,7 +166,7 @@ def scan(root: str | os.PathLike, extensions: Iterable[str] | None = None) -> Sc
             result.skipped.append(Problem(rel_dir or ".", f"cannot list folder: {exc.strerror or exc}",
                                           "skipped"))
             continue
-        images: list[tuple[str, int, int]] = []
+        images: list[Stat] = []
         sidecars: dict[str, tuple[int, int]] = {}
         for entry in entries:
             name = entry.name
@@ -174,30 +174,33 @@ def scan(root: str | os.PathLike, extensions: Iterable[str] | None = None) -> Sc
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(prefix + name)
                     continue
-                ext = _extension(name)
-                if entry.is_symlink():
-                    st = _followed(entry, prefix + name, ext, exts, root_real, result.skipped)
-                    if st is None:
+                dot = name.rfind(".")
+                ext = name[dot:].lower() if dot > 0 and name[0] != "." else _extension(name)
+                if entry.is_file(follow_symlinks=False):  # a file, not a link to one
+                    if ext not in wanted:
                         continue
-                elif ext in wanted and entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
+                elif entry.is_symlink():
+                    linked = _followed(entry, prefix + name, ext, exts, root_real, result.skipped)
+                    if linked is None:
+                        continue
+                    st = linked
                 else:
                     continue
             except OSError as exc:
                 result.skipped.append(Problem(prefix + name, f"cannot stat: {exc.strerror or exc}", "skipped"))
                 continue
             if ext in exts:
-                images.append((prefix + name, st.st_size, st.st_mtime_ns))
+                images.append((prefix + name, st.st_size, st.st_mtime_ns, ""))
             elif ext in side_exts:
                 sidecars[prefix + name] = (st.st_size, st.st_mtime_ns)
-        if not sidecars:
-            stats += [(rel, size, mtime_ns, "") for rel, size, mtime_ns in images]
-            continue
-        for rel, size, mtime_ns in images:
-            found = tuple((cand, *sidecars[cand]) for cand in sidecar_candidates(rel) if cand in sidecars)
-            if found:
-                result.sidecars[rel] = found
-            stats.append((rel, size, mtime_ns, sidecar_signature(found)))
+        if sidecars:
+            for i, (rel, size, mtime_ns, _) in enumerate(images):
+                found = tuple((cand, *sidecars[cand]) for cand in sidecar_candidates(rel) if cand in sidecars)
+                if found:
+                    result.sidecars[rel] = found
+                    images[i] = (rel, size, mtime_ns, sidecar_signature(found))
+        stats += images
     return result
 
 

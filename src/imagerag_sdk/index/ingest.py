@@ -283,21 +283,24 @@ def _compare(store: CorpusStore, stats: list[Stat]) -> tuple[list[Stat], dict[st
     those that have one; the paths indexed that the walk did not find, sorted).
 
     The walk's (path, size, mtime_ns, sidecar signature) against the rows', read in one query as
-    tuples: no object per unchanged file. When the rows are as many as the files and each one is
-    among them, nothing changed (paths are unique); else both sides become sets, and only the
-    rows that differ are read whole (all of them when that is more than a quarter)."""
-    walk = set(stats)
-    with store.reading():
-        if store.count() == len(walk) and walk.issuperset(store.file_stats()):
+    tuples: no object per unchanged file. Sorted (the rows come nearly in path order), the two
+    lists are equal when nothing changed: a sequential pass, cheaper at a million files than
+    looking every row up in a set of the walk's, whose lookups miss the caches. Else both become
+    sets, and only the rows that differ are read whole (all of them past a quarter)."""
+    rows = store.file_stats()
+    if len(rows) == len(stats):
+        rows.sort()
+        if rows == sorted(stats):
             return [], {}, []
-        stored = set(store.file_stats())
+    walk, stored = set(stats), set(rows)
+    del rows
     fresh = sorted(walk - stored)
     stale = {s[0] for s in stored - walk}
     if not stale:
         return fresh, {}, []
     differ = {s[0] for s in fresh} & stale
-    rows = store.known() if len(differ) > len(stored) // 4 else store.known_of(sorted(differ))
-    return fresh, rows, sorted(stale - differ)
+    known = store.known() if len(differ) > len(stored) // 4 else store.known_of(sorted(differ))
+    return fresh, known, sorted(stale - differ)
 
 
 def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],

@@ -206,10 +206,10 @@ class CorpusStore:
         """What a re-run compares the folder with, by path (no :class:`Item` built per row)."""
         return rows_sql.read_known(self.db)
 
-    def file_stats(self) -> Iterator[tuple[str, int, int, str]]:
+    def file_stats(self) -> list[tuple[str, int, int, str]]:
         """(path, size, mtime_ns, sidecar_sig) of every item, in table order, from one query: what
         a re-run compares its walk with (a tuple per row, nothing else built)."""
-        return iter(self.db.execute("SELECT path, size, mtime_ns, sidecar_sig FROM items"))
+        return self.db.execute("SELECT path, size, mtime_ns, sidecar_sig FROM items").fetchall()
 
     def known_of(self, paths: Sequence[str]) -> dict[str, Known]:
         """:meth:`known` of the indexed ``paths`` only (500 a statement)."""

@@ -62,7 +62,9 @@ class Problem:
 class ScanResult:
     root: Path
     stats: list[Stat] = field(default_factory=list)
-    """One per image file, in the order of the walk (not sorted): what a re-run compares."""
+    """One per image file, in the order of the walk (each folder's files sorted, the folders
+    visited by name: nearly sorted by path, not quite, as ``a-b/`` sorts before ``a/``): what a
+    re-run compares."""
     sidecars: dict[str, tuple[tuple[str, int, int], ...]] = field(default_factory=dict)
     """The sidecars of the images that have any, by the image's relative path."""
     skipped: list[Problem] = field(default_factory=list)
@@ -168,11 +170,12 @@ def scan(root: str | os.PathLike, extensions: Iterable[str] | None = None) -> Sc
             continue
         images: list[Stat] = []
         sidecars: dict[str, tuple[int, int]] = {}
+        folders: list[str] = []
         for entry in entries:
             name = entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(prefix + name)
+                    folders.append(prefix + name)
                     continue
                 dot = name.rfind(".")
                 ext = name[dot:].lower() if dot > 0 and name[0] != "." else _extension(name)
@@ -200,7 +203,10 @@ def scan(root: str | os.PathLike, extensions: Iterable[str] | None = None) -> Sc
                 if found:
                     result.sidecars[rel] = found
                     images[i] = (rel, size, mtime_ns, sidecar_signature(found))
+        images.sort()
         stats += images
+        folders.sort(reverse=True)  # visited in order: the walk comes out nearly sorted by path
+        stack += folders
     return result
 
 

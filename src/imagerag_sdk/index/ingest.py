@@ -31,7 +31,7 @@ from .backends import EXACT_BELOW
 from .graph_sync import sync_hnsw
 from .items import Known, NewItem
 from .records import write_records
-from .scan import FileEntry, Problem, decode_image, read_and_hash, read_sidecars, root_identity, scan
+from .scan import FileEntry, Problem, Stat, decode_image, read_and_hash, read_sidecars, root_identity, scan
 from .store import CorpusStore
 from .threads import ModelThreads
 
@@ -200,47 +200,54 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
     workers = workers or min(4, os.cpu_count() or 1)
     store = CorpusStore.open(corpus or (None if index_dir else root_path.name), index_dir, write=True)
     try:
-        model, spec = resolve_embedder(embedder, store.embedder_spec)
-        # The stored embedder, asked again: its identity (which may mean loading the model) is
-        # checked only once there is something to embed.
-        deferred = store.next_label > 0 and same_spec(model, store.embedder_spec)
-        store.bind(root=root_path, identity=None if deferred else model.identity, spec=spec)
+        stored_spec = store.embedder_spec
+        model: Embedder | None = None
+        # The stored embedder, asked again: it is built (the plugin registry read) and its
+        # identity checked (which may mean loading the model) only once there is something to embed.
+        deferred = store.next_label > 0 and bool(store.embedder_identity) and _own_spec(embedder, stored_spec)
+        spec = stored_spec
+        if not deferred:
+            model, spec = resolve_embedder(embedder, stored_spec)
+            deferred = store.next_label > 0 and same_spec(model, stored_spec)
+        store.bind(root=root_path, identity=None if deferred or model is None else model.identity, spec=spec)
+        # the record of how the registry resolved these names (when it was built: not for a run
+        # that embeds nothing), which a search builds them from
         store.note_resolved(record(("embedder", spec["use"]), ("retriever", "index")))
         report = IngestReport(corpus=store.name, index_dir=str(store.path), root=str(root_path),
-                              embedder=store.embedder_identity or model.identity)
+                              embedder=store.embedder_identity or (model.identity if model else ""))
         if hnsw_m is not None or ef_construction is not None:
             m, efc = store.graph_params
             store.set_graph_params(hnsw_m or m, ef_construction or efc)
         walked = root_identity(root_path)  # before the walk: a root replaced during it is checked again
         found = scan(root_path, extensions)
-        report.scanned = len(found.files)
+        report.scanned = len(found.stats)
         report.skipped = list(found.skipped)
-        existing = store.known()
-        seen = {f.path for f in found.files}
-        gone = [p for p in existing if p not in seen]
+        fresh, existing, gone = _compare(store, found.stats)
         gone_hashes = store.hash_labels(gone)  # their vectors stay readable for a renamed file
         if gone:
             store.commit([], np.zeros((0, 1), np.float32), deletes=gone)
             report.removed = len(gone)
         store.note_root(walked)  # every file under it checked: none left that leads out
+        report.unchanged = report.scanned - len(fresh)
         todo: list[FileEntry] = []
         meta_updates: list[NewItem] = []
-        for entry in found.files:
+        for stat in fresh:
+            entry = found.entry(stat)
             old = existing.get(entry.path)
             if old is None or old.size != entry.size or old.mtime_ns != entry.mtime_ns:
                 todo.append(entry)
-            elif old.sidecar_sig != entry.sidecar_sig:
+            else:  # only its sidecars differ from the row
                 fields, problems = read_sidecars(root_path, entry)
                 report.warnings += [Problem(entry.path, p, "sidecar") for p in problems]
                 meta_updates.append(NewItem(entry.path, old.hash, entry.size, entry.mtime_ns,
                                             entry.sidecar_sig, fields))
-            else:
-                report.unchanged += 1
         if meta_updates:
             store.commit([], np.zeros((0, 1), np.float32), updates=meta_updates)
             report.metadata_updated = len(meta_updates)
             report.unchanged += len(meta_updates)
         if todo:
+            if model is None:
+                model, spec = resolve_embedder(embedder, stored_spec)
             if deferred:
                 store.bind(root=root_path, identity=model.identity, spec=spec)
             _run(store, model, root_path, todo, existing, gone_hashes, report, batch_size=batch_size,
@@ -262,6 +269,44 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
                                 f"first: {report.bad[0].path}: {report.bad[0].reason}",
                                 hint=f"see {report.report_path}")
     return report
+
+
+def _own_spec(embedder: Embedder | ComponentSpec | dict | str | None, stored: dict[str, Any] | None) -> bool:
+    """Whether ``embedder`` asks for the corpus's own embedder: none given, or its very spec."""
+    if stored is None or embedder is None:
+        return stored is not None
+    if isinstance(embedder, str):
+        return {"use": embedder} == stored
+    if isinstance(embedder, ComponentSpec):
+        return {"use": embedder.use, **embedder.options()} == stored
+    return isinstance(embedder, dict) and embedder == stored
+
+
+def _compare(store: CorpusStore, stats: list[Stat]) -> tuple[list[Stat], dict[str, Known], list[str]]:
+    """(the walk's files that differ from their row or have none, sorted by path; the rows of
+    those that have one; the paths indexed that the walk did not find, sorted).
+
+    The walk's (path, size, mtime_ns, sidecar signature) against the rows', read in one query as
+    tuples: no object per unchanged file. Sorted (the rows come nearly in path order), the two
+    lists are equal when nothing changed: a sequential pass, cheaper at a million files than
+    looking every row up in a set of the walk's, whose lookups miss the caches. Else both become
+    sets, and only the rows that differ are read whole (all of them past a quarter)."""
+    rows = store.file_stats()
+    if len(rows) == len(stats):
+        if rows == stats:  # a corpus indexed in one run: its rows come in the walk's order
+            return [], {}, []
+        rows.sort()
+        if rows == sorted(stats):
+            return [], {}, []
+    walk, stored = set(stats), set(rows)
+    del rows
+    fresh = sorted(walk - stored)
+    stale = {s[0] for s in stored - walk}
+    if not stale:
+        return fresh, {}, []
+    differ = {s[0] for s in fresh} & stale
+    known = store.known() if len(differ) > len(stored) // 4 else store.known_of(sorted(differ))
+    return fresh, known, sorted(stale - differ)
 
 
 def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],

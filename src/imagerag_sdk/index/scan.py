@@ -24,6 +24,15 @@ SIDECAR_EXTENSIONS = (".txt", ".json")
 SIDECAR_FIELDS = ("caption", "license", "source")
 
 
+Stat = tuple[str, int, int, str]
+"""What a re-run compares a file by: (relative path, size, mtime_ns, sidecar signature)."""
+
+
+def sidecar_signature(sidecars: Iterable[tuple[str, int, int]]) -> str:
+    """The signature of an image's sidecars, ``path:size:mtime_ns`` of each, joined by ``;``."""
+    return ";".join(f"{p}:{s}:{m}" for p, s, m in sidecars)
+
+
 @dataclass(frozen=True)
 class FileEntry:
     path: str
@@ -35,7 +44,7 @@ class FileEntry:
 
     @property
     def sidecar_sig(self) -> str:
-        return ";".join(f"{p}:{s}:{m}" for p, s, m in self.sidecars)
+        return sidecar_signature(self.sidecars)
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,23 @@ class Problem:
 @dataclass
 class ScanResult:
     root: Path
-    files: list[FileEntry] = field(default_factory=list)
+    stats: list[Stat] = field(default_factory=list)
+    """One per image file, in the order of the walk (each folder's files sorted, the folders
+    visited by name: nearly sorted by path, not quite, as ``a-b/`` sorts before ``a/``): what a
+    re-run compares."""
+    sidecars: dict[str, tuple[tuple[str, int, int], ...]] = field(default_factory=dict)
+    """The sidecars of the images that have any, by the image's relative path."""
     skipped: list[Problem] = field(default_factory=list)
+
+    def entry(self, stat: Stat) -> FileEntry:
+        """The file entry of one of :attr:`stats`."""
+        return FileEntry(stat[0], stat[1], stat[2], self.sidecars.get(stat[0], ()))
+
+    @property
+    def files(self) -> list[FileEntry]:
+        """Every image file, sorted by path (one object each: a re-run that compares
+        :attr:`stats` builds entries only for the files it must read)."""
+        return [self.entry(s) for s in sorted(self.stats)]
 
 
 def normalize_extensions(exts: Iterable[str] | None) -> tuple[str, ...]:
@@ -109,63 +133,98 @@ class RootGuard:
         return path
 
 
+def _extension(name: str) -> str:
+    """``os.path.splitext(name)[1].lower()``, without its cost for the common name."""
+    dot = name.rfind(".")
+    if dot <= 0:
+        return ""
+    if name[0] == ".":  # leading dots do not start an extension
+        return os.path.splitext(name)[1].lower()
+    return name[dot:].lower()
+
+
 def scan(root: str | os.PathLike, extensions: Iterable[str] | None = None) -> ScanResult:
-    """Every image file under ``root`` (recursively), sorted by path, plus what was skipped."""
+    """Every image file under ``root`` (recursively), in walk order (``files``: sorted by path),
+    plus what was skipped.
+
+    One ``lstat`` per image or sidecar file (folders are told apart by the listing's entry
+    types); a folder's sidecars are matched to its images as soon as it is listed (a sidecar
+    lies next to its image)."""
     root_path = Path(root).expanduser().resolve()
     root_real = os.path.realpath(root_path)
-    exts = normalize_extensions(extensions)
+    exts = frozenset(normalize_extensions(extensions))
+    side_exts = frozenset(SIDECAR_EXTENSIONS) - exts
+    wanted = exts | side_exts
     result = ScanResult(root_path)
-    images: list[tuple[str, os.stat_result]] = []
-    sidecars: dict[str, tuple[int, int]] = {}
+    stats = result.stats
     stack = [""]
     while stack:
         rel_dir = stack.pop()
+        prefix = rel_dir + "/" if rel_dir else ""
         try:
-            entries = list(os.scandir(os.path.join(root_real, rel_dir) if rel_dir else root_real))
+            with os.scandir(os.path.join(root_real, rel_dir) if rel_dir else root_real) as listing:
+                entries = list(listing)
         except OSError as exc:
             result.skipped.append(Problem(rel_dir or ".", f"cannot list folder: {exc.strerror or exc}",
                                           "skipped"))
             continue
+        images: list[Stat] = []
+        sidecars: dict[str, tuple[int, int]] = {}
+        folders: list[str] = []
         for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            ext = os.path.splitext(entry.name)[1].lower()
+            name = entry.name
             try:
-                if entry.is_symlink():
-                    target = os.path.realpath(entry.path)
-                    if not _inside(target, root_real):
-                        if os.path.isdir(target) or ext in exts:
-                            result.skipped.append(Problem(
-                                rel, f"symbolic link to {target}, outside the corpus root", "skipped"))
-                        continue
-                    if not os.path.exists(target):
-                        result.skipped.append(Problem(rel, "broken symbolic link", "skipped"))
-                        continue
-                    if os.path.isdir(target):
-                        continue  # scanned under its real name
-                    st = os.stat(entry.path)
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(rel)
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(prefix + name)
                     continue
-                elif entry.is_file(follow_symlinks=False):
-                    if ext not in exts and ext not in SIDECAR_EXTENSIONS:
+                dot = name.rfind(".")
+                ext = name[dot:].lower() if dot > 0 and name[0] != "." else _extension(name)
+                if entry.is_file(follow_symlinks=False):  # a file, not a link to one
+                    if ext not in wanted:
                         continue
                     st = entry.stat(follow_symlinks=False)
+                elif entry.is_symlink():
+                    linked = _followed(entry, prefix + name, ext, exts, root_real, result.skipped)
+                    if linked is None:
+                        continue
+                    st = linked
                 else:
                     continue
             except OSError as exc:
-                result.skipped.append(Problem(rel, f"cannot stat: {exc.strerror or exc}", "skipped"))
+                result.skipped.append(Problem(prefix + name, f"cannot stat: {exc.strerror or exc}", "skipped"))
                 continue
             if ext in exts:
-                images.append((rel, st))
-            elif ext in SIDECAR_EXTENSIONS:
-                sidecars[rel] = (st.st_size, st.st_mtime_ns)
-    for rel, st in sorted(images):
-        found = []
-        for cand in sidecar_candidates(rel):
-            if cand in sidecars:
-                found.append((cand, *sidecars[cand]))
-        result.files.append(FileEntry(rel, st.st_size, st.st_mtime_ns, tuple(found)))
+                images.append((prefix + name, st.st_size, st.st_mtime_ns, ""))
+            elif ext in side_exts:
+                sidecars[prefix + name] = (st.st_size, st.st_mtime_ns)
+        if sidecars:
+            for i, (rel, size, mtime_ns, _) in enumerate(images):
+                found = tuple((cand, *sidecars[cand]) for cand in sidecar_candidates(rel) if cand in sidecars)
+                if found:
+                    result.sidecars[rel] = found
+                    images[i] = (rel, size, mtime_ns, sidecar_signature(found))
+        images.sort()
+        stats += images
+        folders.sort(reverse=True)  # visited in order: the walk comes out nearly sorted by path
+        stack += folders
     return result
+
+
+def _followed(entry: os.DirEntry, rel: str, ext: str, exts: frozenset[str], root_real: str,
+              skipped: list[Problem]) -> os.stat_result | None:
+    """The ``stat`` of the file a symbolic link inside the root leads to; ``None`` when the link
+    is skipped (out of the root or broken: reported; to a folder: scanned under its real name)."""
+    target = os.path.realpath(entry.path)
+    if not _inside(target, root_real):
+        if os.path.isdir(target) or ext in exts:
+            skipped.append(Problem(rel, f"symbolic link to {target}, outside the corpus root", "skipped"))
+        return None
+    if not os.path.exists(target):
+        skipped.append(Problem(rel, "broken symbolic link", "skipped"))
+        return None
+    if os.path.isdir(target):
+        return None
+    return os.stat(entry.path)
 
 
 def sidecar_candidates(rel: str) -> list[str]:

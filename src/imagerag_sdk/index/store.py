@@ -215,6 +215,21 @@ class CorpusStore:
         """What a re-run compares the folder with, by path (no :class:`Item` built per row)."""
         return rows_sql.read_known(self.db)
 
+    def file_stats(self) -> list[tuple[str, int, int, str]]:
+        """(path, size, mtime_ns, sidecar_sig) of every item, in table order, from one query: what
+        a re-run compares its walk with (a tuple per row, nothing else built)."""
+        return self.db.execute("SELECT path, size, mtime_ns, sidecar_sig FROM items").fetchall()
+
+    def known_of(self, paths: Sequence[str]) -> dict[str, Known]:
+        """:meth:`known` of the indexed ``paths`` only (500 a statement)."""
+        out: dict[str, Known] = {}
+        for i in range(0, len(paths), 500):
+            chunk = list(paths[i:i + 500])
+            rows = self.db.execute("SELECT path, size, mtime_ns, sidecar_sig, hash FROM items WHERE path IN "
+                                   f"({','.join('?' * len(chunk))})", chunk)
+            out.update((r[0], Known(*r[1:])) for r in rows)
+        return out
+
     def hash_labels(self, paths: Sequence[str] | None = None) -> dict[str, int]:
         """The label of each content hash indexed (of ``paths`` only, if given): a renamed or
         copied file reuses its vector."""

@@ -8,8 +8,10 @@ reused corpus that lacks a current one, so ``--dir`` must be writable), then pri
 its anchor measured in the same process:
 
 * search: ``IndexRetriever.search_vectors`` (k = 10, default dedupe; and dedupe off) / raw
-  ``knn_query`` at the same fetched k and ef, one query at a time (p50 of per-query times, wall
-  clock and the thread's CPU time: on a loaded machine the wall clock counts preemptions);
+  ``knn_query`` at the same fetched k and ef, and / a hand-written search over the same graph
+  with the items in memory (``handwritten``), one query at a time in blocks of ``BLOCK`` per
+  contender (p50 of per-query times, wall clock and the thread's CPU time: on a loaded machine
+  the wall clock counts preemptions);
 * open: ``CorpusIndex(...)`` / raw ``hnswlib.Index.load_index`` of the same file, each in a fresh
   process (the best of ``--repeats``); ``imagerag
   search`` (a fresh process) / a fresh process that loads the graph and runs one query (best and

@@ -210,9 +210,9 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
             model, spec = resolve_embedder(embedder, stored_spec)
             deferred = store.next_label > 0 and same_spec(model, stored_spec)
         store.bind(root=root_path, identity=None if deferred or model is None else model.identity, spec=spec)
-        # the record of how the registry resolved these names (when it was built: not for a run
-        # that embeds nothing), which a search builds them from
-        store.note_resolved(record(("embedder", spec["use"]), ("retriever", "index")))
+        if spec is not None:  # the record of how the registry resolved these names (when it was
+            # built: not for a run that embeds nothing), which a search builds them from
+            store.note_resolved(record(("embedder", spec["use"]), ("retriever", "index")))
         report = IngestReport(corpus=store.name, index_dir=str(store.path), root=str(root_path),
                               embedder=store.embedder_identity or (model.identity if model else ""))
         if hnsw_m is not None or ef_construction is not None:

@@ -112,12 +112,27 @@ def _report_fields(report):
                                             "embedded")}
 
 
+def _walk_digest(index_dir):
+    db = sqlite3.connect(index_dir / "index.sqlite")
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'walk_digest'").fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["after an indexing run", "after an unchanged run"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_change_is_found_and_the_index_matches_a_fresh_one(case, tmp_path, index_make_images,
+def test_each_change_is_found_and_the_index_matches_a_fresh_one(case, recorded, tmp_path, index_make_images,
                                                                 index_write_captioned, index_embedder_factory):
+    """Each change is found whether the run before it indexed something (the rows are compared)
+    or found nothing changed (it recorded its walk's digest, which the change must not match)."""
     root, index_dir = tmp_path / "imgs", tmp_path / "idx"
     _folder(root, index_make_images)
     ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+    if recorded:
+        ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+        assert _walk_digest(index_dir) is not None
     change, want = CASES[case]
     change(root, index_make_images, index_write_captioned)
     report = ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
@@ -246,5 +261,73 @@ def test_rows_compared_as_sqlite_returns_them(tmp_path, index_make_images, index
     store = CorpusStore.open(index_dir=index_dir)
     try:
         assert set(store.file_stats()) == set(scan_mod.scan(root).stats)
+    finally:
+        store.close()
+
+
+def test_a_second_unchanged_rerun_reads_no_row(tmp_path, index_make_images, index_embedder_factory, monkeypatch):
+    """An unchanged run records its walk's digest with the items' state; the next one with the
+    same walk and the items in that state does not read the rows at all."""
+    root, index_dir = tmp_path / "imgs", tmp_path / "idx"
+    _folder(root, index_make_images)
+    ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+    assert _walk_digest(index_dir) is None  # a run that indexed records none
+    ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+    recorded = _walk_digest(index_dir)
+    assert recorded is not None
+
+    def no_rows(*_a, **_k):
+        raise AssertionError("the rows were read")
+
+    monkeypatch.setattr(CorpusStore, "file_stats", no_rows)
+    monkeypatch.setattr(CorpusStore, "known", no_rows)
+    report = ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+    assert report.unchanged == report.scanned == report.total == 9
+    assert _report_fields(report) == dict.fromkeys(_report_fields(report), 0)
+    assert _walk_digest(index_dir) == recorded
+
+
+def test_a_row_changed_by_another_writer_after_the_record_is_compared_again(tmp_path, index_make_images,
+                                                                            index_embedder_factory, monkeypatch):
+    """A change to an item by any writer (here by hand, in SQL) moves the items' state (the
+    triggers), so the recorded digest no longer holds and the rows are compared."""
+    root, index_dir = tmp_path / "imgs", tmp_path / "idx"
+    _folder(root, index_make_images)
+    ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+    ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+    assert _walk_digest(index_dir) is not None
+    db = sqlite3.connect(index_dir / "index.sqlite")
+    with db:
+        db.execute("UPDATE items SET size = size + 1 WHERE path = 'sub0/img0003.png'")
+    db.close()
+    read = []
+    file_stats = CorpusStore.file_stats
+    monkeypatch.setattr(CorpusStore, "file_stats", lambda self: read.append(1) or file_stats(self))
+    report = ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+    assert read == [1]  # compared again
+    assert report.embedded == 0  # the file read again: its bytes are the same (so counted unchanged)
+    rows, _ = _state(index_dir)
+    assert rows["sub0/img0003.png"][1] == os.stat(root / "sub0/img0003.png").st_size  # the row mended
+
+
+def test_the_digest_is_recorded_only_for_the_items_state_it_was_compared_with(tmp_path, index_make_images,
+                                                                              index_embedder_factory):
+    from imagerag_sdk.index import changes
+
+    root, index_dir = tmp_path / "imgs", tmp_path / "idx"
+    _folder(root, index_make_images)
+    ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
+    store = CorpusStore.open(index_dir=index_dir, write=True)
+    try:
+        state = changes.items_state(store)
+        assert state is not None
+        changes.note_unchanged(store, "0" * 32, "abc")  # a state the items are no longer in
+        assert store.meta_value(changes.DIGEST) is None
+        assert not changes.unchanged_since(store, state, "abc")
+        changes.note_unchanged(store, state, "abc")
+        assert store.meta_value(changes.DIGEST) == f"{state}:abc"
+        assert changes.unchanged_since(store, state, "abc")
+        assert not changes.unchanged_since(store, state, "abd")
+        assert not changes.unchanged_since(store, None, "abc")  # the items' state named none (dirty)
     finally:
         store.close()

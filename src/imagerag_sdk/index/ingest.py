@@ -28,6 +28,7 @@ from ..resolutions import record
 from ..roles import Embedder, normalize_rows
 from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
+from .changes import compare, items_state, note_unchanged, unchanged_since, walk_digest
 from .graph_sync import sync_hnsw
 from .items import Known, NewItem
 from .records import write_records
@@ -222,7 +223,12 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         found = scan(root_path, extensions)
         report.scanned = len(found.stats)
         report.skipped = list(found.skipped)
-        fresh, existing, gone = _compare(store, found.stats)
+        state, digest = items_state(store), walk_digest(found.stats)
+        fresh: list[Stat] = []
+        existing: dict[str, Known] = {}
+        gone: list[str] = []
+        if not unchanged_since(store, state, digest):  # else the rows this same walk matched: not read
+            fresh, existing, gone = compare(store, found.stats)
         gone_hashes = store.hash_labels(gone)  # their vectors stay readable for a renamed file
         if gone:
             store.commit([], np.zeros((0, 1), np.float32), deletes=gone)
@@ -259,6 +265,8 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
             sync_hnsw(store, save=True, progress=graph_progress)
             report.backend = "hnsw"
         write_records(store)  # the items by label for searches, once they are all written
+        if not fresh and not gone:
+            note_unchanged(store, state, digest)  # (if the items are still in that state)
         report.hnsw_m, report.hnsw_ef_construction = store.graph_params
         report.seconds = time.perf_counter() - t0
         report.report_path = str(store.write_report(report.to_dict()))
@@ -280,33 +288,6 @@ def _own_spec(embedder: Embedder | ComponentSpec | dict | str | None, stored: di
     if isinstance(embedder, ComponentSpec):
         return {"use": embedder.use, **embedder.options()} == stored
     return isinstance(embedder, dict) and embedder == stored
-
-
-def _compare(store: CorpusStore, stats: list[Stat]) -> tuple[list[Stat], dict[str, Known], list[str]]:
-    """(the walk's files that differ from their row or have none, sorted by path; the rows of
-    those that have one; the paths indexed that the walk did not find, sorted).
-
-    The walk's (path, size, mtime_ns, sidecar signature) against the rows', read in one query as
-    tuples: no object per unchanged file. Sorted (the rows come nearly in path order), the two
-    lists are equal when nothing changed: a sequential pass, cheaper at a million files than
-    looking every row up in a set of the walk's, whose lookups miss the caches. Else both become
-    sets, and only the rows that differ are read whole (all of them past a quarter)."""
-    rows = store.file_stats()
-    if len(rows) == len(stats):
-        if rows == stats:  # a corpus indexed in one run: its rows come in the walk's order
-            return [], {}, []
-        rows.sort()
-        if rows == sorted(stats):
-            return [], {}, []
-    walk, stored = set(stats), set(rows)
-    del rows
-    fresh = sorted(walk - stored)
-    stale = {s[0] for s in stored - walk}
-    if not stale:
-        return fresh, {}, []
-    differ = {s[0] for s in fresh} & stale
-    known = store.known() if len(differ) > len(stored) // 4 else store.known_of(sorted(differ))
-    return fresh, known, sorted(stale - differ)
 
 
 def _run(store: CorpusStore, model: Embedder, root: Path, todo: list[FileEntry],

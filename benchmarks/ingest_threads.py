@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from indexing import write_images
 
 from imagerag_sdk.index import CorpusStore, ingest
-from imagerag_sdk.index.ingest import embed_batch, input_side
+from imagerag_sdk.index.ingestion import embed_batch, input_side
 from imagerag_sdk.index.items import NewItem
 from imagerag_sdk.index.scan import decode_image, read_and_hash, read_sidecars, scan
 

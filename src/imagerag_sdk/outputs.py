@@ -14,14 +14,16 @@ import math
 from collections.abc import Mapping, Sequence
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from .errors import PipelineError
 from .roles import Component
 from .types import Critique, Hit, Score
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 UNIT_TOLERANCE = 1e-3
 """How far a row's L2 norm may be from 1."""
@@ -48,6 +50,8 @@ def _kind(value: Any) -> str:
 
 def check_image(image: Any, generator: Component, *, stage: str = "generate") -> Image.Image:
     """A generator's output: a PIL image with at least one pixel."""
+    from PIL import Image  # here: a search, which checks vectors only, imports no PIL
+
     if not isinstance(image, Image.Image):
         raise _fail(generator, stage, f"generate() returned {_kind(image)}, expected a PIL image",
                     hint="return a PIL.Image.Image (e.g. Image.fromarray(array))")

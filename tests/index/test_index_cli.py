@@ -101,7 +101,9 @@ def test_search_imports_only_what_it_uses(tmp_path):
     plugins' shipped profiles are paths until one is loaded), no `eval` command code, no writer's
     lock (`filelock`), and no plugin but the module of the corpus's embedder: the index run recorded
     which class the registry gave for its name, and the plugin set is the same (so no other
-    plugin module, nor the built-ins' other components, nor the testing plugin's other modules).
+    plugin module, nor the built-ins' other components, nor the testing plugin's other modules:
+    the fake embedder's module comes without the other fakes and the critic's protocol), and none
+    of the writer's modules (the ingest run, the folder walk, the graph sync, PIL).
     Each of these was imported by every search before."""
     home = tmp_path / "home"
     root = fake_corpus(tmp_path / "imgs")
@@ -110,7 +112,9 @@ def test_search_imports_only_what_it_uses(tmp_path):
                             - {"imagerag_sdk"})
     needless = ["yaml", "imagerag_sdk.profiles", "imagerag_sdk.settings", "imagerag_sdk.cli_eval", "filelock",
                 "imagerag_sdk.testing.plugin", "imagerag_sdk.testing.colour", "imagerag_sdk.retrieve_pooled",
-                "imagerag_sdk.rerank_vlm", "imagerag_sdk.scorer_vlm", "pluggy", *plugin_modules]
+                "imagerag_sdk.rerank_vlm", "imagerag_sdk.scorer_vlm", "pluggy", "imagerag_sdk.testing.fakes",
+                "imagerag_sdk.critique", "asyncio", "imagerag_sdk.index.ingestion", "imagerag_sdk.index.scan",
+                "imagerag_sdk.index.graph_sync", "imagerag_sdk.index.threads", "PIL", *plugin_modules]
     env = {**os.environ, "IMAGERAG_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", f"NEEDLESS = {needless!r}" + SEARCH_IMPORTS, "search",
                            "a red sports car", "--corpus", "demo", "-k", "2", "--json"],

@@ -251,7 +251,7 @@ def test_an_error_between_the_commit_and_the_file_leaves_answers_right(corpus, m
     def boom(store):
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(sys.modules["imagerag_sdk.index.ingest"], "write_records", boom)
+    monkeypatch.setattr(sys.modules["imagerag_sdk.index.ingestion"], "write_records", boom)
     with pytest.raises(OSError, match="injected"):
         ingest(root, index_dir=index_dir, embedder={"use": "fake"}, exact_below=10)
     got = _answers(index_dir, [files["sub1/img0004.png"]])
@@ -285,7 +285,7 @@ KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     from imagerag_sdk.index import ingest
 
-    ingest_mod = sys.modules["imagerag_sdk.index.ingest"]
+    ingest_mod = sys.modules["imagerag_sdk.index.ingestion"]
 
     def killed(store):  # the moment after the store's last commit, before the record file
         os.kill(os.getpid(), signal.SIGKILL)

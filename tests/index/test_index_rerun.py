@@ -15,7 +15,7 @@ import pytest
 from imagerag_sdk.index import CorpusStore, ingest
 from imagerag_sdk.index import scan as scan_mod
 
-ingest_mod = importlib.import_module("imagerag_sdk.index.ingest")
+ingest_mod = importlib.import_module("imagerag_sdk.index.ingestion")
 
 SIDE_A = "sub0/img0000.txt"  # the caption of sub0/img0000.png
 SIDE_B = "sub1/img0001.png.json"

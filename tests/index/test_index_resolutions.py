@@ -58,7 +58,7 @@ def test_an_index_run_records_how_the_registry_resolved_the_names(tmp_path):
     recorded = CorpusIndex("demo").resolved
     assert recorded is not None and recorded["plugins"] == plugin_set()
     assert recorded["components"]["embedder:fake"] == {
-        "class": "imagerag_sdk.testing.fakes:FakeEmbedder", "plugin": "testing", "distribution": "imagerag-sdk"}
+        "class": "imagerag_sdk.testing.fake_embedder:FakeEmbedder", "plugin": "testing", "distribution": "imagerag-sdk"}
     assert recorded["components"]["retriever:index"]["class"] == "imagerag_sdk.index.retriever:IndexRetriever"
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from imagerag_sdk.errors import CorpusError
 from imagerag_sdk.index import CorpusIndex, CorpusStore, ExactBackend, HnswBackend, IndexRetriever, ingest
-from imagerag_sdk.index.scan import RootGuard, root_identity
+from imagerag_sdk.index.confine import RootGuard, root_identity
 from imagerag_sdk.index.store import NewItem
 from imagerag_sdk.testing.contracts import RetrieverContract
 from imagerag_sdk.testing.fakes import fake_corpus

@@ -14,10 +14,10 @@ import numpy as np
 
 from ..errors import CorpusError
 from .backends import EXACT_BELOW, ExactBackend, HnswBackend
+from .confine import RootGuard, root_identity
 from .graph_pair import Graph, GraphPair, open_graph
 from .items import Entry, Item, ItemCache
 from .records import TOKEN, ItemRecords
-from .scan import RootGuard, root_identity
 from .store import CorpusStore
 
 log = logging.getLogger(__name__)

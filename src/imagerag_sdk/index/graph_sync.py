@@ -20,7 +20,7 @@ from .graph_pair import is_recent_of, recent_graphs, recent_name
 from .store import CorpusStore
 
 if TYPE_CHECKING:
-    from .ingest import Progress
+    from .ingestion import Progress
 
 GRAPH_STEP = 10_000
 """Vectors per hnswlib insert call (a progress tick)."""

@@ -16,7 +16,7 @@ from rich.progress import (
 
 
 class RichProgress:
-    """Implements the ``Progress`` protocol of :func:`imagerag_sdk.index.ingest.ingest`."""
+    """Implements the ``Progress`` protocol of :func:`imagerag_sdk.index.ingestion.ingest`."""
 
     def __init__(self, description: str = "indexing", console: Console | None = None,
                  unit: str = "img") -> None:

@@ -15,7 +15,6 @@ from ..specs import EmbedderSpec
 from ..types import Hit, ImageQuery
 from .backends import EXACT_BELOW
 from .corpus import RETRIES, CorpusIndex, View
-from .ingest import embed_batch
 from .items import Entry
 
 _new = object.__new__
@@ -115,6 +114,8 @@ class IndexRetriever(Retriever[IndexRetrieverOptions]):
         if wrong is not None:
             raise TypeError(f"search_images() takes ImageQuery items (an image with its path), got "
                             f"{type(wrong).__name__}: wrap it as ImageQuery(image, path) or ImageQuery.open(path)")
+        from .ingestion import embed_batch  # the writer's module, kept off the text-search path
+
         embedder = self._loaded_parts()[1]
         fast = embedder.supports_fast_path
         payloads = [embedder.preprocess(q.image) if fast else q.image for q in queries]

@@ -411,7 +411,7 @@ class CorpusStore:
         return self.path / f"hnsw-e{self.epoch}-n{upto}-t{seq}.bin"
 
     def note_root(self, identity: str | None) -> None:
-        """Record the identity (:func:`~imagerag_sdk.index.scan.root_identity`) of the root whose
+        """Record the identity (:func:`~imagerag_sdk.index.confine.root_identity`) of the root whose
         files the writer just checked: a reader opening the corpus under another one checks every
         item's path again."""
         if identity is not None and self.meta_value("root_id") != identity:

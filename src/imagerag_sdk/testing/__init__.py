@@ -2,18 +2,24 @@
 
 The fakes are registered by the ``testing`` plugin (:mod:`imagerag_sdk.testing.plugin`, an entry
 point of the core distribution), never by the core's built-ins. Nothing here imports torch or a
-provider SDK.
+provider SDK. The names below are imported on first use, so that a submodule (the fake embedder,
+which a search of a fake corpus imports) comes without the rest.
 """
 
-from .fakes import (
-    FakeCritic,
-    FakeEmbedder,
-    FakeGenerator,
-    FakeReranker,
-    FakeRetriever,
-    ScriptedCritic,
-    fake_corpus,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .fakes import (
+        FakeCritic,
+        FakeEmbedder,
+        FakeGenerator,
+        FakeReranker,
+        FakeRetriever,
+        ScriptedCritic,
+        fake_corpus,
+    )
 
 __all__ = [
     "FakeCritic",
@@ -24,3 +30,11 @@ __all__ = [
     "ScriptedCritic",
     "fake_corpus",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import fakes
+
+        return getattr(fakes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,33 +28,11 @@ from ..atomic import replacing, write_text
 from ..critique import VLMAnswer, VLMCritic, VLMCriticOptions, VLMRequest
 from ..errors import AuthenticationError, ConfigError, ProviderError, ProviderTimeoutError, RateLimitError
 from ..paths import cache_dir
-from ..roles import Embedder, Generator, Options, Reranker, Retriever, normalize_rows
+from ..roles import Generator, Options, Reranker, Retriever
 from ..types import GeneratorCapabilities, Hit, Reference
-
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = {"a", "an", "the", "of", "and", "with", "in", "on", "photo", "image", "picture", "showing",
-         "shows", "only", "style", "that", "this", "is", "at", "to", "for", "by"}
-
-
-def words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
-
-
-def _digest(*parts: Any) -> bytes:
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).digest()
-
-
-def hashed_bow(texts: Sequence[str], dim: int) -> np.ndarray:
-    """Bag of words hashed into ``dim`` buckets, L2-normalised (cosine = word overlap).
-
-    A text without a content word ("a photo of the") counts as the empty word, so every row is a
-    unit vector, as the Embedder role asks."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for w in words(text) or [""]:
-            h = int.from_bytes(_digest(w)[:4], "little")
-            out[i, h % dim] += 1.0
-    return normalize_rows(out)
+from .fake_embedder import FakeEmbedder as FakeEmbedder  # its home; named here too, as records made before it moved say
+from .fake_embedder import FakeEmbedderOptions as FakeEmbedderOptions
+from .fake_embedder import digest, hashed_bow, words
 
 
 # -- generator ---------------------------------------------------------------------------------
@@ -96,7 +73,7 @@ class FakeGenerator(Generator[FakeGeneratorOptions]):
             time.sleep(self.options.delay)
         self.calls.append({"prompt": prompt, "references": list(references), "seed": seed})
         s = self.options.size
-        r, g, b = _digest(prompt, seed)[:3]
+        r, g, b = digest(prompt, seed)[:3]
         if references and self.options.references == "colour":
             means = [np.asarray(ref.open().convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
                      for ref in references]
@@ -218,41 +195,7 @@ class ScriptedCritic(VLMCritic[ScriptedCriticOptions]):
         return VLMAnswer(text=str(reply), usage={"calls": 1})
 
 
-# -- embedder, retriever, reranker -------------------------------------------------------------
-class FakeEmbedderOptions(Options):
-    dim: int = Field(64, ge=8, description="Vector width")
-
-
-class FakeEmbedder(Embedder[FakeEmbedderOptions]):
-    """Texts: hashed bag of words. Images: the caption stored in a PNG text chunk, else colour."""
-
-    name = "fake"
-
-    @property
-    def identity(self) -> str:
-        return f"fake-bow/dim={self.options.dim}"
-
-    @property
-    def dim(self) -> int:
-        return self.options.dim
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return hashed_bow(list(texts), self.options.dim)
-
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        rows = []
-        for img in images:
-            caption = img.info.get("caption") or img.info.get("imagerag:prompt")
-            if caption:
-                rows.append(hashed_bow([caption], self.options.dim)[0])
-            else:
-                small = np.asarray(img.convert("RGB").resize((4, 4)), dtype=np.float32).ravel()
-                vec = np.zeros(self.options.dim, dtype=np.float32)
-                vec[: min(self.options.dim, small.size)] = small[: self.options.dim] + 1.0
-                rows.append(vec)
-        return normalize_rows(np.stack(rows)) if rows else np.zeros((0, self.dim), np.float32)
-
-
+# -- retriever, reranker ----------------------------------------------------------------------
 FAKE_CAPTIONS = (
     "a photo of a sheep standing in a green field",
     "a red sports car parked on a street",
@@ -277,7 +220,7 @@ def fake_corpus(root: str | Path, captions: Sequence[str] = FAKE_CAPTIONS) -> Pa
         path = root / f"{i:03d}-{'-'.join(words(caption))[:40]}.png"
         if path.exists():
             continue
-        r, g, b = _digest(caption)[:3]
+        r, g, b = digest(caption)[:3]
         img = Image.new("RGB", (48, 48), (r, g, b))
         ImageDraw.Draw(img).ellipse([8, 8, 40, 40], fill=(255 - r, g, 255 - b))
         info = PngImagePlugin.PngInfo()

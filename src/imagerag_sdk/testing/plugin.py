@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 
 from ..hookspecs import hookimpl
-from . import colour, fakes
+from . import colour, fake_embedder, fakes
 
 
 @hookimpl
@@ -27,7 +27,7 @@ def register_critics(register):
 
 @hookimpl
 def register_embedders(register):
-    register(fakes.FakeEmbedder)
+    register(fake_embedder.FakeEmbedder)
 
 
 @hookimpl

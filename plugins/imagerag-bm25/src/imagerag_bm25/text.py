@@ -238,7 +238,7 @@ class BM25Index:
         corpus root are left out. ``save``: keep the built index in the corpus folder
         (``bm25/``) and load it in later processes while the captions stay the same."""
         from imagerag_sdk.errors import CorpusError
-        from imagerag_sdk.index.scan import RootGuard
+        from imagerag_sdk.index.confine import RootGuard
         from imagerag_sdk.index.store import CorpusStore
 
         with CorpusStore.open(corpus, index_dir, write=False) as store:

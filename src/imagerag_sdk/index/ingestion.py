@@ -29,10 +29,11 @@ from ..roles import Embedder, normalize_rows
 from ..specs import ComponentSpec
 from .backends import EXACT_BELOW
 from .changes import compare, items_state, note_unchanged, unchanged_since, walk_digest
+from .confine import root_identity
 from .graph_sync import sync_hnsw
 from .items import Known, NewItem
 from .records import write_records
-from .scan import FileEntry, Problem, Stat, decode_image, read_and_hash, read_sidecars, root_identity, scan
+from .scan import FileEntry, Problem, Stat, decode_image, read_and_hash, read_sidecars, scan
 from .store import CorpusStore
 from .threads import ModelThreads
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ComponentNotFoundError
 from .redact import scrub
+from .resolutions import forget_plugin_sets
 from .roles import ROLES, Component
 
 ENTRY_POINT_GROUP = "imagerag"
@@ -372,6 +373,7 @@ def get_registry(*, refresh: bool = False) -> Registry:
     global _registry
     with _lock:
         if _registry is None or refresh:
+            forget_plugin_sets()
             pm, infos = get_plugin_manager()
             loaded_from = [[p.name, p.module, p.distribution, p.version] for p in infos]
             _registry = build_registry(pm, infos)
@@ -386,6 +388,7 @@ def set_registry(registry: Registry | None) -> None:
     with _lock:
         _registry = registry
         _component_instances.clear()
+        forget_plugin_sets()
 
 
 def _cached_instance(reg: Registration, options: dict[str, Any]) -> Component:

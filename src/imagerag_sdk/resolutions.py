@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from typing import Any
 
 from .roles import ROLES, Component
@@ -26,15 +27,28 @@ Record = dict[str, Any]
 """``{"plugins": <plugin set>, "components": {"<role>:<name>": {"class", "plugin", "distribution"}}}``"""
 
 
+_plugin_sets: dict[str | None, list[list[str | None]]] = {}
+
+
 def plugin_set() -> list[list[str | None]]:
     """What :func:`~imagerag_sdk.plugins.get_registry` would load its plugins from here, as
     ``[name, module, distribution, version]`` each: the built-ins, then every entry point
-    ``IMAGERAG_LOAD_PLUGINS`` lets load (about 15 ms: installed metadata only, nothing imported)."""
+    ``IMAGERAG_LOAD_PLUGINS`` lets load (about 15 ms: installed metadata only, nothing imported).
+    Read once per process for each value of ``IMAGERAG_LOAD_PLUGINS``, as the registry is built
+    once per process."""
     from .plugins import CORE_DISTRIBUTION, _core_version, allowed_entry_points
 
-    builtins = f"{__package__}.builtins"  # its name, not the module: that would import pluggy
-    return [["builtins", builtins, CORE_DISTRIBUTION, _core_version()],
-            *([ep.name, ep.value, dist, version] for ep, dist, version in allowed_entry_points())]
+    key = os.environ.get("IMAGERAG_LOAD_PLUGINS")
+    if key not in _plugin_sets:
+        builtins = f"{__package__}.builtins"  # its name, not the module: that would import pluggy
+        _plugin_sets[key] = [["builtins", builtins, CORE_DISTRIBUTION, _core_version()],
+                             *([ep.name, ep.value, dist, version] for ep, dist, version in allowed_entry_points())]
+    return [list(entry) for entry in _plugin_sets[key]]
+
+
+def forget_plugin_sets() -> None:
+    """Read the plugin set again next time (the registry is rebuilt or replaced)."""
+    _plugin_sets.clear()
 
 
 def record(*keys: tuple[str, str]) -> Record | None:

@@ -148,3 +148,19 @@ def _forget(module: str) -> None:
 
     sys.modules.pop(module, None)
     importlib.invalidate_caches()
+
+
+def test_the_plugin_set_is_read_once_per_process_until_the_registry_is_replaced(monkeypatch):
+    """A search checks the set for its embedder and for its retriever: one read of the installed
+    metadata; another ``IMAGERAG_LOAD_PLUGINS`` or a registry rebuilt reads it again."""
+    real, reads = plugins.allowed_entry_points, []
+    monkeypatch.setattr(plugins, "allowed_entry_points", lambda: reads.append(1) or real())
+    plugins.set_registry(None)
+    first = plugin_set()
+    first[0][0] = "changed by the caller"
+    assert plugin_set()[0][0] == "builtins" and len(reads) == 1, "read once; each caller gets its own copy"
+    monkeypatch.setenv("IMAGERAG_LOAD_PLUGINS", "testing")
+    assert [p[0] for p in plugin_set()] == ["builtins", "testing"] and len(reads) == 2
+    plugins.set_registry(None)
+    plugin_set()
+    assert len(reads) == 3

@@ -15,8 +15,10 @@ its anchor measured in the same process:
 * open: ``CorpusIndex(...)`` / raw ``hnswlib.Index.load_index`` of the same file, each in a fresh
   process (the best of ``--repeats``); ``imagerag
   search`` (a fresh process) / a fresh process that loads the graph and runs one query (best and
-  median; with ``--cli-base OLD/src`` the same command on an older ``src`` too, interleaved, and
-  whether it printed the same);
+  median, and the CPU time of each process: the medians' ratio and the median of what the command
+  adds round by round; with ``--cli-base OLD/src`` the same command on an older ``src`` too,
+  interleaved, on a copy of the corpus that holds that code's own resolution record, and whether
+  it printed the same);
 * memory: peak RSS of a process serving ``--memory-queries`` queries through ``IndexRetriever`` /
   one doing the same with raw hnswlib;
 * incremental: an unchanged ``ingest`` re-run / the file walk alone; deleting 1 % (SQLite and the
@@ -272,7 +274,7 @@ print(time.perf_counter() - t0)
 
 
 def measure_open(index: Path, path: Path, d: int, q: np.ndarray, say, repeats: int,
-                 base_src: str | None = None) -> None:
+                 base_src: str | None = None, cli_repeats: int | None = None) -> None:
     """Each open in a fresh process (imports done before the clock starts), the two kinds
     alternating: in one process the second open reuses the heap the first one freed."""
     extra = os.pathsep.join(sys.path[:2])
@@ -292,30 +294,82 @@ def measure_open(index: Path, path: Path, d: int, q: np.ndarray, say, repeats: i
                f"dim={d}); g.load_index(sys.argv[1]); g.set_ef(100); "
                "print(g.knn_query(np.load(sys.argv[2]), k=10)[0][0][0])", str(path),
                str(index.parent / "query.npy")]
-    cli_cmd = [sys.executable, "-c", "from imagerag_sdk.cli import main; main()", "search", "item 1",
-               "--index-dir", str(index), "-k", "10", "--json"]
-    runs = [("raw_process", raw_cmd, env), ("imagerag_search", cli_cmd, env)]
+
+    def cli_cmd(index_dir: Path) -> list[str]:
+        return [sys.executable, "-c", "from imagerag_sdk.cli import main; main()", "search", "item 1",
+                "--index-dir", str(index_dir), "-k", "10", "--json"]
+
+    runs = [("raw_process", raw_cmd, env), ("imagerag_search", cli_cmd(index), env)]
     if base_src:  # the same command on an older src/, interleaved: before and after in one run
-        runs.append(("imagerag_search_base", cli_cmd, {**env, "PYTHONPATH": base_src}))
+        base_env = {**env, "PYTHONPATH": base_src}
+        runs.append(("imagerag_search_base", cli_cmd(base_twin(index, base_env)), base_env))
     t: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in runs}
     outs: dict[str, set[bytes]] = {name: set() for name, _, _ in runs[1:]}
-    for _ in range(repeats):
+    for _ in range(cli_repeats or repeats):
         for name, cmd, run_env in runs:
-            t0 = time.perf_counter()
+            before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
             out = subprocess.run(cmd, check=True, env=run_env, capture_output=True).stdout
             t[name].append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if name in outs:
                 outs[name].add(out)
     for name, times in t.items():
         say(f"cli_s_{name}", min(times))
         say(f"cli_s_{name}_median", float(np.median(times)))
+        say(f"cli_cpu_s_{name}_median", float(np.median(cpu[name])))
     for name in t:
         if name != "raw_process":
-            say(f"cli_ratio{name[len('imagerag_search'):]}", min(t[name]) / min(t["raw_process"]), "{:.2f}x")
-            say(f"cli_ratio{name[len('imagerag_search'):]}_median",
-                float(np.median(t[name]) / np.median(t["raw_process"])), "{:.2f}x")
+            tail = name[len("imagerag_search"):]
+            say(f"cli_ratio{tail}", min(t[name]) / min(t["raw_process"]), "{:.2f}x")
+            say(f"cli_ratio{tail}_median", float(np.median(t[name]) / np.median(t["raw_process"])), "{:.2f}x")
+            say(f"cli_cpu_ratio{tail}_median", float(np.median(cpu[name]) / np.median(cpu["raw_process"])),
+                "{:.2f}x")
+            # what the command adds to load + query, round by round (the graph's read varies more
+            # between rounds than between the commands of one round)
+            say(f"cli_cpu_s_added{tail}_median",
+                float(np.median(np.subtract(cpu[name], cpu["raw_process"]))))
     if base_src:
         say("cli_same_output_as_base", outs["imagerag_search"] == outs["imagerag_search_base"], "{}")
+
+
+BASE_RECORD_CHILD = """
+import sys
+from imagerag_sdk.index.store import CorpusStore
+try:
+    from imagerag_sdk.plugins import get_registry
+    from imagerag_sdk.resolutions import record
+except ImportError:  # code from before the record: every search builds the registry
+    sys.exit(0)
+store = CorpusStore.open(index_dir=sys.argv[1], write=True)
+try:
+    get_registry()
+    store.note_resolved(record(("embedder", sys.argv[2]), ("retriever", "index")))
+finally:
+    store.close()
+"""
+
+
+def base_twin(index: Path, base_env: dict[str, str]) -> Path:
+    """A copy of the corpus for the older code, with the resolution record that code writes (it
+    names that code's classes: the newer record may name a module the older code lacks, which
+    would send its search to the full registry). The big files are hard links, the SQLite files
+    copies; the corpus root is shared."""
+    twin = index.parent / "index-base"
+    shutil.rmtree(twin, ignore_errors=True)
+    twin.mkdir()
+    for f in index.iterdir():
+        if f.is_file():
+            if ".sqlite" in f.name:
+                shutil.copy2(f, twin / f.name)
+            else:
+                try:
+                    os.link(f, twin / f.name)
+                except OSError:  # another file system
+                    shutil.copy2(f, twin / f.name)
+    subprocess.run([sys.executable, "-c", BASE_RECORD_CHILD, str(twin), SPEC["use"]], check=True, env=base_env)
+    return twin
 
 
 MEMORY_CHILD = """
@@ -558,7 +612,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3, help="opens timed (the best is kept)")
-    ap.add_argument("--cli-base", help="also time `imagerag search` on this older src/ folder, interleaved")
+    ap.add_argument("--cli-base", help="also time `imagerag search` on this older src/ folder, interleaved "
+                    "(on a copy of the corpus with that code's resolution record: index-base/)")
+    ap.add_argument("--cli-repeats", type=int, help="rounds of the `imagerag search` timing (default: --repeats)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["search", "open", "memory", "incremental", "recent"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--add", type=int, help="vectors the incremental part adds (default and at most 1 %%)")
@@ -581,7 +637,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if "search" not in args.skip:
         measure_search(index, path, args.d, q, args.k, say)
     if "open" not in args.skip:
-        measure_open(index, path, args.d, q, say, args.repeats, args.cli_base)
+        measure_open(index, path, args.d, q, say, args.repeats, args.cli_base, args.cli_repeats)
     if "memory" not in args.skip:
         measure_memory(index, path, q, say)
     if ("incremental" not in args.skip and not args.rerun_only) or "recent" not in args.skip:

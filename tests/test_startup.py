@@ -111,6 +111,33 @@ def test_every_public_name_imports_from_the_package():
         imagerag_sdk.Generatr  # noqa: B018
 
 
+@pytest.mark.parametrize("package, submodules", [
+    ("imagerag_sdk.index", ["backends", "corpus", "ingestion", "retriever", "store"]),
+    ("imagerag_sdk.testing", ["fakes"]),
+])
+def test_a_subpackage_imports_its_names_on_first_use(package, submodules):
+    """``import imagerag_sdk.index`` imports none of its modules (a search then imports only the
+    reader's); each public name is still there, in ``dir()``, and is the object its module defines."""
+    out = python(f"""
+        import importlib, sys
+        pkg = importlib.import_module({package!r})
+        early = [m for m in {submodules!r} if f"{package}.{{m}}" in sys.modules]
+        for name in pkg.__all__:
+            value = getattr(pkg, name)
+            assert name in dir(pkg), name
+            assert any(getattr(sys.modules.get(f"{package}.{{m}}"), name, None) is value for m in {submodules!r}), name
+        try:
+            pkg.not_a_name
+        except AttributeError as exc:
+            assert "has no attribute 'not_a_name'" in str(exc)
+        else:
+            raise AssertionError("no AttributeError")
+        print(early)
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", "no submodule imported with the package"
+
+
 @pytest.mark.parametrize("flag", ["--help", "--version"])
 def test_help_and_version_import_no_plugin_and_nothing_heavy(plugin_site, tmp_path, flag):
     plugin_site("imagerag-marked", "marked", "imagerag_marked_cli", MARKED_PLUGIN)

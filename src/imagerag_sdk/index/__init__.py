@@ -10,7 +10,9 @@ modules).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 if TYPE_CHECKING:
     from .backends import EXACT_BELOW, ExactBackend, HnswBackend
@@ -37,16 +39,7 @@ _HOMES = {"EXACT_BELOW": "backends", "ExactBackend": "backends", "HnswBackend": 
           "CorpusIndex": "corpus", "IngestReport": "ingestion", "StrictIngestError": "ingestion", "ingest": "ingestion",
           "IndexRetriever": "retriever", "IndexRetrieverOptions": "retriever",
           "CorpusStore": "store", "corpus_dir": "store"}
+"""Each public name and the submodule that defines it: a search imports the reader's modules, not
+the writer's (ingestion, the folder walk, PIL)."""
 
-
-def __getattr__(name: str) -> Any:
-    """The names above, each imported from its module on first use: a search imports the reader's
-    modules, not the writer's (ingest, the folder walk, PIL)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOMES)

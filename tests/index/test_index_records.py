@@ -5,6 +5,7 @@ metadata); every change to an item makes readers fall back until the writer rewr
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -312,3 +313,16 @@ def test_kill_9_between_the_commit_and_the_record_file(corpus, monkeypatch, tmp_
     reads = _Reads(monkeypatch)
     assert _answers(index_dir, queries) == got
     assert reads.sqlite == [], "the next run wrote the file"
+
+
+def test_an_open_record_file_is_closed_when_its_reader_goes(corpus):
+    """The descriptor and the map a reader keeps are released with it (no descriptor left per
+    reopened index in a long-lived server)."""
+    records = ItemRecords.open(corpus[1], _token(corpus[1]))
+    assert records is not None and len(records.get([0]) or {}) == 1
+    fd = records._fd
+    os.fstat(fd)  # open
+    del records
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)

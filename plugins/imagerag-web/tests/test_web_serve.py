@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -119,3 +120,44 @@ def test_serve_loads_once_and_answers_on_uvicorn(tmp_path, token, jobs):
         with pytest.raises(ProcessLookupError):
             os.kill(int(worker.group(1)), 0)
     assert ("a token is required" in text) == bool(token) and "tok-serve-test-1" not in text
+
+
+def test_ctrl_c_after_a_search_stops_the_server_with_nothing_on_the_console(tmp_path, corpus):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) on a server that answered a
+    search of a corpus index: exit status 0, no traceback and no "Exception ignored" (the index's
+    item records were once released during the interpreter's teardown, after ``os`` was gone)."""
+    profile = tmp_path / "indexed.yaml"
+    profile.write_text(f"""
+name: indexed
+generator: {{use: fake, size: 32}}
+critic: {{use: fake}}
+retriever: {{use: index, index_dir: "{corpus[1]}"}}
+""")
+    proc = subprocess.Popen(_imagerag("serve", "--profile", str(profile), "--port", "0", "--runs", str(tmp_path / "runs")),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(tmp_path),
+                            start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None  # stdout=PIPE
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        while not (found := re.search(r"running on http://127\.0\.0\.1:(\d+)", line := lines.get(timeout=WAIT))):
+            seen.append(line)
+        url = f"http://127.0.0.1:{found.group(1)}"
+        hits = httpx.post(url + "/api/search", json={"text": "a blue boat", "k": 2}).json()["hits"]
+        assert hits[0]["caption"] == "a blue boat on a lake"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT)
+    while not lines.empty():
+        seen.append(lines.get())
+    text = "".join(seen)
+    assert "Traceback" not in text and "Exception ignored" not in text, text

@@ -39,6 +39,7 @@ import mmap
 import os
 import secrets
 import struct
+import weakref
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -69,14 +70,22 @@ _TEXTS = (1, 3, 6, 7, 8, 9, 10)
 """Positions in a row (:data:`~imagerag_sdk.index.items.COLUMNS`) of the texts, in record order."""
 
 
+def _release(mapped: mmap.mmap, fd: int) -> None:
+    mapped.close()
+    os.close(fd)
+
+
 class ItemRecords:
     """An open record file of one token (the reader keeps it open: a writer replacing the file
     removes only the name). Build with :meth:`open`."""
 
     def __init__(self, path: Path, token: str, fd: int, mapped: mmap.mmap, n: int, crc: int) -> None:
         self.path, self.token = path, token
-        self._fd: int | None = fd
+        self._fd = fd
         self._map, self._n, self._data_at, self._crc = mapped, n, _HEAD.size + 8 * (n + 1), crc
+        # closed when this object goes, or at exit while the modules are still whole (a ``__del__``
+        # run during the interpreter's teardown can find ``os`` already gone)
+        self._release = weakref.finalize(self, _release, mapped, fd)
         self.broken = False
         """Set when a record failed its check: the caller reads SQLite from then on."""
 
@@ -135,13 +144,6 @@ class ItemRecords:
     def whole(self) -> bool:
         """Whether the crc of the offsets and the data matches the header's (reads them all)."""
         return zlib.crc32(self._map[_HEAD.size:]) == self._crc
-
-    def __del__(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            self._map.close()
-            os.close(fd)
-            self._fd = None
 
     def get(self, labels: Iterable[int]) -> dict[int, Item] | None:
         """The items holding ``labels`` (a label no item holds is absent), or ``None`` when a

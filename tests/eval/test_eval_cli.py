@@ -68,7 +68,8 @@ def test_a_stopped_eval_continues_without_redoing_finished_units(bench, tmp_path
     assert str(out) in stdout
 
 
-def test_eval_without_run_is_eval_run_and_prints_the_table(bench, tmp_path, colour_profile, capsys):
+def test_eval_without_run_is_eval_run_and_prints_the_table(bench, tmp_path, colour_profile, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the table's width, whatever terminal (or pytest worker) runs this
     profile = colour_profile(tmp_path, "colour")
     main(["eval", "run", str(bench), "--profile", str(profile), "--scorer", "colour", "--out",
           str(tmp_path / "a"), "--limit", "2", "--seeds", "0"])

@@ -281,6 +281,7 @@ def test_a_second_unchanged_rerun_reads_no_row(tmp_path, index_make_images, inde
 
     monkeypatch.setattr(CorpusStore, "file_stats", no_rows)
     monkeypatch.setattr(CorpusStore, "known", no_rows)
+    monkeypatch.setattr(ingest_mod, "note_unchanged", lambda *_a: no_rows())  # already recorded: no write
     report = ingest(root, index_dir=index_dir, embedder=index_embedder_factory())
     assert report.unchanged == report.scanned == report.total == 9
     assert _report_fields(report) == dict.fromkeys(_report_fields(report), 0)

@@ -228,7 +228,8 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
         fresh: list[Stat] = []
         existing: dict[str, Known] = {}
         gone: list[str] = []
-        if not unchanged_since(store, state, digest):  # else the rows this same walk matched: not read
+        recorded = unchanged_since(store, state, digest)
+        if not recorded:  # else the rows this same walk matched: not read
             fresh, existing, gone = compare(store, found.stats)
         gone_hashes = store.hash_labels(gone)  # their vectors stay readable for a renamed file
         if gone:
@@ -266,7 +267,7 @@ def ingest(root: str | os.PathLike, *, corpus: str | None = None, index_dir: str
             sync_hnsw(store, save=True, progress=graph_progress)
             report.backend = "hnsw"
         write_records(store)  # the items by label for searches, once they are all written
-        if not fresh and not gone:
+        if not fresh and not gone and not recorded:
             note_unchanged(store, state, digest)  # (if the items are still in that state)
         report.hnsw_m, report.hnsw_ef_construction = store.graph_params
         report.seconds = time.perf_counter() - t0

@@ -244,7 +244,7 @@ def test_light_model_runs_on_one_torch_thread(tmp_path, index_make_images, index
     assert report.embedded == 9
     probe, batches = emb.calls[:2], emb.calls[2:]
     assert probe == [(1, 1), (4, 1)], "the first batch's rows are probed on one thread"
-    assert batches == [(4, 1), (4, 1), (1, 1)], "every batch then runs on one torch thread"
+    assert batches == [(4, 1), (1, 1)], "the probe's rows are the first batch's; every batch then runs on one thread"
     assert index_two_torch_threads.get_num_threads() == 2, "torch's setting is restored"
     _assert_aligned("light", root)
 
@@ -255,9 +255,9 @@ def test_torch_threads_restored_when_the_run_fails(tmp_path, index_make_images, 
     emb = type("Stops", (_TorchModel,), {"decode_cpu": 0.02, "fail_on_call": 4})()
     with pytest.raises(CorpusError, match="the model stopped"):
         ingest(root, corpus="stops", embedder=emb, batch_size=4, workers=2)
-    assert emb.calls[2:] == [(4, 1), (4, 1)], "the second batch ran on one thread, then failed"
+    assert emb.calls[2:] == [(4, 1), (1, 1)], "the second batch ran on one thread, the last one failed"
     assert index_two_torch_threads.get_num_threads() == 2
-    assert len(CorpusIndex("stops")) == 4, "the batch committed before the failure is kept"
+    assert len(CorpusIndex("stops")) == 8, "the batches committed before the failure are kept"
 
 
 def test_embedders_without_torch_threads_are_not_probed(tmp_path, index_make_images, index_embedder_factory,

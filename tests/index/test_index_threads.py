@@ -143,19 +143,21 @@ def test_ingest_picks_the_faster_count(tmp_path, index_make_images, index_fake_c
 
     index_fake_clock.load = load
     root = tmp_path / "imgs"
-    index_make_images(root, 16)
+    index_make_images(root, 32)
     emb = type("Shared", (_Shared,), {"wall": wall})(index_fake_clock)
-    report = ingest(root, corpus="shared", embedder=emb, batch_size=4, workers=2)
-    assert report.embedded == 16
+    report = ingest(root, corpus="shared", embedder=emb, batch_size=8, workers=2)
+    assert report.embedded == 32
     assert emb.calls[:2] == [(1, 1), (4, 1)], "probed on one thread: the model is the bottleneck"
-    assert emb.calls[2:] == [(4, n) for n in batches]
+    first, *rest = batches
+    assert emb.calls[2:] == [(4, first)] + [(8, n) for n in rest], "the first batch keeps the probe's 4 rows"
     assert torch.get_num_threads() == 2, "torch's setting is restored"
     store = CorpusStore.open("shared")
     try:  # every row is its own file's vector, whatever count its batch ran on
         items = store.items()
-        assert len(items) == 16
+        assert len(items) == 32
         for rel, item in items.items():
             want = FakeEmbedder().embed_images([load_rgb(root / rel)])[0]
             np.testing.assert_allclose(store.get_vectors([item.label])[0], want, atol=1e-6)
     finally:
         store.close()
+

@@ -407,14 +407,19 @@ def _embed_isolating(model: Embedder, works: list[_Work], fast: bool, report: In
     """Embed a batch; if the model fails on it, retry one by one so only the culprits are dropped.
 
     ``threads``: the run's first batch probes the model there first (a failing probe is a failing
-    batch); every batch runs on the torch thread count it picks, timed for its choice."""
+    batch) and keeps the probe's rows; every batch runs on the torch thread count it picks, timed
+    for its choice."""
     payloads = [w.payload for w in works]
     try:
         if threads is None:
             return works, embed_batch(model, payloads, fast)
-        threads.probe(lambda some: embed_batch(model, list(some), fast), payloads,
-                      float(np.mean([w.cpu for w in works])))
-        return works, threads.run(lambda: embed_batch(model, payloads, fast), len(payloads))
+        head = threads.probe(lambda some: embed_batch(model, list(some), fast), payloads,
+                             float(np.mean([w.cpu for w in works])))
+        if head is not None and len(head) == len(payloads):
+            return works, head
+        done = 0 if head is None else len(head)
+        rest = threads.run(lambda: embed_batch(model, payloads[done:], fast), len(payloads) - done)
+        return works, rest if head is None else np.concatenate([head, rest])
     except ImageRAGError:
         raise
     except Exception as first:

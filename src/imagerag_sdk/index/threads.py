@@ -7,7 +7,8 @@ then torch's extra threads only get in the decoders' way (they spin-wait, and a 
 ops stalls whenever one of its threads is descheduled).
 
 So before the first batch the model is probed on one thread, on 1 and then up to 4 of that
-batch's rows (CPU time, which the machine's load does not inflate the way it does wall time).
+batch's rows (CPU time, which the machine's load does not inflate the way it does wall time); the
+batch keeps the rows of the second probe and embeds only the rest.
 When one thread keeps up with the decoders (:func:`one_thread_keeps_up`), the run's model calls
 use one torch thread: more threads could only take CPU from the decoders.
 
@@ -156,25 +157,30 @@ class ModelThreads:
         self.choice: ThreadChoice | None = None
         """Set when the probe finds the model the bottleneck: the per-batch choice."""
 
-    def probe(self, embed: Callable[[Sequence[Any]], Any], payloads: Sequence[Any],
-              decode_cpu: float) -> None:
+    def probe(self, embed: Callable[[Sequence[Any]], T], payloads: Sequence[Any],
+              decode_cpu: float) -> T | None:
         """Decide once, from the first batch's ``payloads`` (``embed`` runs the model on some of
-        them; its rows are discarded). An exception propagates as the batch's own would."""
+        them). Returns the rows of the larger probe, the embedding of ``payloads[:n]`` for the
+        batch to keep (None when nothing was probed); the one-row probe's row is discarded. An
+        exception propagates as the batch's own would."""
         if self.probed or len(payloads) < 2 or self.before is None:
-            return
+            return None
         self.probed = True
         rows = min(PROBE_ROWS, len(payloads))
         devices.set_torch_threads(1)
         try:
-            self.probe_seconds = (_cpu(embed, payloads[:1]), _cpu(embed, payloads[:rows]))
-            light = one_thread_keeps_up(*self.probe_seconds, rows, decode_cpu, self.batch_size, self.before)
+            one_row, _ = _cpu(embed, payloads[:1])
+            some_rows, head = _cpu(embed, payloads[:rows])
+            self.probe_seconds = (one_row, some_rows)
+            light = one_thread_keeps_up(one_row, some_rows, rows, decode_cpu, self.batch_size, self.before)
             self.threads = 1 if light else self.before
             if not light:
-                batch = one_thread_batch_cpu(*self.probe_seconds, rows, self.batch_size)
+                batch = one_thread_batch_cpu(one_row, some_rows, rows, self.batch_size)
                 start = 1 if cores_taken(load_average(), os.cpu_count() or 1) else self.before
                 self.choice = ThreadChoice(self.before, batch / self.batch_size, start=start)
         finally:
             devices.set_torch_threads(self.threads if self.threads is not None else self.before)
+        return head
 
     def run(self, call: Callable[[], T], rows: int) -> T:
         """One batch of ``rows``: on the count :attr:`choice` picks, timed for it (batches under
@@ -198,7 +204,7 @@ class ModelThreads:
             devices.set_torch_threads(self.before)
 
 
-def _cpu(embed: Callable[[Sequence[Any]], Any], payloads: Sequence[Any]) -> float:
+def _cpu(embed: Callable[[Sequence[Any]], T], payloads: Sequence[Any]) -> tuple[float, T]:
     t0 = cpu_clock()
-    embed(payloads)
-    return cpu_clock() - t0
+    out = embed(payloads)
+    return cpu_clock() - t0, out

@@ -111,17 +111,19 @@ def pipeline(emb: Any, folder: Path, index_dir: Path, batch_size: int, policy: s
     or ``fixed`` (torch's setting throughout: the embedder's ``uses_torch_threads`` turned off)."""
     import torch
 
+    cls = type(emb)
+    declared = cls.__dict__["uses_torch_threads"]
     if policy == "fixed1":
         torch.set_num_threads(1)
     elif policy == "fixed":
-        emb.uses_torch_threads = False
+        cls.uses_torch_threads = False
     try:
         t0 = time.perf_counter()
         report = ingest(folder, index_dir=index_dir, embedder=emb, batch_size=batch_size)
         seconds = time.perf_counter() - t0
     finally:
         torch.set_num_threads(default)
-        vars(emb).pop("uses_torch_threads", None)
+        cls.uses_torch_threads = declared
     assert report.embedded == len(list(folder.glob("*.jpg"))), report.summary()
     return seconds
 

@@ -54,6 +54,16 @@ def test_clip_preprocess_then_embed_equals_embed_images(clip_fp32, clip_images):
         clip_fp32.embed_preprocessed(pre[:, :, :16])
 
 
+def test_clip_tells_the_indexer_whether_it_computes_on_torch_cpu_threads(clip_tiny, clip_fp32):
+    from imagerag_clip import ClipEmbedder
+
+    assert clip_fp32.uses_torch_threads, "on the CPU: the indexer picks its torch threads"
+    assert not ClipEmbedder(clip_tiny, device="cpu").uses_torch_threads, "not known before load"
+    on_gpu = ClipEmbedder(clip_tiny, device="cpu").load()
+    on_gpu.device = "cuda:0"  # what load() sets on a CUDA machine
+    assert not on_gpu.uses_torch_threads, "a CUDA model is not probed on one CPU thread"
+
+
 def test_clip_bf16_close_to_fp32_and_same_identity(clip_tiny, clip_fp32, clip_images):
     from imagerag_clip import ClipEmbedder
 

@@ -69,7 +69,6 @@ class ClipEmbedder(Embedder[ClipEmbedderOptions]):
     name = "clip"
     description = "CLIP text/image embeddings via open_clip (default ViT-B-32, OpenAI weights, as the paper)"
     supports_fast_path = True  # preprocess() in worker threads, embed_preprocessed() on the model
-    uses_torch_threads = True  # the indexer may run a light model on one torch thread
     file_preprocess: ClassVar[dict[str, Any]] = {}
     """Preprocessing defaults when the weights are a bare file (no tag or config says otherwise)."""
 
@@ -192,6 +191,12 @@ class ClipEmbedder(Embedder[ClipEmbedderOptions]):
         self.load()
         assert self._spec is not None
         return self._spec
+
+    @property
+    def uses_torch_threads(self) -> bool:  # type: ignore[override]
+        """On the CPU (known once loaded): the indexer may then run a light model on one torch
+        thread. A CUDA model computes on the GPU, so its thread count is left alone."""
+        return self.device == "cpu"
 
     # -- embedding -----------------------------------------------------------------------------
     def preprocess(self, img: Image.Image) -> np.ndarray:

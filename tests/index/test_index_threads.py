@@ -160,4 +160,3 @@ def test_ingest_picks_the_faster_count(tmp_path, index_make_images, index_fake_c
             np.testing.assert_allclose(store.get_vectors([item.label])[0], want, atol=1e-6)
     finally:
         store.close()
-

@@ -221,7 +221,8 @@ class Embedder(Component[O]):
     """Whether the model computes with torch's intra-op CPU threads: the corpus indexer then picks
     how many its batches get (one, when that keeps up with its decode threads, else the count its
     batches measure faster; see :mod:`imagerag_sdk.index.threads`) and restores torch's setting
-    afterwards."""
+    afterwards. Read after :meth:`load`, so it may be a property of the loaded device (the CLIP
+    plugin's is true on the CPU only)."""
 
     @property
     @abstractmethod

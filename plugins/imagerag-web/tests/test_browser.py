@@ -49,6 +49,7 @@ if BROWSER is None and not os.environ.get("IMAGERAG_REQUIRE_BROWSER"):
 
 # imported after the skip: selenium comes with the test tools (requirements/test.txt)
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -191,9 +192,26 @@ def loaded(img: WebElement) -> bool:
     return bool(img.parent.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img))
 
 
-def images_loaded(css: str) -> Callable[[Any], bool]:
-    """A wait condition: every image matching ``css`` is loaded."""
-    return lambda drv: all(loaded(i) for i in drv.find_elements(By.CSS_SELECTOR, css))
+def wait_loaded(driver: WebDriver, images: str | Sequence[WebElement], what: str) -> None:
+    """Wait until every image (matching a CSS selector, or the elements given) is loaded, then scroll
+    back to the top. An image not loaded yet is scrolled into view first, as a reader scrolls to it:
+    the pages' ``loading="lazy"`` images load only within about 1,250 px of the viewport, and the
+    images above them may load first and push them out of reach."""
+    pending: list[str] = []
+
+    def condition(drv: WebDriver) -> bool:
+        found = drv.find_elements(By.CSS_SELECTOR, images) if isinstance(images, str) else images
+        waiting = [i for i in found if not loaded(i)]
+        pending[:] = [i.get_attribute("src") or "" for i in waiting]
+        if waiting:
+            drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", waiting[0])
+        return not waiting
+
+    try:
+        wait(driver, condition, what)
+    except TimeoutException as exc:
+        raise AssertionError(f"waited {WAIT} s for {what}; not loaded: {pending}") from exc
+    driver.execute_script("window.scrollTo(0, 0)")
 
 
 def job_done(base: str, job_id: str) -> Callable[[Any], bool]:
@@ -240,7 +258,7 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
     first = cards[0].find_element(By.CSS_SELECTOR, ".caption").text
     assert "red sports car" in first
     assert "score" in cards[0].find_element(By.CSS_SELECTOR, ".score").text
-    wait(d, lambda drv: all(loaded(i) for i in drv.find_elements(By.CSS_SELECTOR, "#hits img")), "thumbnails")
+    wait_loaded(d, "#hits img", "thumbnails")
     no_error(d)
     screenshot(d, "search")
 
@@ -295,12 +313,12 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
     assert any("generate" in s.text for s in stages), [s.text for s in stages]
     assert d.find_element(By.CSS_SELECTOR, "#progress li.end").text.startswith("done")
     final = result.find_element(By.CSS_SELECTOR, ".shot.final img")
-    wait(d, lambda drv: loaded(final), "the final image to load")
+    wait_loaded(d, [final], "the final image to load")
     refs = result.find_elements(By.CSS_SELECTOR, ".shot.ref img")
     assert len(refs) == 2
     shown = [f.text for f in result.find_elements(By.CSS_SELECTOR, ".shot.ref figcaption")]
     assert [c in t for c, t in zip(captions, shown, strict=True)] == [True, True], (captions, shown)
-    wait(d, lambda drv: all(loaded(r) for r in refs), "the reference images")
+    wait_loaded(d, refs, "the reference images")
     no_error(d)
     screenshot(d, "generate")
 
@@ -323,7 +341,7 @@ def test_search_pick_two_generate_and_open_the_report(server: str, browser: WebD
     wait(d, lambda drv: drv.title.startswith("imagerag run: a poster of a sheep"), "report.html")
     imgs = d.find_elements(By.TAG_NAME, "img")
     assert imgs
-    wait(d, lambda drv: all(loaded(i) for i in imgs), "the report's images")
+    wait_loaded(d, imgs, "the report's images")
     d.close()
     d.switch_to.window(d.window_handles[0])
 
@@ -343,7 +361,7 @@ def test_auto_runs_the_loop_and_shows_the_trace(server: str, browser: WebDriver)
     # query is shown with the reason it was not used here)
     per_query = [len(q.find_elements(By.CSS_SELECTOR, ".cand.used")) for q in trace.find_elements(By.CSS_SELECTOR, ".query")]
     assert per_query and max(per_query) == 1, per_query
-    wait(d, images_loaded("#trace .shot img, #trace .cand img"), "the trace's images")
+    wait_loaded(d, "#trace .shot img, #trace .cand img", "the trace's images")
     assert trace.find_element(By.CSS_SELECTOR, ".shot.final img")
     assert (trace.find_element(By.CSS_SELECTOR, "a.report-link").get_attribute("href") or "").endswith("/report.html")
     no_error(d)
@@ -362,7 +380,7 @@ def test_runs_page_and_compare_two_runs(server: str, browser: WebDriver) -> None
         [r["id"] for r in runs]  # in the API's order: newest first
     first, second = runs[0]["prompt"], runs[1]["prompt"]
     assert first in cards[0].text and second in cards[1].text
-    wait(d, lambda drv: all(loaded(i) for i in drv.find_elements(By.CSS_SELECTOR, "#runs img")), "run thumbnails")
+    wait_loaded(d, "#runs img", "run thumbnails")
     button = d.find_element(By.ID, "compare-btn")
     assert not button.is_enabled()
     for card in cards[:2]:
@@ -376,7 +394,7 @@ def test_runs_page_and_compare_two_runs(server: str, browser: WebDriver) -> None
          and drv.find_elements(By.CSS_SELECTOR, "#side-b .shot.final img"), "both runs side by side")
     assert d.find_element(By.CSS_SELECTOR, "#side-a h2").text == first
     assert d.find_element(By.CSS_SELECTOR, "#side-b h2").text == second
-    wait(d, images_loaded(".shot img"), "the compared images")
+    wait_loaded(d, ".shot img", "the compared images")
     no_error(d)
     screenshot(d, "compare")
 
